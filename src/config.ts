@@ -1,0 +1,213 @@
+// Every environment variable the server reads, parsed and validated once.
+// A bad value throws ConfigError naming the variable, so start-up stops with a clear message.
+
+export interface IceServerConfig {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  authToken?: string;
+  roomTokens: Map<string, string>;
+  jwtSecret?: string;
+  adminToken?: string;
+  rateLimitRps: number;
+  rateLimitBurst: number;
+  maxSubsPerRoom: number;
+  allowedOrigin: string;
+  /** Servers given to clients (bootstrap, Link headers) and, when set, used by the server's own ICE. */
+  iceServers: IceServerConfig[];
+  recordEnabled: boolean;
+  recordDir: string;
+  trustProxy: boolean;
+  /** Local addresses gathered in addition to the interfaces' own (loopback is excluded otherwise). */
+  iceAdditionalHosts: string[];
+  /** When non-empty, only candidates on these local addresses are advertised and paired. */
+  iceHosts: string[];
+  /** Public addresses of a 1:1 NAT in front of the server: each host candidate is also advertised with them. */
+  icePublicIps: string[];
+  /** Inclusive UDP port range for the server's ICE sockets; undefined = ephemeral ports. */
+  icePortRange?: [number, number];
+  iceTcp: boolean;
+  /** Whether the server's own ICE agent uses iceServers (STUN/TURN). Off by default: host candidates only. */
+  iceGatherServers: boolean;
+  /** Seconds without any packet from a peer after which its session is ended. */
+  peerTimeoutSeconds: number;
+  logLevel: string;
+  webDir: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  return t === "" ? undefined : t;
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const v = str(env, name);
+  if (v === undefined) return def;
+  if (!/^\d+$/.test(v)) throw new ConfigError(name, `expected a whole number, got "${v}"`);
+  const n = Number(v);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function num(env: Env, name: string, def: number, min: number, max: number): number {
+  const v = str(env, name);
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new ConfigError(name, `expected a number, got "${v}"`);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const v = str(env, name);
+  if (v === undefined) return def;
+  const l = v.toLowerCase();
+  if (["1", "true", "yes", "on"].includes(l)) return true;
+  if (["0", "false", "no", "off"].includes(l)) return false;
+  throw new ConfigError(name, `expected true or false, got "${v}"`);
+}
+
+export const ROOM_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function parseRoomTokens(env: Env): Map<string, string> {
+  const out = new Map<string, string>();
+  const v = str(env, "ROOM_TOKENS");
+  if (v === undefined) return out;
+  for (const part of v.split(",")) {
+    const entry = part.trim();
+    if (entry === "") continue;
+    const i = entry.indexOf(":");
+    if (i <= 0 || i === entry.length - 1) {
+      throw new ConfigError("ROOM_TOKENS", `expected room:token pairs separated by commas, got "${entry.slice(0, 80)}"`);
+    }
+    const room = entry.slice(0, i).trim();
+    const token = entry.slice(i + 1).trim();
+    if (!ROOM_NAME_RE.test(room)) throw new ConfigError("ROOM_TOKENS", `invalid room name "${room.slice(0, 80)}"`);
+    if (token === "") throw new ConfigError("ROOM_TOKENS", `empty token for room "${room}"`);
+    out.set(room, token);
+  }
+  return out;
+}
+
+const ICE_URL_RE = /^(stun|stuns|turn|turns):[^\s]+$/;
+
+function checkIceUrl(url: string): string {
+  if (!ICE_URL_RE.test(url)) throw new ConfigError("ICE_SERVERS", `not a stun:/turn: URL: "${url.slice(0, 120)}"`);
+  return url;
+}
+
+function parseIceServers(env: Env): IceServerConfig[] {
+  const v = str(env, "ICE_SERVERS");
+  if (v === undefined) return [];
+  if (v.startsWith("[")) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new ConfigError("ICE_SERVERS", "is not valid JSON");
+    }
+    if (!Array.isArray(parsed)) throw new ConfigError("ICE_SERVERS", "JSON must be an array");
+    return parsed.map((entry: unknown, i): IceServerConfig => {
+      if (typeof entry !== "object" || entry === null) throw new ConfigError("ICE_SERVERS", `entry ${i} is not an object`);
+      const e = entry as Record<string, unknown>;
+      const urlsRaw = e.urls;
+      const urls = typeof urlsRaw === "string" ? [urlsRaw] : Array.isArray(urlsRaw) ? urlsRaw : undefined;
+      if (!urls || urls.length === 0 || !urls.every((u): u is string => typeof u === "string")) {
+        throw new ConfigError("ICE_SERVERS", `entry ${i} needs "urls" (a string or an array of strings)`);
+      }
+      urls.forEach(checkIceUrl);
+      const server: IceServerConfig = { urls };
+      if (e.username !== undefined) {
+        if (typeof e.username !== "string") throw new ConfigError("ICE_SERVERS", `entry ${i}: username must be a string`);
+        server.username = e.username;
+      }
+      if (e.credential !== undefined) {
+        if (typeof e.credential !== "string") throw new ConfigError("ICE_SERVERS", `entry ${i}: credential must be a string`);
+        server.credential = e.credential;
+      }
+      return server;
+    });
+  }
+  return v
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map((u) => ({ urls: [checkIceUrl(u)] }));
+}
+
+function parseHosts(env: Env, name: string): string[] {
+  const v = str(env, name);
+  if (v === undefined) return [];
+  const hosts = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const h of hosts) {
+    const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+    const ok = ipv4 ? ipv4.slice(1).every((o) => Number(o) <= 255) : /^[0-9a-fA-F:]+$/.test(h) && h.includes(":");
+    if (!ok) throw new ConfigError(name, `"${h.slice(0, 80)}" is not an IP address`);
+  }
+  return hosts;
+}
+
+function parsePortRange(env: Env): [number, number] | undefined {
+  const v = str(env, "ICE_PORT_RANGE");
+  if (v === undefined) return undefined;
+  const m = /^(\d+)\s*-\s*(\d+)$/.exec(v);
+  if (!m) throw new ConfigError("ICE_PORT_RANGE", `expected MIN-MAX, e.g. 40000-40199, got "${v}"`);
+  const lo = Number(m[1]);
+  const hi = Number(m[2]);
+  if (lo < 1024 || hi > 65535 || lo >= hi) {
+    throw new ConfigError("ICE_PORT_RANGE", `needs 1024 <= MIN < MAX <= 65535, got ${lo}-${hi}`);
+  }
+  return [lo, hi];
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const allowedOrigin = str(env, "ALLOWED_ORIGIN") ?? "*";
+  if (allowedOrigin !== "*" && !/^https?:\/\/[^\s/]+$/.test(allowedOrigin)) {
+    throw new ConfigError("ALLOWED_ORIGIN", `expected "*" or an origin like https://example.com, got "${allowedOrigin}"`);
+  }
+  const rateLimitRps = num(env, "RATE_LIMIT_RPS", 20, 0.01, 1_000_000);
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    host: str(env, "HOST") ?? "0.0.0.0",
+    authToken: str(env, "AUTH_TOKEN"),
+    roomTokens: parseRoomTokens(env),
+    jwtSecret: str(env, "JWT_SECRET"),
+    adminToken: str(env, "ADMIN_TOKEN"),
+    rateLimitRps,
+    rateLimitBurst: int(env, "RATE_LIMIT_BURST", Math.max(40, Math.ceil(rateLimitRps * 2)), 1, 1_000_000),
+    maxSubsPerRoom: int(env, "MAX_SUBS_PER_ROOM", 0, 0, 1_000_000),
+    allowedOrigin,
+    iceServers: parseIceServers(env),
+    recordEnabled: bool(env, "RECORD_ENABLED", false),
+    recordDir: str(env, "RECORD_DIR") ?? "./records",
+    trustProxy: bool(env, "TRUST_PROXY", false),
+    iceAdditionalHosts: parseHosts(env, "ICE_ADDITIONAL_HOSTS"),
+    iceHosts: parseHosts(env, "ICE_HOSTS"),
+    icePublicIps: parseHosts(env, "ICE_PUBLIC_IPS"),
+    icePortRange: parsePortRange(env),
+    iceTcp: bool(env, "ICE_TCP", false),
+    iceGatherServers: bool(env, "ICE_GATHER_SERVERS", false),
+    peerTimeoutSeconds: num(env, "PEER_TIMEOUT_SECONDS", 6, 1, 60),
+    logLevel: str(env, "LOG_LEVEL") ?? "info",
+    webDir: str(env, "WEB_DIR") ?? "web",
+  };
+}
