@@ -1,0 +1,105 @@
+import cors from "@fastify/cors";
+import fastifyStatic from "@fastify/static";
+import Fastify, { type FastifyInstance } from "fastify";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { Authorizer } from "./auth/auth.js";
+import type { Config } from "./config.js";
+import { registerErrorHandling } from "./http/errors.js";
+import { createRateLimit } from "./http/guard.js";
+import { registerRecordRoutes } from "./http/records.js";
+import { registerSessionRoutes } from "./http/sessions.js";
+import { registerStatusRoutes } from "./http/status.js";
+import { createMetrics } from "./metrics.js";
+import { createRecorderFactory } from "./recording/recorder.js";
+import { Rooms, type SfuLogger } from "./sfu/rooms.js";
+
+/** The SDP body limit of the spec (hard-coded): larger bodies get 413. */
+export const BODY_LIMIT = 1024 * 1024;
+
+const CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS";
+const CORS_HEADERS = "Content-Type, Authorization, X-Auth-Token, If-Match";
+const CORS_EXPOSE = "Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    rooms: Rooms;
+  }
+}
+
+/** The whole server as a fastify instance; `app.close()` ends every room and finalises recordings. */
+export async function buildApp(config: Config): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      // Tokens travel in headers and in ?token=; neither may reach the log.
+      redact: ["req.headers.authorization", "req.headers[\"x-auth-token\"]"],
+      serializers: {
+        req: (req: { method: string; url: string; ip?: string }) => ({
+          method: req.method,
+          url: req.url.replace(/([?&]token=)[^&]*/g, "$1[redacted]"),
+          ip: req.ip,
+        }),
+      },
+    },
+    bodyLimit: BODY_LIMIT,
+    trustProxy: config.trustProxy,
+    disableRequestLogging: false,
+  });
+
+  const log: SfuLogger = app.log;
+  const rooms = new Rooms({
+    ice: config,
+    liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
+    maxSubsPerRoom: config.maxSubsPerRoom,
+    consumers: config.recordEnabled ? [createRecorderFactory({ dir: config.recordDir, log })] : [],
+    log,
+  });
+  app.decorate("rooms", rooms);
+  const auth = new Authorizer(config);
+  const metrics = createMetrics(rooms);
+
+  await app.register(cors, {
+    origin: config.allowedOrigin === "*" ? "*" : config.allowedOrigin,
+    methods: CORS_METHODS.split(", "),
+    allowedHeaders: CORS_HEADERS.split(", "),
+    exposedHeaders: CORS_EXPOSE.split(", "),
+    strictPreflight: false,
+    optionsSuccessStatus: 204,
+  });
+  // The spec wants the methods and headers on every API response, not only on preflights.
+  app.addHook("onSend", async (request, reply, payload) => {
+    if (!reply.hasHeader("Access-Control-Allow-Methods")) reply.header("Access-Control-Allow-Methods", CORS_METHODS);
+    if (!reply.hasHeader("Access-Control-Allow-Headers")) reply.header("Access-Control-Allow-Headers", CORS_HEADERS);
+    if (request.method === "OPTIONS" && /^\/api\/wh(ip|ep)\/(publish|play)\//.test(request.url)) {
+      reply.header("Accept-Post", "application/sdp");
+    }
+    return payload;
+  });
+
+  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst);
+  app.addHook("onRequest", async (request, reply) => {
+    const url = request.url;
+    if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit(request, reply);
+  });
+
+  registerErrorHandling(app);
+  registerStatusRoutes(app, { config, rooms, auth, metrics });
+  registerSessionRoutes(app, { rooms, auth, iceServers: config.iceServers });
+
+  const webRoot = path.resolve(config.webDir);
+  await app.register(fastifyStatic, {
+    root: existsSync(webRoot) ? webRoot : path.resolve("."),
+    prefix: "/",
+    serve: existsSync(webRoot),
+    index: ["index.html"],
+    dotfiles: "deny",
+    list: false,
+  });
+  registerRecordRoutes(app, { auth, recordDir: config.recordDir });
+
+  app.addHook("onClose", async () => {
+    await rooms.close();
+  });
+  return app;
+}

@@ -1,0 +1,24 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
+import { SfuError } from "../sfu/errors.js";
+
+export function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply.code(status).type("application/json; charset=utf-8").send({ error: message });
+}
+
+/** Maps every failure to the spec's JSON error shape; details of a 500 go to the log only. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
+  app.setErrorHandler((err: FastifyError | SfuError | Error, request, reply) => {
+    if (err instanceof SfuError) return sendError(reply, err.status, err.message);
+    const code = (err as FastifyError).code;
+    const status = (err as FastifyError).statusCode;
+    if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendError(reply, 413, "request body too large");
+    if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return sendError(reply, 415, "unsupported media type");
+    if (code === "FST_ERR_CTP_EMPTY_JSON_BODY" || code === "FST_ERR_CTP_INVALID_JSON_BODY" || (err as { validation?: unknown }).validation) {
+      return sendError(reply, 400, "invalid request body");
+    }
+    if (status !== undefined && status >= 400 && status < 500) return sendError(reply, status, err.message);
+    request.log.error({ err }, "request failed");
+    return sendError(reply, 500, "internal server error");
+  });
+}

@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { extractToken, type Action, type Authorizer } from "../auth/auth.js";
+import { ROOM_NAME_RE } from "../config.js";
+import { sendError } from "./errors.js";
+
+export function tokenOf(request: FastifyRequest, allowQuery = false): string | undefined {
+  return extractToken(request.headers, request.query as Record<string, unknown> | undefined, allowQuery);
+}
+
+export function unauthorized(reply: FastifyReply): FastifyReply {
+  reply.header("WWW-Authenticate", 'Bearer realm="whip-whep"');
+  return sendError(reply, 401, "unauthorized");
+}
+
+/** Room name check then authorization; returns false after replying when the request must stop. */
+export function admitRoom(auth: Authorizer, request: FastifyRequest, reply: FastifyReply, room: string, action: Action): boolean {
+  if (!ROOM_NAME_RE.test(room)) {
+    sendError(reply, 400, "invalid room name");
+    return false;
+  }
+  if (!auth.allows(tokenOf(request), room, action)) {
+    unauthorized(reply);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Per-client-IP limit with rate-limiter-flexible: BURST requests per BURST/RPS seconds, i.e. a
+ * bucket of BURST refilled at RPS on average.
+ */
+export function createRateLimit(rps: number, burst: number): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const limiter = new RateLimiterMemory({ points: burst, duration: Math.max(1, Math.ceil(burst / rps)) });
+  return async (request, reply) => {
+    try {
+      await limiter.consume(request.ip);
+    } catch (res) {
+      if (res instanceof RateLimiterRes) {
+        reply.header("Retry-After", String(Math.max(1, Math.ceil(res.msBeforeNext / 1000))));
+        await sendError(reply, 429, "too many requests");
+        return;
+      }
+      throw res;
+    }
+  };
+}

@@ -1,0 +1,132 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Authorizer } from "../auth/auth.js";
+import type { IceServerConfig } from "../config.js";
+import type { Rooms, SessionKind } from "../sfu/rooms.js";
+import { sendError } from "./errors.js";
+import { admitRoom, tokenOf, unauthorized } from "./guard.js";
+
+export interface SessionRouteDeps {
+  rooms: Rooms;
+  auth: Authorizer;
+  iceServers: IceServerConfig[];
+}
+
+/** RFC 9725 §4.6: ICE servers as Link headers, TURN credentials included. */
+export function iceLinks(servers: IceServerConfig[]): string[] {
+  const links: string[] = [];
+  for (const s of servers) {
+    for (const url of s.urls) {
+      let link = `<${url}>; rel="ice-server"`;
+      if (s.username !== undefined) link += `; username="${s.username.replace(/"/g, "")}"`;
+      if (s.credential !== undefined) link += `; credential="${s.credential.replace(/"/g, "")}"; credential-type="password"`;
+      links.push(link);
+    }
+  }
+  return links;
+}
+
+function isSdp(request: FastifyRequest): boolean {
+  const type = request.headers["content-type"];
+  return typeof type === "string" && type.split(";")[0].trim().toLowerCase() === "application/sdp";
+}
+
+function iceUfrag(sdp: string): string {
+  return /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1] ?? "";
+}
+
+const ALLOWED = "POST, OPTIONS";
+const SESSION_ALLOWED = "DELETE, PATCH, OPTIONS";
+
+export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): void {
+  const { rooms, auth } = deps;
+  const links = iceLinks(deps.iceServers);
+
+  // WHIP/WHEP bodies are SDP; any other type is read (bounded by bodyLimit) so the route can
+  // answer 415 itself, after the room and auth checks, instead of fastify's generic error.
+  app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
+
+  const endpoint = (kind: SessionKind, path: string): void => {
+    const action = kind === "whip" ? "publish" : "subscribe";
+    app.post<{ Params: { room: string } }>(path, async (request, reply) => {
+      const { room } = request.params;
+      if (!admitRoom(auth, request, reply, room, action)) return reply;
+      if (!isSdp(request)) return sendError(reply, 415, "unsupported media type");
+      const body = typeof request.body === "string" ? request.body : "";
+      const { session, answer } = kind === "whip" ? await rooms.publish(room, body) : await rooms.subscribe(room, body);
+      reply.code(201);
+      reply.header("Content-Type", "application/sdp");
+      reply.header("Location", `/api/${kind}/session/${session.id}`);
+      reply.header("ETag", `"${iceUfrag(answer)}"`);
+      if (links.length > 0) reply.header("Link", links);
+      request.log.info({ room, session: session.id, kind }, "session created");
+      return reply.send(answer);
+    });
+    app.options(path, async (_request, reply) => {
+      reply.header("Accept-Post", "application/sdp");
+      if (links.length > 0) reply.header("Link", links);
+      return reply.code(204).send();
+    });
+    app.route({
+      method: ["GET", "PUT", "PATCH", "DELETE", "HEAD"],
+      url: path,
+      handler: async (_request, reply) => {
+        reply.header("Allow", ALLOWED);
+        return sendError(reply, 405, "method not allowed");
+      },
+    });
+
+    const sessionPath = `/api/${kind}/session/:id`;
+    const authorizeSession = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+      const entry = rooms.session(kind, request.params.id);
+      if (!entry) {
+        sendError(reply, 404, "session not found");
+        return undefined;
+      }
+      // The session id is the capability (RFC 9725 §4.3); a token, when auth is on, must still fit the room.
+      if (auth.enabled && !auth.allows(tokenOf(request), entry.room.name, action)) {
+        unauthorized(reply);
+        return undefined;
+      }
+      return entry;
+    };
+    app.delete<{ Params: { id: string } }>(sessionPath, async (request, reply) => {
+      const entry = authorizeSession(request, reply);
+      if (!entry) return reply;
+      await rooms.endSession(kind, request.params.id);
+      request.log.info({ room: entry.room.name, session: request.params.id, kind }, "session deleted");
+      return reply.code(200).send();
+    });
+    app.patch<{ Params: { id: string } }>(sessionPath, async (request, reply) => {
+      const entry = authorizeSession(request, reply);
+      if (!entry) return reply;
+      const type = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
+      if (type !== "application/trickle-ice-sdpfrag") return sendError(reply, 415, "unsupported media type");
+      const pc = entry.session.peer.pc;
+      const etag = `"${iceUfrag(pc.localDescription?.sdp ?? "")}"`;
+      const ifMatch = request.headers["if-match"];
+      if (ifMatch !== undefined && ifMatch !== "*" && ifMatch !== etag) return sendError(reply, 412, "precondition failed");
+      const frag = typeof request.body === "string" ? request.body : "";
+      const mid = /^a=mid:(\S+)/m.exec(frag)?.[1];
+      for (const line of frag.split(/\r?\n/)) {
+        if (!line.startsWith("a=candidate:")) continue;
+        await pc.addIceCandidate({ candidate: line.slice(2), sdpMid: mid ?? pc.getTransceivers()[0]?.mid ?? "0" }).catch(() => undefined);
+      }
+      return reply.code(204).send();
+    });
+    app.options(sessionPath, async (_request, reply) => {
+      reply.header("Accept-Patch", "application/trickle-ice-sdpfrag");
+      return reply.code(204).send();
+    });
+    app.route({
+      method: ["GET", "PUT", "POST", "HEAD"],
+      url: sessionPath,
+      handler: async (_request, reply) => {
+        reply.header("Allow", SESSION_ALLOWED);
+        return sendError(reply, 405, "method not allowed");
+      },
+    });
+  };
+
+  endpoint("whip", "/api/whip/publish/:room");
+  endpoint("whep", "/api/whep/play/:room");
+}

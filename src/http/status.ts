@@ -1,0 +1,43 @@
+import type { FastifyInstance } from "fastify";
+import type { Registry } from "prom-client";
+import type { Authorizer } from "../auth/auth.js";
+import type { Config } from "../config.js";
+import type { Rooms } from "../sfu/rooms.js";
+import { sendError } from "./errors.js";
+import { tokenOf, unauthorized } from "./guard.js";
+
+export interface StatusRouteDeps {
+  config: Config;
+  rooms: Rooms;
+  auth: Authorizer;
+  metrics: Registry;
+}
+
+export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps): void {
+  const { config, rooms, auth, metrics } = deps;
+
+  app.get("/healthz", async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok"));
+
+  app.get("/metrics", async (_request, reply) => {
+    const body = await metrics.metrics();
+    return reply.type(metrics.contentType).send(body);
+  });
+
+  app.get("/api/bootstrap", async () => ({
+    authEnabled: auth.enabled,
+    recordEnabled: config.recordEnabled,
+    iceServers: config.iceServers,
+    features: { rooms: true, records: true },
+  }));
+
+  app.get("/api/rooms", async () => rooms.list());
+
+  app.post<{ Params: { room: string } }>("/api/admin/rooms/:room/close", async (request, reply) => {
+    if (!auth.allowsAdmin(tokenOf(request))) return unauthorized(reply);
+    const { room } = request.params;
+    const closed = await rooms.closeRoom(room, "admin-close");
+    if (!closed) return sendError(reply, 404, "room not found");
+    request.log.info({ room }, "room closed by admin");
+    return { closed: room };
+  });
+}

@@ -1,0 +1,55 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { Rooms } from "./sfu/rooms.js";
+
+/** Extra series a component can report at scrape time (recording errors, bridges, ...). */
+export interface MetricsSource {
+  collect(registry: Registry): void;
+}
+
+/**
+ * The registry behind /metrics. Per-room series are rebuilt from the live rooms at every scrape,
+ * so a room that ended leaves no label behind, and the forwarding path only bumps plain numbers.
+ */
+export function createMetrics(rooms: Rooms): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: "live_rooms",
+    help: "Active rooms (rooms with a publisher)",
+    registers: [registry],
+    collect() {
+      this.set(rooms.list().length);
+    },
+  });
+  new Gauge({
+    name: "live_subscribers",
+    help: "Subscribers per room",
+    labelNames: ["room"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of rooms.all()) if (r.publisher) this.set({ room: r.name }, r.subscribers.size);
+    },
+  });
+  new Counter({
+    name: "live_rtp_bytes_total",
+    help: "RTP bytes received from the room's publisher",
+    labelNames: ["room"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of rooms.all()) if (r.publisher) this.inc({ room: r.name }, r.publisher.bytes);
+    },
+  });
+  new Counter({
+    name: "live_rtp_packets_total",
+    help: "RTP packets received from the room's publisher",
+    labelNames: ["room"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of rooms.all()) if (r.publisher) this.inc({ room: r.name }, r.publisher.packets);
+    },
+  });
+  return registry;
+}

@@ -1,0 +1,90 @@
+// The fast path: one publisher packet -> every sink of its track, synchronously.
+// No await, no logging, no per-subscriber copy of the packet here: a sink that needs to change
+// the packet for its own negotiation does so on its own reused state.
+
+import type { RtpPacket } from "werift";
+import { startsKeyframe } from "./keyframes.js";
+import type { CodecName, MediaKind } from "./sdp.js";
+
+/** Where a forwarded packet goes: a subscriber's sender, a recorder, an egress port. */
+export interface PacketSink {
+  /** Called synchronously for each packet; must not throw and must not keep `packet` past the call. */
+  write(packet: RtpPacket): void;
+}
+
+interface Output {
+  sink: PacketSink;
+  /** A video sink gets nothing until the first packet of a keyframe, so it never sees orphan deltas. */
+  waiting: boolean;
+}
+
+export class TrackFanout {
+  private outputs: Output[] = [];
+  packets = 0;
+  bytes = 0;
+  lastPacketAt = 0;
+
+  constructor(
+    readonly kind: MediaKind,
+    readonly codec: CodecName,
+    /** Asked when a sink starts waiting for a keyframe (a joining subscriber, a starting recorder). */
+    private readonly requestKeyframe: () => void,
+  ) {}
+
+  get sinkCount(): number {
+    return this.outputs.length;
+  }
+
+  add(sink: PacketSink, opts: { waitForKeyframe?: boolean } = {}): void {
+    const waiting = opts.waitForKeyframe ?? this.kind === "video";
+    this.outputs = [...this.outputs, { sink, waiting }];
+    if (waiting) this.requestKeyframe();
+  }
+
+  remove(sink: PacketSink): void {
+    this.outputs = this.outputs.filter((o) => o.sink !== sink);
+  }
+
+  /** Marks a sink as needing a fresh keyframe again (its decoder asked for one, or it lost state). */
+  resync(sink: PacketSink): void {
+    const out = this.outputs.find((o) => o.sink === sink);
+    if (out && this.kind === "video") out.waiting = true;
+    this.requestKeyframe();
+  }
+
+  forward(packet: RtpPacket): void {
+    const header = packet.header;
+    this.packets++;
+    this.bytes += header.payloadOffset + packet.payload.length + header.paddingSize;
+    this.lastPacketAt = performance.now();
+    // The publisher's header extensions use the publisher's ids; a subscriber's sender writes
+    // its own negotiated ones, so the originals must not travel on.
+    if (header.extension) {
+      header.extensions = [];
+      header.extension = false;
+    }
+    // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream;
+    // padding on media packets is dropped since werift's send path would not re-append it.
+    if (header.padding) {
+      header.padding = false;
+      header.paddingSize = 0;
+    }
+    if (packet.payload.length === 0) return;
+    // Outputs is replaced, never mutated, so adding or removing a sink mid-loop is safe.
+    const outputs = this.outputs;
+    let keyframe = -1;
+    for (let i = 0; i < outputs.length; i++) {
+      const out = outputs[i];
+      if (out.waiting) {
+        if (keyframe < 0) keyframe = startsKeyframe(this.codec, packet.payload) ? 1 : 0;
+        if (keyframe === 0) continue;
+        out.waiting = false;
+      }
+      out.sink.write(packet);
+    }
+  }
+
+  close(): void {
+    this.outputs = [];
+  }
+}

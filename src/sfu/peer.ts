@@ -1,0 +1,104 @@
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useAbsSendTime,
+  useSdesMid,
+  useTransportWideCC,
+  type PeerConfig,
+} from "werift";
+import type { Config } from "../config.js";
+import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
+
+/** The part of Config that shapes the server's own ICE agent. */
+export type IceSettings = Pick<
+  Config,
+  "iceServers" | "iceAdditionalHosts" | "iceHosts" | "icePublicIps" | "icePortRange" | "iceTcp" | "iceGatherServers"
+>;
+
+const VIDEO_FEEDBACK = [
+  { type: "nack" },
+  { type: "nack", parameter: "pli" },
+  { type: "ccm", parameter: "fir" },
+  { type: "goog-remb" },
+  { type: "transport-cc" },
+];
+
+/** werift codec parameters carrying exactly the offered codec (its payload type and fmtp). */
+export function toWeriftCodec(kind: MediaKind, c: SdpCodec): RTCRtpCodecParameters {
+  const name = c.name.toUpperCase() === "OPUS" ? "opus" : c.name.toUpperCase() === "AV1X" ? "AV1" : c.name.toUpperCase();
+  return new RTCRtpCodecParameters({
+    mimeType: `${kind}/${name}`,
+    clockRate: c.clockRate,
+    channels: kind === "audio" ? (c.channels ?? 2) : undefined,
+    payloadType: c.payloadType,
+    parameters: c.fmtp === "" ? undefined : c.fmtp,
+    rtcpFeedback: kind === "video" ? VIDEO_FEEDBACK : [{ type: "transport-cc" }],
+  });
+}
+
+export interface PeerHandle {
+  pc: RTCPeerConnection;
+  /** performance.now() of the last packet (STUN, DTLS, SRTP, SRTCP) received from the remote. */
+  lastSeen(): number;
+}
+
+export function createPeer(ice: IceSettings, codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] }): PeerHandle {
+  let seen = performance.now();
+  const touch = (): void => {
+    seen = performance.now();
+  };
+  const onlyHosts = ice.iceHosts;
+  const pc = new RTCPeerConnection({
+    codecs,
+    headerExtensions: {
+      video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+      audio: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+    },
+    // The server gathers host candidates only unless told otherwise: no outside STUN traffic.
+    iceServers: ice.iceGatherServers ? ice.iceServers : [],
+    iceAdditionalHostAddresses: ice.iceAdditionalHosts.length > 0 ? ice.iceAdditionalHosts : undefined,
+    icePortRange: ice.icePortRange,
+    iceUseTcp: ice.iceTcp,
+    iceUseIpv6: onlyHosts.length === 0 || onlyHosts.some((h) => h.includes(":")),
+    iceFilterStunResponse: () => {
+      touch();
+      return true;
+    },
+    iceFilterCandidatePair: onlyHosts.length > 0 ? (pair) => onlyHosts.includes(pair.localCandidate.host) : undefined,
+    bundlePolicy: "max-bundle",
+  } satisfies Partial<PeerConfig>);
+  // Media and RTCP prove liveness as much as consent checks do; the transports exist once an
+  // offer is applied, so subscribe when they appear.
+  const watched = new Set<unknown>();
+  pc.signalingStateChange.subscribe(() => {
+    for (const t of pc.iceTransports) {
+      if (watched.has(t)) continue;
+      watched.add(t);
+      t.connection.onData.subscribe(touch);
+    }
+  });
+  return { pc, lastSeen: () => seen };
+}
+
+/**
+ * Applies an offer and returns the complete answer (every candidate inline, no trickle needed),
+ * with the configured candidate address policy applied.
+ */
+export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): Promise<string> {
+  const answer = await pc.createAnswer();
+  await pc.setLocalDescription(answer);
+  if (pc.iceGatheringState !== "complete") {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      pc.iceGatheringStateChange.subscribe((state) => {
+        if (state === "complete") {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  }
+  const sdp = pc.localDescription?.sdp;
+  if (!sdp) throw new Error("werift produced no local description");
+  return rewriteAnswerCandidates(sdp, ice.iceHosts, ice.icePublicIps);
+}

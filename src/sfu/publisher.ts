@@ -1,0 +1,141 @@
+import type { MediaStreamTrack, RTCRtpTransceiver } from "werift";
+import { errors } from "./errors.js";
+import { TrackFanout } from "./forward.js";
+import { KeyframeRequester } from "./keyframes.js";
+import { completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
+import {
+  canonicalName,
+  FORWARDABLE,
+  narrowOffer,
+  usableMedia,
+  type CodecName,
+  type MediaKind,
+  type ParsedSdp,
+  type SdpCodec,
+  type SdpMedia,
+} from "./sdp.js";
+import { PeerSession, type EndReason, type Liveness } from "./session.js";
+
+/** One track a publisher sends: its negotiated codec and the fan-out every sink hangs on. */
+export interface PublishedTrack {
+  kind: MediaKind;
+  codecName: CodecName;
+  /** The codec exactly as negotiated with the publisher (payload type and fmtp of its offer). */
+  codec: SdpCodec;
+  /** Position among the publisher's tracks of the same kind (names recordings: video0, audio0). */
+  index: number;
+  fanout: TrackFanout;
+  keyframes: KeyframeRequester;
+}
+
+interface Choice {
+  section: SdpMedia;
+  kind: MediaKind;
+  codec: SdpCodec;
+  codecName: CodecName;
+}
+
+/** Picks, per offered section, the first codec (in the client's order of preference) the SFU forwards. */
+function chooseCodecs(offer: ParsedSdp): Choice[] {
+  const choices: Choice[] = [];
+  for (const section of usableMedia(offer)) {
+    if (section.direction === "recvonly" || section.direction === "inactive") continue;
+    const kind = section.kind as MediaKind;
+    for (const codec of section.codecs) {
+      const name = canonicalName(codec.name);
+      if (name && FORWARDABLE[kind].includes(name)) {
+        choices.push({ section, kind, codec, codecName: name });
+        break;
+      }
+    }
+  }
+  return choices;
+}
+
+export class Publisher extends PeerSession {
+  readonly tracks: PublishedTrack[];
+
+  private constructor(
+    readonly room: string,
+    handle: ReturnType<typeof createPeer>,
+    liveness: Liveness,
+    choices: Choice[],
+  ) {
+    super(handle, liveness);
+    const counts = { audio: 0, video: 0 };
+    this.tracks = choices.map((c) => {
+      const keyframes = new KeyframeRequester(() => this.sendKeyframeRequest(c.kind));
+      return {
+        kind: c.kind,
+        codecName: c.codecName,
+        codec: c.codec,
+        index: counts[c.kind]++,
+        fanout: new TrackFanout(c.kind, c.codecName, () => keyframes.request()),
+        keyframes,
+      };
+    });
+  }
+
+  /** Validates the offer, answers it, and returns a publisher whose tracks start forwarding when media arrives. */
+  static async create(room: string, offer: ParsedSdp, ice: IceSettings, liveness: Liveness): Promise<{ publisher: Publisher; answer: string }> {
+    const choices = chooseCodecs(offer);
+    if (choices.length === 0) {
+      throw errors.unsupportedCodec("no supported codec in offer: the server forwards VP8, VP9, H264, AV1 and opus");
+    }
+    if (choices.filter((c) => c.kind === "video").length > 1 || choices.filter((c) => c.kind === "audio").length > 1) {
+      throw errors.invalidSdp();
+    }
+    const handle = createPeer(ice, {
+      video: choices.filter((c) => c.kind === "video").map((c) => toWeriftCodec("video", c.codec)),
+      audio: choices.filter((c) => c.kind === "audio").map((c) => toWeriftCodec("audio", c.codec)),
+    });
+    const publisher = new Publisher(room, handle, liveness, choices);
+    // onTrack fires inside setRemoteDescription: wire it first.
+    handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
+    try {
+      const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType]])));
+      await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
+      const answer = await completeAnswer(handle.pc, ice);
+      return { publisher, answer };
+    } catch (err) {
+      await publisher.close("error");
+      throw err;
+    }
+  }
+
+  private readonly inbound = new Map<MediaKind, { track: MediaStreamTrack; transceiver: RTCRtpTransceiver | undefined }>();
+
+  private attachTrack(track: MediaStreamTrack): void {
+    const published = this.tracks.find((t) => t.kind === track.kind);
+    if (!published || this.inbound.has(published.kind)) return;
+    const transceiver = this.peer.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
+    this.inbound.set(published.kind, { track, transceiver });
+    const fanout = published.fanout;
+    track.onReceiveRtp.subscribe((packet) => fanout.forward(packet));
+  }
+
+  private sendKeyframeRequest(kind: MediaKind): void {
+    const inbound = this.inbound.get(kind);
+    const ssrc = inbound?.track.ssrc;
+    // Before the first packet the SSRC is unknown, and the stream's first frame is a keyframe anyway.
+    if (!inbound?.transceiver || ssrc === undefined) return;
+    inbound.transceiver.receiver.sendRtcpPLI(ssrc).catch(() => undefined);
+  }
+
+  get packets(): number {
+    return this.tracks.reduce((n, t) => n + t.fanout.packets, 0);
+  }
+
+  get bytes(): number {
+    return this.tracks.reduce((n, t) => n + t.fanout.bytes, 0);
+  }
+
+  protected onConnected(): void {}
+
+  protected release(_reason: EndReason): void {
+    for (const t of this.tracks) {
+      t.keyframes.close();
+      t.fanout.close();
+    }
+  }
+}

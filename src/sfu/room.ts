@@ -1,0 +1,58 @@
+import type { Publisher, PublishedTrack } from "./publisher.js";
+import type { EndReason } from "./session.js";
+import type { Subscriber } from "./subscriber.js";
+
+/** Something a room feeds besides subscribers: a recorder, an egress bridge. */
+export interface TrackConsumer {
+  close(): void;
+}
+
+/** Makes the consumers of one published track (e.g. a recorder per track); returns undefined to skip it. */
+export type TrackConsumerFactory = (room: Room, track: PublishedTrack) => TrackConsumer | undefined;
+
+export class Room {
+  readonly createdAt = new Date();
+  publisher: Publisher | undefined;
+  /** A publish in progress: the room is taken, so a second publisher gets 409 at once. */
+  publishing = true;
+  readonly subscribers = new Map<string, Subscriber>();
+  /** Subscribes in progress, counted against the per-room cap. */
+  pendingSubscribers = 0;
+  private consumers: TrackConsumer[] = [];
+  private closed = false;
+
+  constructor(readonly name: string) {}
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  attachConsumers(factories: TrackConsumerFactory[]): void {
+    if (!this.publisher) return;
+    for (const track of this.publisher.tracks) {
+      for (const make of factories) {
+        const consumer = make(this, track);
+        if (consumer) this.consumers.push(consumer);
+      }
+    }
+  }
+
+  /** Ends the room: its publisher, then every subscriber, then recorders and bridges; once. */
+  async close(reason: EndReason): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const pending: Promise<void>[] = [];
+    if (this.publisher) pending.push(this.publisher.close(reason));
+    const subReason: EndReason = reason === "admin-close" || reason === "shutdown" ? reason : "publisher-left";
+    for (const s of this.subscribers.values()) pending.push(s.close(subReason));
+    for (const c of this.consumers) {
+      try {
+        c.close();
+      } catch {
+        // One consumer failing to close must not keep the others open.
+      }
+    }
+    this.consumers = [];
+    await Promise.all(pending);
+  }
+}

@@ -1,0 +1,179 @@
+import { errors } from "./errors.js";
+import type { IceSettings } from "./peer.js";
+import { Publisher } from "./publisher.js";
+import { Room, type TrackConsumerFactory } from "./room.js";
+import { parseSdp, SdpError, type ParsedSdp } from "./sdp.js";
+import type { EndReason, Liveness } from "./session.js";
+import { Subscriber } from "./subscriber.js";
+
+/** The slice of pino the SFU logs through (no fastify import here). */
+export interface SfuLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RoomsOptions {
+  ice: IceSettings;
+  liveness: Liveness;
+  /** 0 = unlimited. */
+  maxSubsPerRoom: number;
+  consumers: TrackConsumerFactory[];
+  log: SfuLogger;
+}
+
+export type SessionKind = "whip" | "whep";
+
+export interface RoomInfo {
+  name: string;
+  hasPublisher: boolean;
+  tracks: number;
+  subscribers: number;
+  codecs: string[];
+  since: string;
+}
+
+export interface SessionEntry {
+  kind: SessionKind;
+  room: Room;
+  session: Publisher | Subscriber;
+}
+
+function parseOffer(text: string): ParsedSdp {
+  try {
+    return parseSdp(text);
+  } catch (err) {
+    if (err instanceof SdpError) throw errors.invalidSdp();
+    throw err;
+  }
+}
+
+export class Rooms {
+  private readonly rooms = new Map<string, Room>();
+  private readonly sessions = new Map<string, SessionEntry>();
+  private closed = false;
+
+  constructor(private readonly opts: RoomsOptions) {}
+
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
+  get(name: string): Room | undefined {
+    return this.rooms.get(name);
+  }
+
+  all(): Room[] {
+    return [...this.rooms.values()];
+  }
+
+  session(kind: SessionKind, id: string): SessionEntry | undefined {
+    const entry = this.sessions.get(id);
+    return entry && entry.kind === kind ? entry : undefined;
+  }
+
+  list(): RoomInfo[] {
+    return this.all()
+      .filter((r) => r.publisher !== undefined)
+      .map((r) => ({
+        name: r.name,
+        hasPublisher: r.publisher !== undefined && !r.publisher.closed,
+        tracks: r.publisher?.tracks.length ?? 0,
+        subscribers: r.subscribers.size,
+        codecs: r.publisher?.tracks.map((t) => t.codecName) ?? [],
+        since: r.createdAt.toISOString(),
+      }));
+  }
+
+  async publish(roomName: string, offerText: string): Promise<{ session: Publisher; answer: string }> {
+    const offer = parseOffer(offerText);
+    if (this.closed) throw new Error("server is shutting down");
+    if (this.rooms.has(roomName)) throw errors.publisherExists();
+    const room = new Room(roomName);
+    this.rooms.set(roomName, room);
+    let created: { publisher: Publisher; answer: string };
+    try {
+      created = await Publisher.create(roomName, offer, this.opts.ice, this.opts.liveness);
+    } catch (err) {
+      this.rooms.delete(roomName);
+      throw err;
+    }
+    const { publisher, answer } = created;
+    room.publisher = publisher;
+    room.publishing = false;
+    if (this.closed || room.isClosed) {
+      await publisher.close("shutdown");
+      throw new Error("server is shutting down");
+    }
+    this.sessions.set(publisher.id, { kind: "whip", room, session: publisher });
+    publisher.onEnd((reason) => {
+      this.sessions.delete(publisher.id);
+      this.opts.log.info({ room: roomName, session: publisher.id, reason }, "publisher ended");
+      void this.endRoom(room, reason);
+    });
+    room.attachConsumers(this.opts.consumers);
+    this.opts.log.info(
+      { room: roomName, session: publisher.id, tracks: publisher.tracks.map((t) => `${t.kind}:${t.codecName}`) },
+      "publisher joined",
+    );
+    return { session: publisher, answer };
+  }
+
+  async subscribe(roomName: string, offerText: string): Promise<{ session: Subscriber; answer: string }> {
+    const offer = parseOffer(offerText);
+    const room = this.rooms.get(roomName);
+    const publisher = room?.publisher;
+    if (!room || !publisher || publisher.closed) throw errors.noPublisher();
+    const max = this.opts.maxSubsPerRoom;
+    if (max > 0 && room.subscribers.size + room.pendingSubscribers >= max) throw errors.subscriberLimit();
+    room.pendingSubscribers++;
+    let created: { subscriber: Subscriber; answer: string };
+    try {
+      created = await Subscriber.create(roomName, offer, publisher, this.opts.ice, this.opts.liveness);
+    } finally {
+      room.pendingSubscribers--;
+    }
+    const { subscriber, answer } = created;
+    if (room.isClosed) {
+      await subscriber.close("publisher-left");
+      throw errors.noPublisher();
+    }
+    room.subscribers.set(subscriber.id, subscriber);
+    this.sessions.set(subscriber.id, { kind: "whep", room, session: subscriber });
+    subscriber.onEnd((reason) => {
+      room.subscribers.delete(subscriber.id);
+      this.sessions.delete(subscriber.id);
+      this.opts.log.info({ room: roomName, session: subscriber.id, reason }, "subscriber ended");
+    });
+    this.opts.log.info({ room: roomName, session: subscriber.id }, "subscriber joined");
+    return { session: subscriber, answer };
+  }
+
+  /** DELETE of a session resource: false when there is no such session. */
+  async endSession(kind: SessionKind, id: string): Promise<boolean> {
+    const entry = this.session(kind, id);
+    if (!entry) return false;
+    await entry.session.close("delete");
+    if (kind === "whip") await entry.room.close("delete");
+    return true;
+  }
+
+  async closeRoom(name: string, reason: EndReason): Promise<boolean> {
+    const room = this.rooms.get(name);
+    if (!room) return false;
+    await this.endRoom(room, reason);
+    return true;
+  }
+
+  private async endRoom(room: Room, reason: EndReason): Promise<void> {
+    if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+    if (!room.isClosed) this.opts.log.info({ room: room.name, reason }, "room closed");
+    await room.close(reason);
+  }
+
+  /** Ends every room (recordings are finalised by their consumers' close). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.all().map((r) => this.endRoom(r, "shutdown")));
+  }
+}

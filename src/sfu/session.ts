@@ -1,0 +1,79 @@
+import { randomBytes } from "node:crypto";
+import type { PeerHandle } from "./peer.js";
+
+export type EndReason = "delete" | "ice-failed" | "timeout" | "admin-close" | "publisher-left" | "shutdown" | "error";
+
+/** 128 random bits from the CSPRNG, URL-safe: session resource ids must not be guessable. */
+export function newSessionId(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+/** How long a peer may take to connect, and how long it may stay silent once connected. */
+export interface Liveness {
+  connectTimeoutMs: number;
+  silenceTimeoutMs: number;
+}
+
+/**
+ * What publishers and subscribers share: a werift peer, a watchdog that ends the session when the
+ * remote vanishes without DELETE (werift alone notices only after ~27 s), and an idempotent close.
+ */
+export abstract class PeerSession {
+  readonly id = newSessionId();
+  readonly createdAt = Date.now();
+  connected = false;
+  endReason: EndReason | undefined;
+  private readonly watchdog: NodeJS.Timeout;
+  private closing: Promise<void> | undefined;
+  private readonly endListeners: ((reason: EndReason) => void)[] = [];
+
+  protected constructor(
+    readonly peer: PeerHandle,
+    liveness: Liveness,
+  ) {
+    const started = performance.now();
+    peer.pc.connectionStateChange.subscribe((state) => {
+      if (state === "connected" && !this.connected) {
+        this.connected = true;
+        this.onConnected();
+      } else if (state === "failed" || state === "closed") {
+        void this.close(state === "failed" ? "ice-failed" : "error");
+      }
+    });
+    this.watchdog = setInterval(() => {
+      const now = performance.now();
+      if (!this.connected && now - started > liveness.connectTimeoutMs) void this.close("ice-failed");
+      else if (this.connected && now - peer.lastSeen() > liveness.silenceTimeoutMs) void this.close("timeout");
+    }, 500);
+    this.watchdog.unref();
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Called once when ICE and DTLS are up. */
+  protected abstract onConnected(): void;
+  /** Releases what the subclass holds; runs once, before the peer is closed. */
+  protected abstract release(reason: EndReason): void;
+
+  onEnd(listener: (reason: EndReason) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  close(reason: EndReason): Promise<void> {
+    if (this.closing) return this.closing;
+    this.endReason = reason;
+    clearInterval(this.watchdog);
+    this.release(reason);
+    for (const l of this.endListeners) {
+      try {
+        l(reason);
+      } catch {
+        // A listener's failure must not keep the peer open.
+      }
+    }
+    this.closing = this.peer.pc.close().catch(() => undefined);
+    return this.closing;
+  }
+}

@@ -1,0 +1,123 @@
+import {
+  RtcpPayloadSpecificFeedback,
+  type RTCRtpCodecParameters,
+  type RTCRtpSender,
+  type RtpPacket,
+} from "werift";
+import { errors } from "./errors.js";
+import type { PacketSink } from "./forward.js";
+import { completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
+import type { Publisher, PublishedTrack } from "./publisher.js";
+import { codecMatches, describeCodec, narrowOffer, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
+import { PeerSession, type EndReason, type Liveness } from "./session.js";
+
+/** A subscriber's sender as a fan-out sink: werift rewrites SSRC, payload type and extensions. */
+class SenderSink implements PacketSink {
+  constructor(private readonly sender: RTCRtpSender) {}
+
+  write(packet: RtpPacket): void {
+    // sendRtp writes synchronously up to the socket; the promise only reports the outcome.
+    this.sender.sendRtp(packet).catch(ignore);
+  }
+}
+
+function ignore(): void {}
+
+const PLI = 1;
+const FIR = 4;
+
+interface Match {
+  track: PublishedTrack;
+  section: SdpMedia;
+  codec: SdpCodec;
+}
+
+/** For each published track, the subscriber's section and payload type that can carry it, or 422 naming the codec. */
+function matchOffer(offer: ParsedSdp, publisher: Publisher): Match[] {
+  const sections = usableMedia(offer).filter((s) => s.direction === "recvonly" || s.direction === "sendrecv");
+  const used = new Set<SdpMedia>();
+  const matches: Match[] = [];
+  const missing: string[] = [];
+  for (const track of publisher.tracks) {
+    const candidates = sections.filter((s) => s.kind === track.kind && !used.has(s));
+    if (candidates.length === 0) continue;
+    let found: Match | undefined;
+    for (const section of candidates) {
+      const codec = section.codecs.find((c) => codecMatches(track.codec, c));
+      if (codec) {
+        found = { track, section, codec };
+        break;
+      }
+    }
+    if (found) {
+      used.add(found.section);
+      matches.push(found);
+    } else {
+      missing.push(describeCodec(track.codec));
+    }
+  }
+  if (missing.length > 0 || matches.length === 0) {
+    const names = missing.length > 0 ? missing : publisher.tracks.map((t) => describeCodec(t.codec));
+    throw errors.unsupportedCodec(`offer cannot receive the publisher's codec: ${names.join(", ")}`);
+  }
+  return matches;
+}
+
+export class Subscriber extends PeerSession {
+  private readonly outputs: { track: PublishedTrack; sink: SenderSink }[] = [];
+
+  private constructor(
+    readonly room: string,
+    handle: ReturnType<typeof createPeer>,
+    liveness: Liveness,
+  ) {
+    super(handle, liveness);
+  }
+
+  static async create(
+    room: string,
+    offer: ParsedSdp,
+    publisher: Publisher,
+    ice: IceSettings,
+    liveness: Liveness,
+  ): Promise<{ subscriber: Subscriber; answer: string }> {
+    const matches = matchOffer(offer, publisher);
+    const byKind = (kind: string): RTCRtpCodecParameters[] =>
+      matches.filter((m) => m.track.kind === kind).map((m) => toWeriftCodec(m.track.kind, m.codec));
+    const handle = createPeer(ice, { video: byKind("video"), audio: byKind("audio") });
+    const subscriber = new Subscriber(room, handle, liveness);
+    try {
+      const narrowed = narrowOffer(offer, new Map(matches.map((m) => [m.section, [m.codec.payloadType]])));
+      await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
+      const transceivers = handle.pc.getTransceivers();
+      for (const m of matches) {
+        const transceiver = transceivers.find((t) => t.mid === m.section.mid) ?? transceivers[offer.media.indexOf(m.section)];
+        if (!transceiver) throw new Error(`no transceiver for section ${m.section.mid ?? "?"}`);
+        transceiver.setDirection("sendonly");
+        const sink = new SenderSink(transceiver.sender);
+        subscriber.outputs.push({ track: m.track, sink });
+        transceiver.sender.onRtcp.subscribe((rtcp) => {
+          // PSFB FMT 1 is PLI, FMT 4 is FIR (RFC 4585, RFC 5104): both mean "send a keyframe".
+          if (rtcp instanceof RtcpPayloadSpecificFeedback && (rtcp.feedback.count === PLI || rtcp.feedback.count === FIR)) {
+            m.track.keyframes.request();
+          }
+        });
+      }
+      const answer = await completeAnswer(handle.pc, ice);
+      return { subscriber, answer };
+    } catch (err) {
+      await subscriber.close("error");
+      throw err;
+    }
+  }
+
+  /** Forwarding starts once DTLS is up: earlier packets would be dropped, and with them the keyframe. */
+  protected onConnected(): void {
+    if (this.closed) return;
+    for (const o of this.outputs) o.track.fanout.add(o.sink);
+  }
+
+  protected release(_reason: EndReason): void {
+    for (const o of this.outputs) o.track.fanout.remove(o.sink);
+  }
+}
