@@ -1,6 +1,6 @@
 import cors from "@fastify/cors";
 import fastifyStatic from "@fastify/static";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { Authorizer } from "./auth/auth.js";
@@ -34,17 +34,23 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
       level: config.logLevel,
       // Tokens travel in headers and in ?token=; neither may reach the log.
       redact: ["req.headers.authorization", "req.headers[\"x-auth-token\"]"],
-      serializers: {
-        req: (req: { method: string; url: string; ip?: string }) => ({
-          method: req.method,
-          url: req.url.replace(/([?&]token=)[^&]*/g, "$1[redacted]"),
-          ip: req.ip,
-        }),
-      },
     },
     bodyLimit: BODY_LIMIT,
     trustProxy: config.trustProxy,
-    disableRequestLogging: false,
+    // One line per request, written on response (below), instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url.replace(/([?&]token=)[^&]*/g, "$1[redacted]"),
+        ip: request.ip,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      "request",
+    );
   });
 
   const log: SfuLogger = app.log;

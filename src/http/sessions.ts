@@ -58,7 +58,6 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
       reply.header("Location", `/api/${kind}/session/${session.id}`);
       reply.header("ETag", `"${iceUfrag(answer)}"`);
       if (links.length > 0) reply.header("Link", links);
-      request.log.info({ room, session: session.id, kind }, "session created");
       return reply.send(answer);
     });
     app.options(path, async (_request, reply) => {
@@ -93,7 +92,6 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
       const entry = authorizeSession(request, reply);
       if (!entry) return reply;
       await rooms.endSession(kind, request.params.id);
-      request.log.info({ room: entry.room.name, session: request.params.id, kind }, "session deleted");
       return reply.code(200).send();
     });
     app.patch<{ Params: { id: string } }>(sessionPath, async (request, reply) => {
