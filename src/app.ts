@@ -8,7 +8,7 @@ import type { Config } from "./config.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { createRateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
-import { registerSessionRoutes } from "./http/sessions.js";
+import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
 import { createMetrics } from "./metrics.js";
 import { createRecorderFactory } from "./recording/recorder.js";
@@ -91,7 +91,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics });
-  registerSessionRoutes(app, { rooms, auth, iceServers: config.iceServers });
+  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {

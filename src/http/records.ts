@@ -92,4 +92,6 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
     reply.header("Content-Type", CONTENT_TYPES[path.extname(name)] ?? "application/octet-stream");
     return reply.sendFile(name, root, { dotfiles: "deny", cacheControl: false, acceptRanges: true });
   });
+  // Anything deeper under /records/ is never a recording (and must not fall through to the pages).
+  app.get("/records/*", async (_request, reply) => sendError(reply, 400, "invalid record name"));
 }

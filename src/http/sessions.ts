@@ -37,12 +37,14 @@ function iceUfrag(sdp: string): string {
 const ALLOWED = "POST, OPTIONS";
 const SESSION_ALLOWED = "DELETE, PATCH, OPTIONS";
 
-export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): void {
+/** WHIP/WHEP endpoints and session resources, in their own context so their body parsing stays theirs. */
+export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): Promise<void> {
   const { rooms, auth } = deps;
   const links = iceLinks(deps.iceServers);
 
-  // WHIP/WHEP bodies are SDP; any other type is read (bounded by bodyLimit) so the route can
-  // answer 415 itself, after the room and auth checks, instead of fastify's generic error.
+  // WHIP/WHEP bodies are SDP; every type is read as text (bounded by bodyLimit) so the route
+  // answers 415 itself, after the room and auth checks, instead of a JSON parse error.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
 
   const endpoint = (kind: SessionKind, path: string): void => {
