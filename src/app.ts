@@ -11,7 +11,7 @@ import { registerRecordRoutes } from "./http/records.js";
 import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
 import { createMetrics } from "./metrics.js";
-import { createRecorderFactory } from "./recording/recorder.js";
+import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
 import { Rooms, type SfuLogger } from "./sfu/rooms.js";
 
 /** The SDP body limit of the spec (hard-coded): larger bodies get 413. */
@@ -54,16 +54,17 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
 
   const log: SfuLogger = app.log;
+  const recordingStats = new RecordingStats();
   const rooms = new Rooms({
     ice: config,
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
     maxSubsPerRoom: config.maxSubsPerRoom,
-    consumers: config.recordEnabled ? [createRecorderFactory({ dir: config.recordDir, log })] : [],
+    consumers: config.recordEnabled ? [createRecorderFactory({ dir: config.recordDir, log, stats: recordingStats })] : [],
     log,
   });
   app.decorate("rooms", rooms);
   const auth = new Authorizer(config);
-  const metrics = createMetrics(rooms);
+  const metrics = createMetrics(rooms, recordingStats);
 
   await app.register(cors, {
     origin: config.allowedOrigin === "*" ? "*" : config.allowedOrigin,

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { RecordingStats } from "./recording/recorder.js";
 import type { Rooms } from "./sfu/rooms.js";
 
 /** Extra series a component can report at scrape time (recording errors, bridges, ...). */
@@ -10,7 +11,7 @@ export interface MetricsSource {
  * The registry behind /metrics. Per-room series are rebuilt from the live rooms at every scrape,
  * so a room that ended leaves no label behind, and the forwarding path only bumps plain numbers.
  */
-export function createMetrics(rooms: Rooms): Registry {
+export function createMetrics(rooms: Rooms, recording: RecordingStats): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -49,6 +50,32 @@ export function createMetrics(rooms: Rooms): Registry {
     collect() {
       this.reset();
       for (const r of rooms.all()) if (r.publisher) this.inc({ room: r.name }, r.publisher.packets);
+    },
+  });
+  new Gauge({
+    name: "live_recordings_active",
+    help: "Recording files being written",
+    registers: [registry],
+    collect() {
+      this.set(recording.active);
+    },
+  });
+  new Counter({
+    name: "live_recording_errors_total",
+    help: "Recordings stopped by a write error (disk full, directory unwritable)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(recording.failed);
+    },
+  });
+  new Counter({
+    name: "live_recording_bytes_total",
+    help: "Bytes written to recordings",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(recording.bytes);
     },
   });
   return registry;

@@ -4,7 +4,8 @@ import type { Subscriber } from "./subscriber.js";
 
 /** Something a room feeds besides subscribers: a recorder, an egress bridge. */
 export interface TrackConsumer {
-  close(): void;
+  /** Finishes its work (a recorder finalises its file); the room awaits it. */
+  close(): void | Promise<void>;
 }
 
 /** Makes the consumers of one published track (e.g. a recorder per track); returns undefined to skip it. */
@@ -46,11 +47,8 @@ export class Room {
     const subReason: EndReason = reason === "admin-close" || reason === "shutdown" ? reason : "publisher-left";
     for (const s of this.subscribers.values()) pending.push(s.close(subReason));
     for (const c of this.consumers) {
-      try {
-        c.close();
-      } catch {
-        // One consumer failing to close must not keep the others open.
-      }
+      // One consumer failing to close must not keep the others open.
+      pending.push(Promise.resolve().then(() => c.close()).catch(() => undefined));
     }
     this.consumers = [];
     await Promise.all(pending);

@@ -1,0 +1,193 @@
+// Ties one published track to a pure container writer from src/media: reorder, depacketize,
+// write. Naming follows the seed: {room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}.
+
+import { randomInt } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import type { RtpPacket } from "werift";
+import { AnnexBWriter } from "../media/annexb.js";
+import { createAssembler, recordableCodec, type Frame, type FrameAssembler } from "../media/depacketize.js";
+import { IvfWriter, IVF_HEADER_SIZE } from "../media/ivf.js";
+import { OggOpusWriter } from "../media/ogg.js";
+import { ReorderBuffer } from "../media/reorder.js";
+import type { RtpView } from "../media/rtp.js";
+import type { PacketSink } from "../sfu/forward.js";
+import type { PublishedTrack } from "../sfu/publisher.js";
+import { fmtpParams } from "../sfu/sdp.js";
+import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
+import type { SfuLogger } from "../sfu/rooms.js";
+import { SerialFile } from "./file.js";
+
+/** Counters read by /metrics at scrape time. */
+export class RecordingStats {
+  active = 0;
+  finished = 0;
+  failed = 0;
+  bytes = 0;
+}
+
+export interface RecorderOptions {
+  dir: string;
+  log: SfuLogger;
+  stats: RecordingStats;
+  /** Called with the finished file's path (hooks, playback conversion). */
+  onFinished?: (file: string, room: string) => void;
+}
+
+/** One container format behind a common shape: header first, frames, final bytes on close. */
+interface ContainerWriter {
+  readonly extension: string;
+  begin(first: Frame): Buffer;
+  frame(f: Frame): Buffer;
+  /** Bytes to append at the end, and a header to rewrite at offset 0. */
+  end(): { tail?: Buffer; header?: Buffer };
+}
+
+function containerFor(codec: "VP8" | "VP9" | "H264" | "opus", channels: number): ContainerWriter {
+  switch (codec) {
+    case "VP8":
+    case "VP9": {
+      let ivf: IvfWriter | undefined;
+      return {
+        extension: "ivf",
+        begin: (first) => {
+          ivf = new IvfWriter({ fourcc: codec === "VP8" ? "VP80" : "VP90", width: first.width ?? 0, height: first.height ?? 0 });
+          return ivf.fileHeader();
+        },
+        frame: (f) => (ivf as IvfWriter).frame(f.data, f.timestamp),
+        end: () => (ivf ? { header: ivf.finalHeader() } : {}),
+      };
+    }
+    case "H264": {
+      const annexb = new AnnexBWriter();
+      return {
+        extension: "h264",
+        begin: () => annexb.fileHeader(),
+        frame: (f) => annexb.frame(f.data),
+        end: () => ({}),
+      };
+    }
+    case "opus": {
+      const ogg = new OggOpusWriter({ serial: randomInt(0, 0xffffffff), channels: channels === 1 ? 1 : 2 });
+      return {
+        extension: "ogg",
+        begin: () => ogg.begin(),
+        frame: (f) => ogg.packet(f.data, f.timestamp),
+        end: () => ({ tail: ogg.end() }),
+      };
+    }
+  }
+}
+
+export class TrackRecorder implements PacketSink, TrackConsumer {
+  private readonly reorder = new ReorderBuffer<RtpView>();
+  private readonly assembler: FrameAssembler;
+  private readonly container: ContainerWriter;
+  private file: SerialFile | undefined;
+  private stopped = false;
+  private closing: Promise<void> | undefined;
+  readonly fileName: string;
+
+  constructor(
+    private readonly room: string,
+    private readonly track: PublishedTrack,
+    codec: "VP8" | "VP9" | "H264" | "opus",
+    private readonly opts: RecorderOptions,
+  ) {
+    this.container = containerFor(codec, track.codec.channels ?? 2);
+    this.fileName = `${room}_${track.kind}${track.index}_${Math.floor(Date.now() / 1000)}.${this.container.extension}`;
+    this.assembler = createAssembler(codec, {
+      onKeyframeNeeded: () => track.keyframes.request(),
+      spropParameterSets: fmtpParams(track.codec.fmtp).get("sprop-parameter-sets"),
+    });
+    opts.stats.active++;
+    track.fanout.add(this, { waitForKeyframe: track.kind === "video" });
+  }
+
+  get filePath(): string {
+    return path.join(this.opts.dir, this.fileName);
+  }
+
+  write(packet: RtpPacket): void {
+    if (this.stopped) return;
+    const h = packet.header;
+    // The payload is copied: depacketizers keep fragments across packets, the packet is not ours.
+    const view: RtpView = { sequenceNumber: h.sequenceNumber, timestamp: h.timestamp, marker: h.marker, payload: Buffer.from(packet.payload) };
+    for (const item of this.reorder.push(view)) this.writeFrames(this.assembler.feed(item));
+  }
+
+  private writeFrames(frames: Frame[]): void {
+    for (const f of frames) {
+      if (this.stopped) return;
+      if (!this.file) {
+        this.file = new SerialFile(this.filePath, (err) => this.fail(err));
+        this.file.append(this.container.begin(f));
+        this.opts.log.info({ room: this.room, file: this.fileName }, "recording started");
+      }
+      const bytes = this.container.frame(f);
+      this.opts.stats.bytes += bytes.length;
+      this.file.append(bytes);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.track.fanout.remove(this);
+    this.opts.stats.active--;
+    this.opts.stats.failed++;
+    this.opts.log.error({ room: this.room, file: this.fileName, err: err.message }, "recording stopped: write failed");
+  }
+
+  /** Drains what is buffered, writes the trailer and the final header, closes. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.finish();
+    return this.closing;
+  }
+
+  private async finish(): Promise<void> {
+    this.track.fanout.remove(this);
+    if (!this.stopped) {
+      for (const item of this.reorder.flush()) this.writeFrames(this.assembler.feed(item));
+      this.writeFrames(this.assembler.flush());
+    }
+    const file = this.file;
+    const healthy = !this.stopped;
+    this.stopped = true;
+    if (!file) {
+      if (healthy) this.opts.stats.active--;
+      return;
+    }
+    if (healthy) {
+      const { tail, header } = this.container.end();
+      if (tail) file.append(tail);
+      if (header && header.length === IVF_HEADER_SIZE) file.writeAt(header, 0);
+    }
+    await file.close();
+    if (healthy && file.ok) {
+      this.opts.stats.active--;
+      this.opts.stats.finished++;
+      this.opts.log.info({ room: this.room, file: this.fileName, bytes: file.size }, "recording finished");
+      this.opts.onFinished?.(this.filePath, this.room);
+    }
+  }
+}
+
+/** The room consumer factory: one recorder per recordable track of every room. */
+export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFactory {
+  return (room: Room, track: PublishedTrack): TrackConsumer | undefined => {
+    const codec = recordableCodec(track.codecName);
+    if (!codec) {
+      opts.log.warn({ room: room.name, codec: track.codecName }, "recording skipped: no container for this codec");
+      return undefined;
+    }
+    try {
+      mkdirSync(opts.dir, { recursive: true });
+    } catch (err) {
+      opts.stats.failed++;
+      opts.log.error({ room: room.name, dir: opts.dir, err: (err as Error).message }, "recording not started: directory unusable");
+      return undefined;
+    }
+    return new TrackRecorder(room.name, track, codec, opts);
+  };
+}
