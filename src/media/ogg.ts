@@ -59,6 +59,7 @@ export class OggStream {
     let lacing: number[] = [];
     let body: Uint8Array[] = [];
     let granule = OGG_NO_GRANULE;
+    // Whether the page being filled starts with the rest of a packet from the previous page.
     let continued = false;
     const emit = (last: boolean): void => {
       let f = continued ? OGG_CONTINUED : 0;
@@ -82,7 +83,6 @@ export class OggStream {
         offset += v;
       });
       granule = pkt.granule;
-      continued = false;
     }
     emit(true);
     return Buffer.concat(out);

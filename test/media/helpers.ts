@@ -151,3 +151,48 @@ export function shuffleWithin<T>(items: T[], window: number, seed = 1): T[] {
   }
   return out;
 }
+
+/** An RtpView for hand-built payloads. */
+export function rtp(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array | number[]): {
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  payload: Uint8Array;
+} {
+  return { sequenceNumber, timestamp, marker, payload: Uint8Array.from(payload) };
+}
+
+/** MSB-first bit writer for hand-built codec headers. */
+export class BitWriter {
+  private bits: number[] = [];
+
+  u(n: number, value: number): this {
+    for (let i = n - 1; i >= 0; i--) this.bits.push(Math.floor(value / 2 ** i) % 2);
+    return this;
+  }
+
+  ue(value: number): this {
+    const v = value + 1;
+    const len = Math.floor(Math.log2(v));
+    return this.u(len, 0).u(len + 1, v);
+  }
+
+  se(value: number): this {
+    return this.ue(value > 0 ? 2 * value - 1 : -2 * value);
+  }
+
+  /** rbsp_trailing_bits: a 1, then zeros to the byte boundary. */
+  trailing(): this {
+    this.bits.push(1);
+    while (this.bits.length % 8) this.bits.push(0);
+    return this;
+  }
+
+  bytes(): Buffer {
+    const out = Buffer.alloc(Math.ceil(this.bits.length / 8));
+    this.bits.forEach((b, i) => {
+      if (b) out[i >> 3] |= 0x80 >> (i & 7);
+    });
+    return out;
+  }
+}
