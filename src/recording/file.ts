@@ -19,7 +19,9 @@ export class SerialFile {
     private readonly onError: (err: Error) => void,
     private readonly maxQueuedBytes = 64 * 1024 * 1024,
   ) {
-    this.handle = open(path, "wx");
+    // "w", not "wx": the recorder picks a name no regular file has, and whatever else sits at
+    // that name (a device, a FIFO an operator placed) is the operator's choice to write to.
+    this.handle = open(path, "w");
     this.chain = this.handle.catch((err: Error) => this.fail(err));
   }
 

@@ -2,7 +2,7 @@
 // write. Naming follows the seed: {room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}.
 
 import { randomInt } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { RtpPacket } from "werift";
 import { AnnexBWriter } from "../media/annexb.js";
@@ -79,6 +79,21 @@ function containerFor(codec: "VP8" | "VP9" | "H264" | "opus", channels: number):
   }
 }
 
+/**
+ * `{stem}_{unixSeconds}.{ext}`, moving the seconds forward while a regular file already has the
+ * name (a room published again within the same second), so no recording is ever overwritten.
+ */
+function freeName(dir: string, stem: string, ext: string): string {
+  for (let s = Math.floor(Date.now() / 1000); ; s++) {
+    const name = `${stem}_${s}.${ext}`;
+    try {
+      if (!lstatSync(path.join(dir, name)).isFile()) return name;
+    } catch {
+      return name;
+    }
+  }
+}
+
 export class TrackRecorder implements PacketSink, TrackConsumer {
   private readonly reorder = new ReorderBuffer<RtpView>();
   private readonly assembler: FrameAssembler;
@@ -95,7 +110,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
     private readonly opts: RecorderOptions,
   ) {
     this.container = containerFor(codec, track.codec.channels ?? 2);
-    this.fileName = `${room}_${track.kind}${track.index}_${Math.floor(Date.now() / 1000)}.${this.container.extension}`;
+    this.fileName = freeName(opts.dir, `${room}_${track.kind}${track.index}`, this.container.extension);
     this.assembler = createAssembler(codec, {
       onKeyframeNeeded: () => track.keyframes.request(),
       spropParameterSets: fmtpParams(track.codec.fmtp).get("sprop-parameter-sets"),

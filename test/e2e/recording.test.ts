@@ -1,0 +1,179 @@
+// Recording through the wire: publish real media, end the session every way the spec names,
+// and open each file with the real ffprobe.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { resolveFfprobe } from "../../src/bridges/ffmpeg-path.js";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { sleep, WhipPublisher } from "../helpers/peers.js";
+
+interface Probe {
+  streams: { codec_name: string; width?: number; height?: number; nb_read_frames?: string; r_frame_rate?: string; channels?: number }[];
+  format: { duration?: string; format_name: string };
+}
+
+function probe(file: string): Probe {
+  const out = execFileSync(resolveFfprobe(), ["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", file], { encoding: "utf8" });
+  return JSON.parse(out) as Probe;
+}
+
+/** Duration as a player sees it: the container's, or frames / frame rate for raw H.264. */
+function durationOf(p: Probe): number {
+  const s = p.streams[0];
+  if (p.format.format_name === "h264") {
+    const [num, den] = (s.r_frame_rate ?? "0/1").split("/").map(Number);
+    return Number(s.nb_read_frames) / (num / den);
+  }
+  return Number(p.format.duration);
+}
+
+const publishers: WhipPublisher[] = [];
+afterEach(async () => {
+  await Promise.all(publishers.splice(0).map((p) => p.close()));
+});
+
+function recordings(dir: string, room: string): string[] {
+  return readdirSync(dir).filter((f) => f.startsWith(`${room}_`)).sort();
+}
+
+describe("recording", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ RECORD_ENABLED: "true", ADMIN_TOKEN: "admin" });
+  });
+  afterAll(() => server.close());
+
+  it.each([
+    { video: "VP8" as const, ext: "ivf", codec: "vp8", end: "delete" },
+    { video: "H264" as const, ext: "h264", codec: "h264", end: "admin close" },
+  ])("$video + Opus: files named as the seed, ffprobe opens them with the right codec, size and duration ($end)", async ({ video, ext, codec, end }) => {
+    const room = `rec${video}`;
+    const pub = await WhipPublisher.publish(server.url, room, { video, audio: true, gop: 15, width: 320, height: 240 });
+    publishers.push(pub);
+    const started = Date.now();
+    await sleep(4000);
+    if (end === "delete") await pub.close();
+    else {
+      const res = await fetch(`${server.url}/api/admin/rooms/${room}/close`, { method: "POST", headers: { Authorization: "Bearer admin" } });
+      expect(res.status).toBe(200);
+    }
+    const wall = (Date.now() - started) / 1000;
+    await sleep(300);
+
+    const files = recordings(server.recordDir, room);
+    expect(files).toHaveLength(2);
+    const [audioFile, videoFile] = files;
+    expect(videoFile).toMatch(new RegExp(`^${room}_video0_\\d{10}\\.${ext}$`));
+    expect(audioFile).toMatch(new RegExp(`^${room}_audio0_\\d{10}\\.ogg$`));
+
+    const v = probe(path.join(server.recordDir, videoFile));
+    expect(v.streams[0]).toMatchObject({ codec_name: codec, width: 320, height: 240 });
+    const vFrames = Number(v.streams[0].nb_read_frames);
+    const vDuration = durationOf(v);
+    // The encoder runs at 30 fps: the timestamps must span what the frames say (within 5 %),
+    // and the file covers the session from its first keyframe (≤ 0.5 s GOP) to the end.
+    expect(Math.abs(vDuration - vFrames / 30) / (vFrames / 30)).toBeLessThan(0.05);
+    expect(vDuration).toBeGreaterThan(wall - 1.0);
+    expect(vDuration).toBeLessThan(wall + 0.2);
+
+    const a = probe(path.join(server.recordDir, audioFile));
+    expect(a.streams[0]).toMatchObject({ codec_name: "opus", channels: 2 });
+    const aDuration = durationOf(a);
+    expect(Math.abs(aDuration - wall) / wall).toBeLessThan(0.1);
+    expect(aDuration).toBeLessThan(wall + 0.2);
+
+    // Listed by the API, newest first, and served.
+    const list = (await (await fetch(`${server.url}/api/records`)).json()) as { name: string; size: number }[];
+    expect(list.map((r) => r.name)).toEqual(expect.arrayContaining(files));
+    const served = await fetch(`${server.url}/records/${videoFile}`);
+    expect(served.status).toBe(200);
+    expect((await served.arrayBuffer()).byteLength).toBe(statSync(path.join(server.recordDir, videoFile)).size);
+  }, 30_000);
+
+  it("an unusable directory stops the recording, not the room", async () => {
+    // A path under a regular file cannot be created, whoever runs the test (root ignores modes).
+    const parent = mkdtempSync(path.join(tmpdir(), "bad-records-"));
+    writeFileSync(path.join(parent, "file"), "");
+    const ro = await startServer({ RECORD_ENABLED: "true", RECORD_DIR: path.join(parent, "file", "records") });
+    try {
+      const pub = await WhipPublisher.publish(ro.url, "ro", { video: "VP8", audio: true, gop: 15 });
+      publishers.push(pub);
+      await sleep(2000);
+      const rooms = (await (await fetch(`${ro.url}/api/rooms`)).json()) as { name: string }[];
+      expect(rooms.map((r) => r.name)).toEqual(["ro"]);
+      const metrics = await (await fetch(`${ro.url}/metrics`)).text();
+      expect(Number(/^live_recording_errors_total (\d+)/m.exec(metrics)?.[1])).toBe(2);
+      expect(Number(/^live_rtp_packets_total\{room="ro"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(50);
+    } finally {
+      await ro.close();
+    }
+  }, 30_000);
+
+  it("a full disk (/dev/full) stops the recording with a metric while the room goes on", async () => {
+    // A records directory whose files all land on /dev/full: the first write fails with ENOSPC.
+    const dir = mkdtempSync(path.join(tmpdir(), "full-records-"));
+    const full = await startServer({ RECORD_ENABLED: "true", RECORD_DIR: dir });
+    try {
+      const stamp = Math.floor(Date.now() / 1000);
+      for (let s = stamp; s < stamp + 30; s++) {
+        for (const name of [`full_video0_${s}.ivf`, `full_audio0_${s}.ogg`]) {
+          execFileSync("ln", ["-s", "/dev/full", path.join(dir, name)]);
+        }
+      }
+      const pub = await WhipPublisher.publish(full.url, "full", { video: "VP8", audio: true, gop: 15 });
+      publishers.push(pub);
+      await sleep(2500);
+      const metrics = await (await fetch(`${full.url}/metrics`)).text();
+      expect(Number(/^live_recording_errors_total (\d+)/m.exec(metrics)?.[1])).toBe(2);
+      expect(Number(/^live_recordings_active (\d+)/m.exec(metrics)?.[1])).toBe(0);
+      const rooms = (await (await fetch(`${full.url}/api/rooms`)).json()) as { name: string }[];
+      expect(rooms.map((r) => r.name)).toEqual(["full"]);
+    } finally {
+      await full.close();
+    }
+  }, 30_000);
+});
+
+/** Compiles the server as `npm start` does, into a folder of its own so `dist/` is left alone. */
+function buildServer(): string {
+  const outDir = path.resolve("node_modules/.cache/sfu-test-build");
+  execFileSync(process.execPath, [path.resolve("node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", outDir], { stdio: "inherit" });
+  return path.join(outDir, "main.js");
+}
+
+describe("SIGTERM", () => {
+  it("finalises every recording before the process exits", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "sigterm-records-"));
+    const port = 18000 + Math.floor(Math.random() * 2000);
+    const child = spawn(process.execPath, [buildServer()], {
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RECORD_ENABLED: "true", RECORD_DIR: dir, ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.on("data", (d) => (stderr += String(d)));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 100; i++) {
+        if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+        await sleep(100);
+      }
+      const pub = await WhipPublisher.publish(base, "term", { video: "VP8", audio: true, gop: 15 });
+      publishers.push(pub);
+      await sleep(3000);
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      const files = recordings(dir, "term");
+      expect(files).toHaveLength(2);
+      for (const f of files) {
+        const p = probe(path.join(dir, f));
+        expect(durationOf(p)).toBeGreaterThan(2);
+      }
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      if (stderr.includes("Error")) console.error(stderr);
+    }
+  }, 40_000);
+});
