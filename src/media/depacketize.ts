@@ -1,4 +1,5 @@
 import type { AssemblerOptions, FrameAssembler } from "./assembler.js";
+import { Av1Assembler } from "./av1.js";
 import { H264Assembler, type H264AssemblerOptions } from "./h264.js";
 import { OpusAssembler } from "./opus.js";
 import { Vp8Assembler } from "./vp8.js";
@@ -6,6 +7,7 @@ import { Vp9Assembler } from "./vp9.js";
 
 export type { AssemblerOptions, CodecFrame, Frame, FrameAssembler } from "./assembler.js";
 export { VideoAssembler } from "./assembler.js";
+export { Av1Assembler } from "./av1.js";
 export { H264Assembler, type H264AssemblerOptions } from "./h264.js";
 export { OpusAssembler } from "./opus.js";
 export { Vp8Assembler } from "./vp8.js";
@@ -21,9 +23,12 @@ export function recordableCodec(name: string): RecordableCodec | undefined {
   return undefined;
 }
 
-/** One assembler per received stream; `spropParameterSets` is used by H.264 only. */
+/**
+ * One assembler per received stream; `spropParameterSets` is used by H.264 only. AV1 is accepted
+ * here but not (yet) returned by `recordableCodec`, so callers opt in explicitly.
+ */
 export function createAssembler(
-  codec: RecordableCodec,
+  codec: RecordableCodec | "AV1",
   options: AssemblerOptions & H264AssemblerOptions = {},
 ): FrameAssembler {
   switch (codec) {
@@ -35,5 +40,7 @@ export function createAssembler(
       return new H264Assembler(options);
     case "opus":
       return new OpusAssembler(options);
+    case "AV1":
+      return new Av1Assembler(options);
   }
 }
