@@ -1,0 +1,102 @@
+// Core numbers of the SFU, measured in one run: join latency (WHEP POST -> first keyframe at the
+// subscriber) and server CPU per forwarded packet with 1 publisher and N subscribers. The server
+// runs in its own process (the built `dist/`), so its CPU is not mixed with the peers'.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, it } from "vitest";
+import { sleep, WhepSubscriber, WhipPublisher } from "../test/helpers/peers.js";
+
+let server: ChildProcess;
+let base: string;
+const results: Record<string, unknown> = {};
+
+async function metrics(): Promise<Map<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#") || line === "") continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+const cpuSeconds = (m: Map<string, number>) => (m.get("process_cpu_user_seconds_total") ?? 0) + (m.get("process_cpu_system_seconds_total") ?? 0);
+
+beforeAll(async () => {
+  const root = path.resolve(".");
+  execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { stdio: "inherit" });
+  const port = 19000 + Math.floor(Math.random() * 500);
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(process.execPath, ["dist/main.js"], {
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", RATE_LIMIT_RPS: "1000", RATE_LIMIT_BURST: "1000" },
+    stdio: "inherit",
+  });
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) return;
+    await sleep(100);
+  }
+  throw new Error("server did not start");
+});
+
+afterAll(async () => {
+  server?.kill("SIGTERM");
+  mkdirSync("bench/results", { recursive: true });
+  writeFileSync("bench/results/core.json", JSON.stringify(results, null, 2));
+  console.log(JSON.stringify(results, null, 2));
+});
+
+it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP", async () => {
+  const pub = await WhipPublisher.publish(base, "join", { video: "VP8", gop: 30, bitrateKbps: 800, width: 640, height: 360 });
+  try {
+    await sleep(1000);
+    const times: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      await sleep(Math.random() * 1000);
+      const { subscriber } = await WhepSubscriber.play(base, "join", { audio: false });
+      const t0 = Date.now();
+      while (subscriber.video.firstKeyframeMs === undefined && Date.now() - t0 < 5000) await sleep(10);
+      times.push(subscriber.video.firstKeyframeMs ?? Infinity);
+      await subscriber.close();
+    }
+    times.sort((a, b) => a - b);
+    results.join = { p50: Math.round(times[9]), p95: Math.round(times[18]), max: Math.round(times[19]), unit: "ms", publisherHonoursPli: false };
+  } finally {
+    await pub.close();
+  }
+});
+
+it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers", async () => {
+  const pub = await WhipPublisher.publish(base, "cpu", { video: "VP8", audio: true, gop: 60, bitrateKbps: 1500, width: 640, height: 360 });
+  const table: Record<string, unknown>[] = [];
+  try {
+    await sleep(1500);
+    let subs: WhepSubscriber[] = [];
+    let baseline = 0;
+    for (const n of [0, 1, 5, 10]) {
+      while (subs.length < n) subs.push((await WhepSubscriber.play(base, "cpu")).subscriber);
+      await sleep(1500);
+      const before = await metrics();
+      const start = Date.now();
+      await sleep(5000);
+      const after = await metrics();
+      const seconds = (Date.now() - start) / 1000;
+      const cpu = cpuSeconds(after) - cpuSeconds(before);
+      const inPackets = (after.get('live_rtp_packets_total{room="cpu"}') ?? 0) - (before.get('live_rtp_packets_total{room="cpu"}') ?? 0);
+      if (n === 0) baseline = cpu;
+      table.push({
+        subscribers: n,
+        serverCpuPercent: Math.round((cpu / seconds) * 1000) / 10,
+        packetsInPerSecond: Math.round(inPackets / seconds),
+        marginalCpuUsPerForwardedPacket: n === 0 ? null : Math.round(((cpu - baseline) * 1e6) / (inPackets * n)),
+        videoGapsPerSubscriber: subs.length ? Math.round(subs.reduce((s, x) => s + x.video.gaps, 0) / subs.length) : 0,
+      });
+    }
+    await Promise.all(subs.map((s) => s.close()));
+    subs = [];
+  } finally {
+    await pub.close();
+  }
+  results.cpu = table;
+});
