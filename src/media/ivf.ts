@@ -25,6 +25,7 @@ export const IVF_FRAME_HEADER_SIZE = 12;
  */
 export class IvfWriter {
   readonly fourcc: IvfFourcc;
+  /** Writable so a caller can record the last keyframe's size before `finalHeader()`. */
   width: number;
   height: number;
   readonly timebase: number;

@@ -143,7 +143,8 @@ export interface OggOpusWriterOptions {
  * discards. Without them the last granule would promise 80 ms more audio than the file holds
  * (FFmpeg then reports the duration 80 ms long), or the first 80 ms of real audio would be cut.
  * Gaps in the timestamps (losses, DTX) are filled the same way, so that the sample count always
- * matches the granule positions.
+ * matches the granule positions. Note for checks: ffprobe's duration is last granule / 48000,
+ * pre-skip included (it does that for its own files too), i.e. 80 ms more than what plays.
  *
  * The last page must carry EOS, so packets are held back until a page is full and `end()`
  * writes the remainder; a crash loses at most one page (`pageSamples`) of audio.
@@ -162,6 +163,7 @@ export class OggOpusWriter {
   private prefix = 0;
   private pending: OggPacket[] = [];
   private pendingSamples = 0;
+  private pendingLacing = 0;
   private packets = 0;
   private state: "new" | "open" | "ended" = "new";
 
@@ -252,15 +254,17 @@ export class OggOpusWriter {
   }
 
   private add(data: Uint8Array, out: Buffer[], samples = opusPacketSamples(data) ?? 0, timeline = true): void {
-    const lacing = this.pending.reduce((n, p) => n + lacingValues(p.data.length).length, 0);
+    const lacing = lacingValues(data.length).length;
+    // Pages end on packet boundaries where possible: FFmpeg and libopusfile seek page by page.
     const full =
-      this.pendingSamples >= (this.options.pageSamples ?? 48000) ||
-      lacing + lacingValues(data.length).length > 255;
+      this.pendingSamples >= (this.options.pageSamples ?? 48000) || this.pendingLacing + lacing > 255;
     if (this.pending.length > 0 && full) {
       out.push(this.stream.pages(this.pending));
       this.pending = [];
       this.pendingSamples = 0;
+      this.pendingLacing = 0;
     }
+    this.pendingLacing += lacing;
     if (timeline) this.position += samples;
     this.pendingSamples += samples;
     this.packets++;

@@ -6,8 +6,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { AddressInfo } from "node:net";
 
-export const FFMPEG = "/usr/bin/ffmpeg";
-export const FFPROBE = "/usr/bin/ffprobe";
+// The system FFmpeg (Debian's 5.1 has every encoder these tests use); overridable for odd machines.
+export const FFMPEG = process.env.MEDIA_TEST_FFMPEG ?? "/usr/bin/ffmpeg";
+export const FFPROBE = process.env.MEDIA_TEST_FFPROBE ?? "/usr/bin/ffprobe";
 
 const run = promisify(execFile);
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Frame } from "../../src/media/assembler.js";
+import { ReorderBuffer } from "../../src/media/reorder.js";
+import type { RtpView } from "../../src/media/rtp.js";
 import { parseVp8Descriptor, parseVp8FrameHeader, Vp8Assembler } from "../../src/media/vp8.js";
 import { rtp } from "./helpers.js";
 
@@ -152,6 +154,24 @@ describe("Vp8Assembler", () => {
     const asm = new Vp8Assembler({ onKeyframeNeeded: () => asked++, keyframeRetryFrames: 3 });
     for (let i = 0; i < 7; i++) asm.push(rtp(i, i * 3000, true, [0x10, ...INTER]));
     expect(asked).toBe(3); // frames 0, 3, 6
+  });
+
+  it("reassembles reordered packets across the sequence number wrap via ReorderBuffer", () => {
+    const reorder = new ReorderBuffer<RtpView>(64, 1);
+    const asm = new Vp8Assembler();
+    const packets = [
+      rtp(65534, 0, false, [0x10, ...KEY.slice(0, 5)]),
+      rtp(65535, 0, false, [0x00, ...KEY.slice(5)]),
+      rtp(0, 0, true, [0x00, 0xf1]),
+      rtp(1, 3000, false, [0x10, ...INTER.slice(0, 2)]),
+      rtp(2, 3000, true, [0x00, ...INTER.slice(2)]),
+    ];
+    const order = [0, 2, 1, 4, 3];
+    const frames = order.flatMap((i) => reorder.push(packets[i])).flatMap((item) => asm.feed(item));
+    expect(frames.map((f) => [f.timestamp, f.data.toString("hex")])).toEqual([
+      [0, Buffer.from([...KEY, 0xf1]).toString("hex")],
+      [3000, Buffer.from(INTER).toString("hex")],
+    ]);
   });
 
   it("works from ReorderBuffer items through feed()", () => {
