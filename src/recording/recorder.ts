@@ -6,7 +6,7 @@ import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { RtpPacket } from "werift";
 import { AnnexBWriter } from "../media/annexb.js";
-import { createAssembler, recordableCodec, type Frame, type FrameAssembler } from "../media/depacketize.js";
+import { createAssembler, recordableCodec, type Frame, type FrameAssembler, type RecordableCodec } from "../media/depacketize.js";
 import { IvfWriter, IVF_HEADER_SIZE } from "../media/ivf.js";
 import { OggOpusWriter } from "../media/ogg.js";
 import { ReorderBuffer } from "../media/reorder.js";
@@ -43,15 +43,20 @@ interface ContainerWriter {
   end(): { tail?: Buffer; header?: Buffer };
 }
 
-function containerFor(codec: "VP8" | "VP9" | "H264" | "opus", channels: number): ContainerWriter {
+type Recordable = RecordableCodec | "AV1";
+
+const FOURCC = { VP8: "VP80", VP9: "VP90", AV1: "AV01" } as const;
+
+function containerFor(codec: Recordable, channels: number): ContainerWriter {
   switch (codec) {
     case "VP8":
-    case "VP9": {
+    case "VP9":
+    case "AV1": {
       let ivf: IvfWriter | undefined;
       return {
         extension: "ivf",
         begin: (first) => {
-          ivf = new IvfWriter({ fourcc: codec === "VP8" ? "VP80" : "VP90", width: first.width ?? 0, height: first.height ?? 0 });
+          ivf = new IvfWriter({ fourcc: FOURCC[codec], width: first.width ?? 0, height: first.height ?? 0 });
           return ivf.fileHeader();
         },
         frame: (f) => (ivf as IvfWriter).frame(f.data, f.timestamp),
@@ -106,7 +111,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   constructor(
     private readonly room: string,
     private readonly track: PublishedTrack,
-    codec: "VP8" | "VP9" | "H264" | "opus",
+    codec: Recordable,
     private readonly opts: RecorderOptions,
   ) {
     this.container = containerFor(codec, track.codec.channels ?? 2);
@@ -191,7 +196,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
 /** The room consumer factory: one recorder per recordable track of every room. */
 export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFactory {
   return (room: Room, track: PublishedTrack): TrackConsumer | undefined => {
-    const codec = recordableCodec(track.codecName);
+    const codec: Recordable | undefined = track.codecName === "AV1" ? "AV1" : recordableCodec(track.codecName);
     if (!codec) {
       opts.log.warn({ room: room.name, codec: track.codecName }, "recording skipped: no container for this codec");
       return undefined;
