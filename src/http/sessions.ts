@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
 import type { IceServerConfig } from "../config.js";
 import type { Rooms, SessionKind } from "../sfu/rooms.js";
+import { parseSdpFrag, type SdpFragment } from "../sfu/sdpfrag.js";
 import { sendError } from "./errors.js";
 import { admitRoom, tokenOf, unauthorized } from "./guard.js";
 
@@ -30,10 +31,6 @@ function isSdp(request: FastifyRequest): boolean {
   return typeof type === "string" && type.split(";")[0].trim().toLowerCase() === "application/sdp";
 }
 
-function iceUfrag(sdp: string): string {
-  return /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1] ?? "";
-}
-
 const ALLOWED = "POST, OPTIONS";
 const SESSION_ALLOWED = "DELETE, PATCH, OPTIONS";
 
@@ -58,7 +55,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       reply.code(201);
       reply.header("Content-Type", "application/sdp");
       reply.header("Location", `/api/${kind}/session/${session.id}`);
-      reply.header("ETag", `"${iceUfrag(answer)}"`);
+      reply.header("ETag", session.etag);
       if (links.length > 0) reply.header("Link", links);
       return reply.send(answer);
     });
@@ -101,16 +98,24 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       if (!entry) return reply;
       const type = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
       if (type !== "application/trickle-ice-sdpfrag") return sendError(reply, 415, "unsupported media type");
-      const pc = entry.session.peer.pc;
-      const etag = `"${iceUfrag(pc.localDescription?.sdp ?? "")}"`;
+      const session = entry.session;
       const ifMatch = request.headers["if-match"];
-      if (ifMatch !== undefined && ifMatch !== "*" && ifMatch !== etag) return sendError(reply, 412, "precondition failed");
-      const frag = typeof request.body === "string" ? request.body : "";
-      const mid = /^a=mid:(\S+)/m.exec(frag)?.[1];
-      for (const line of frag.split(/\r?\n/)) {
-        if (!line.startsWith("a=candidate:")) continue;
-        await pc.addIceCandidate({ candidate: line.slice(2), sdpMid: mid ?? pc.getTransceivers()[0]?.mid ?? "0" }).catch(() => undefined);
+      // RFC 9725 §4.4: every PATCH names the ICE session it applies to.
+      if (ifMatch === undefined) return sendError(reply, 428, "If-Match required");
+      let frag: SdpFragment;
+      try {
+        frag = parseSdpFrag(typeof request.body === "string" ? request.body : "");
+      } catch {
+        return sendError(reply, 400, "invalid SDP fragment");
       }
+      const restart = frag.ufrag !== undefined && frag.ufrag !== session.remoteUfrag;
+      if (restart) {
+        // werift does not resume connectivity checks after a remote restart while DTLS is up, so
+        // a restart would be answered but carry no media: say so instead (RFC 9725 §4.4.2).
+        return sendError(reply, 501, "ICE restart not supported");
+      }
+      if (ifMatch !== "*" && ifMatch !== session.etag) return sendError(reply, 412, "precondition failed");
+      await session.addCandidates(frag);
       return reply.code(204).send();
     });
     app.options(sessionPath, async (_request, reply) => {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { PeerHandle } from "./peer.js";
+import type { SdpFragment } from "./sdpfrag.js";
 
 export type EndReason = "delete" | "ice-failed" | "timeout" | "admin-close" | "publisher-left" | "shutdown" | "error";
 
@@ -56,6 +57,25 @@ export abstract class PeerSession {
   protected abstract onConnected(): void;
   /** Releases what the subclass holds; runs once, before the peer is closed. */
   protected abstract release(reason: EndReason): void;
+
+  /** The entity tag of the ICE session (RFC 9725 §4.4): the server's current ICE ufrag, quoted. */
+  get etag(): string {
+    return `"${/^a=ice-ufrag:(\S+)/m.exec(this.peer.pc.localDescription?.sdp ?? "")?.[1] ?? ""}"`;
+  }
+
+  /** The client's current ICE username fragment. */
+  get remoteUfrag(): string | undefined {
+    return /^a=ice-ufrag:(\S+)/m.exec(this.peer.pc.remoteDescription?.sdp ?? "")?.[1];
+  }
+
+  /** Trickled remote candidates (RFC 9725 §4.4.1). */
+  async addCandidates(frag: SdpFragment): Promise<void> {
+    const pc = this.peer.pc;
+    const fallbackMid = pc.getTransceivers()[0]?.mid ?? "0";
+    for (const c of frag.candidates) {
+      await pc.addIceCandidate({ candidate: c.candidate, sdpMid: c.mid ?? fallbackMid }).catch(() => undefined);
+    }
+  }
 
   onEnd(listener: (reason: EndReason) => void): void {
     this.endListeners.push(listener);
