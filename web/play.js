@@ -1,0 +1,201 @@
+// WHEP player: recvonly video+audio, stats overlay, retry every 3 s, DELETE on unload.
+import {
+  $, ROOM_RE, HttpError, createPeer, negotiate, deleteSession, whepUrl, describeError, setStatus,
+  setupTokenField, queryParam, humanBitrate, rateMeter,
+} from "./lib.js";
+
+const RETRY_MS = 3000;
+const STALL_S = 6; // seconds without incoming bytes before reconnecting
+const CONNECT_S = 15; // seconds allowed to establish ICE/DTLS
+const RETRY_STATUSES = new Set([404, 429, 500, 502, 503, 504]);
+
+const state = (window.__state = {
+  page: "play", room: "", status: "idle", error: "", retrying: false, retries: 0, resource: null,
+  framesDecoded: 0, framesDropped: 0, width: 0, height: 0, fps: 0, bitrateKbps: 0,
+  packetsReceived: 0, packetsLost: 0, packetLoss: 0, latencyMs: null, hasAudio: false, muted: true,
+});
+
+const video = $("#video");
+const roomInput = $("#room");
+const tokenInput = $("#token");
+const getToken = () => tokenInput.value.trim();
+let session = null; // { pc, resource, token, timer, stall, downSince }
+let generation = 0;
+let retryTimer = 0;
+
+roomInput.value = queryParam("room");
+function syncRoom() {
+  const room = roomInput.value.trim();
+  const valid = ROOM_RE.test(room);
+  $("#room-title").textContent = valid ? room : "";
+  $("#publish-link").href = valid ? `publish.html?room=${encodeURIComponent(room)}` : "publish.html";
+  document.title = `Watch ${valid ? room + " " : ""}· WHIP/WHEP SFU`;
+}
+roomInput.addEventListener("input", syncRoom);
+syncRoom();
+
+// ---- connect / retry / stop ----
+function teardown() {
+  const s = session;
+  session = null;
+  state.resource = null;
+  if (!s) return;
+  clearInterval(s.timer);
+  deleteSession(s.resource, s.token);
+  s.pc.close();
+}
+
+function scheduleRetry(status, error) {
+  teardown();
+  state.retrying = true;
+  setStatus(state, status, error);
+  clearTimeout(retryTimer);
+  const gen = generation;
+  retryTimer = setTimeout(() => gen === generation && connect(true), RETRY_MS);
+}
+
+async function connect(isRetry = false) {
+  clearTimeout(retryTimer);
+  teardown();
+  const room = roomInput.value.trim();
+  if (!ROOM_RE.test(room)) {
+    setStatus(state, "error", "That room name is not valid: use letters, digits, - or _ (at most 64).");
+    return;
+  }
+  if (!isRetry) {
+    state.retries = 0;
+    history.replaceState(null, "", `?room=${encodeURIComponent(room)}`);
+  } else state.retries++;
+  const gen = ++generation;
+  state.room = room;
+  $("#start").disabled = true;
+  $("#stop").disabled = false;
+  if (!isRetry) setStatus(state, "connecting");
+  const token = getToken();
+  let s;
+  try {
+    const pc = await createPeer();
+    if (gen !== generation) return pc.close();
+    s = session = { pc, resource: null, token, timer: 0, stall: 0, downSince: 0 };
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.addEventListener("track", (e) => {
+      stream.addTrack(e.track);
+      video.srcObject = stream;
+      state.hasAudio = stream.getAudioTracks().length > 0;
+      video.play().catch(() => {});
+    });
+    pc.addEventListener("connectionstatechange", () => gen === generation && onConnection(s));
+    s.resource = await negotiate(pc, whepUrl(room), token, "play");
+    if (gen !== generation) return deleteSession(s.resource, token);
+    state.resource = s.resource;
+    s.timer = setInterval(() => updateStats(s, gen), 1000);
+  } catch (err) {
+    if (gen !== generation) return;
+    const retry = err instanceof HttpError ? RETRY_STATUSES.has(err.status) : err.name === "TypeError";
+    if (retry) {
+      scheduleRetry(err.status === 404 ? "waiting" : "retrying", describeError(err));
+    } else stop(describeError(err));
+  }
+}
+
+function onConnection(s) {
+  const st = s.pc.connectionState;
+  if (st === "connected") {
+    s.downSince = 0;
+    state.retrying = false;
+    setStatus(state, "live");
+    $("#placeholder").hidden = true;
+  } else if (st === "failed") {
+    scheduleRetry("retrying", "The connection was lost. Reconnecting…");
+  } else if (st === "disconnected") {
+    s.downSince = Date.now();
+  }
+}
+
+function stop(error = "") {
+  generation++;
+  clearTimeout(retryTimer);
+  teardown();
+  video.srcObject = null;
+  $("#placeholder").hidden = false;
+  $("#stats").hidden = true;
+  state.retrying = false;
+  state.resource = null;
+  $("#start").disabled = false;
+  $("#stop").disabled = true;
+  setStatus(state, error ? "error" : "stopped", error);
+}
+
+// ---- stats overlay ----
+const meter = rateMeter();
+let lastJitter = null;
+async function updateStats(s, gen) {
+  const report = await s.pc.getStats();
+  if (gen !== generation) return;
+  let bytes = 0, received = 0, lost = 0, ts = 0, v = null;
+  report.forEach((r) => {
+    if (r.type !== "inbound-rtp") return;
+    bytes += r.bytesReceived ?? 0;
+    received += r.packetsReceived ?? 0;
+    lost += Math.max(0, r.packetsLost ?? 0);
+    ts = Math.max(ts, r.timestamp);
+    if (r.kind === "video") v = r;
+  });
+  const kbps = meter(bytes, ts);
+  // Latency: jitter buffer delay per emitted frame over the last second (cumulative as fallback).
+  let latency = null;
+  if (v?.jitterBufferEmittedCount) {
+    const d = lastJitter && v.jitterBufferEmittedCount - lastJitter.count;
+    latency = d > 0 ? (v.jitterBufferDelay - lastJitter.delay) / d : v.jitterBufferDelay / v.jitterBufferEmittedCount;
+    lastJitter = { delay: v.jitterBufferDelay, count: v.jitterBufferEmittedCount };
+  }
+  Object.assign(state, {
+    framesDecoded: v?.framesDecoded ?? 0, framesDropped: v?.framesDropped ?? 0,
+    width: v?.frameWidth ?? video.videoWidth ?? 0, height: v?.frameHeight ?? video.videoHeight ?? 0,
+    fps: Math.round(v?.framesPerSecond ?? 0), bitrateKbps: Math.round(kbps),
+    packetsReceived: received, packetsLost: lost,
+    packetLoss: received + lost > 0 ? +((100 * lost) / (received + lost)).toFixed(2) : 0,
+    latencyMs: latency === null ? null : Math.round(latency * 1000), muted: video.muted,
+  });
+  const overlay = $("#stats");
+  overlay.hidden = false;
+  overlay.innerText = [
+    `${state.width ? `${state.width}×${state.height}` : "no video"} · ${state.fps} fps`,
+    `${humanBitrate(kbps)} · loss ${state.packetLoss.toFixed(1)} %`,
+    `latency ${state.latencyMs ?? "–"} ms`,
+  ].join("\n");
+  if (state.framesDecoded > 0) $("#placeholder").hidden = true;
+
+  // Nothing arriving (publisher gone), never connecting, or stuck "disconnected": start over.
+  s.stall = kbps > 0 ? 0 : s.stall + 1;
+  const limit = s.pc.connectionState === "connected" ? STALL_S : CONNECT_S;
+  const down = s.downSince && Date.now() - s.downSince > 5000;
+  if (s.stall >= limit || down) scheduleRetry("retrying", "The stream stopped. Reconnecting…");
+}
+
+// ---- controls ----
+function syncMute() {
+  state.muted = video.muted;
+  $("#unmute").textContent = video.muted ? "Unmute" : "Mute";
+}
+$("#unmute").addEventListener("click", () => {
+  video.muted = !video.muted;
+  video.play().catch(() => {});
+  syncMute();
+});
+video.addEventListener("volumechange", syncMute);
+$("#settings").addEventListener("submit", (e) => {
+  e.preventDefault();
+  connect();
+});
+$("#stop").addEventListener("click", () => stop());
+addEventListener("pagehide", () => {
+  if (session?.resource) deleteSession(session.resource, session.token, true);
+  session = null;
+});
+
+setupTokenField(tokenInput, $("#token-row"));
+if (ROOM_RE.test(roomInput.value.trim())) connect();
+else setStatus(state, "idle", roomInput.value ? "That room name is not valid: use letters, digits, - or _ (at most 64)." : "");
