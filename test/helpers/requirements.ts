@@ -53,7 +53,13 @@ export function nginxPath(): string | undefined {
 
 function checkChromium(): RequirementStatus {
   const bin = chromiumPath();
-  if (!bin) return { name: "chromium", ok: false, detail: `no Chromium at ${CHROMIUM_CANDIDATES.join(" or ")} (apt-get install chromium)` };
+  if (!bin) {
+    const env = process.env.CHROMIUM_PATH?.trim();
+    const detail = env
+      ? `CHROMIUM_PATH=${env} is not an executable file`
+      : `no Chromium at ${CHROMIUM_CANDIDATES.join(" or ")} (apt-get install chromium)`;
+    return { name: "chromium", ok: false, detail };
+  }
   const res = spawnSync(bin, ["--version"], { timeout: 20_000, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   if (res.status !== 0) {
     const why = res.error?.message ?? (res.stderr || `exit ${res.status}`).trim().split("\n")[0];
@@ -64,7 +70,11 @@ function checkChromium(): RequirementStatus {
 
 function checkNginxRtmp(): RequirementStatus {
   const bin = nginxPath();
-  if (!bin) return { name: "nginx-rtmp", ok: false, detail: "no nginx binary (apt-get install nginx libnginx-mod-rtmp)" };
+  if (!bin) {
+    const env = process.env.NGINX_PATH?.trim();
+    const detail = env ? `NGINX_PATH=${env} is not an executable file` : "no nginx binary (apt-get install nginx libnginx-mod-rtmp)";
+    return { name: "nginx-rtmp", ok: false, detail };
+  }
   if (!existsSync(NGINX_RTMP_MODULE)) {
     return { name: "nginx-rtmp", ok: false, detail: `${bin} found but ${NGINX_RTMP_MODULE} is missing (apt-get install libnginx-mod-rtmp)` };
   }
