@@ -13,6 +13,7 @@ const state = (window.__state = {
   page: "play", room: "", status: "idle", error: "", retrying: false, retries: 0, resource: null,
   framesDecoded: 0, framesDropped: 0, width: 0, height: 0, fps: 0, bitrateKbps: 0,
   packetsReceived: 0, packetsLost: 0, packetLoss: 0, latencyMs: null, hasAudio: false, muted: true,
+  audioPacketsReceived: 0, codec: "",
 });
 
 const video = $("#video");
@@ -134,7 +135,7 @@ let lastJitter = null;
 async function updateStats(s, gen) {
   const report = await s.pc.getStats();
   if (gen !== generation) return;
-  let bytes = 0, received = 0, lost = 0, ts = 0, v = null;
+  let bytes = 0, received = 0, lost = 0, ts = 0, v = null, a = null;
   report.forEach((r) => {
     if (r.type !== "inbound-rtp") return;
     bytes += r.bytesReceived ?? 0;
@@ -142,6 +143,7 @@ async function updateStats(s, gen) {
     lost += Math.max(0, r.packetsLost ?? 0);
     ts = Math.max(ts, r.timestamp);
     if (r.kind === "video") v = r;
+    if (r.kind === "audio") a = r;
   });
   const kbps = meter(bytes, ts);
   // Latency: jitter buffer delay per emitted frame over the last second (cumulative as fallback).
@@ -155,7 +157,8 @@ async function updateStats(s, gen) {
     framesDecoded: v?.framesDecoded ?? 0, framesDropped: v?.framesDropped ?? 0,
     width: v?.frameWidth ?? video.videoWidth ?? 0, height: v?.frameHeight ?? video.videoHeight ?? 0,
     fps: Math.round(v?.framesPerSecond ?? 0), bitrateKbps: Math.round(kbps),
-    packetsReceived: received, packetsLost: lost,
+    packetsReceived: received, packetsLost: lost, audioPacketsReceived: a?.packetsReceived ?? 0,
+    codec: v ? (report.get(v.codecId)?.mimeType ?? "").replace(/^video\//, "") : "",
     packetLoss: received + lost > 0 ? +((100 * lost) / (received + lost)).toFixed(2) : 0,
     latencyMs: latency === null ? null : Math.round(latency * 1000), muted: video.muted,
   });

@@ -67,16 +67,19 @@ export function createPeer(ice: IceSettings, codecs: { audio: RTCRtpCodecParamet
     iceFilterCandidatePair: onlyHosts.length > 0 ? (pair) => onlyHosts.includes(pair.localCandidate.host) : undefined,
     bundlePolicy: "max-bundle",
   } satisfies Partial<PeerConfig>);
-  // Media and RTCP prove liveness as much as consent checks do; the transports exist once an
-  // offer is applied, so subscribe when they appear.
+  // Media and RTCP prove liveness as much as consent checks do (browsers send consent checks
+  // only every few seconds). The transports exist once the answer is set; by the time ICE
+  // connects they certainly do.
   const watched = new Set<unknown>();
-  pc.signalingStateChange.subscribe(() => {
+  const watchTransports = (): void => {
     for (const t of pc.iceTransports) {
       if (watched.has(t)) continue;
       watched.add(t);
       t.connection.onData.subscribe(touch);
     }
-  });
+  };
+  pc.iceConnectionStateChange.subscribe(watchTransports);
+  pc.connectionStateChange.subscribe(watchTransports);
   return { pc, lastSeen: () => seen };
 }
 
