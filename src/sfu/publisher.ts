@@ -60,8 +60,9 @@ export class Publisher extends PeerSession {
     handle: ReturnType<typeof createPeer>,
     liveness: Liveness,
     choices: Choice[],
+    id?: string,
   ) {
-    super(handle, liveness);
+    super(handle, liveness, id);
     const counts = { audio: 0, video: 0 };
     this.tracks = choices.map((c) => {
       const keyframes = new KeyframeRequester(() => this.sendKeyframeRequest(c.kind));
@@ -77,7 +78,13 @@ export class Publisher extends PeerSession {
   }
 
   /** Validates the offer, answers it, and returns a publisher whose tracks start forwarding when media arrives. */
-  static async create(room: string, offer: ParsedSdp, ice: IceSettings, liveness: Liveness): Promise<{ publisher: Publisher; answer: string }> {
+  static async create(
+    room: string,
+    offer: ParsedSdp,
+    ice: IceSettings,
+    liveness: Liveness,
+    id?: string,
+  ): Promise<{ publisher: Publisher; answer: string }> {
     const choices = chooseCodecs(offer);
     if (choices.length === 0) {
       throw errors.unsupportedCodec("no supported codec in offer: the server forwards VP8, VP9, H264, AV1 and opus");
@@ -89,7 +96,7 @@ export class Publisher extends PeerSession {
       video: choices.filter((c) => c.kind === "video").map((c) => toWeriftCodec("video", c.codec)),
       audio: choices.filter((c) => c.kind === "audio").map((c) => toWeriftCodec("audio", c.codec)),
     });
-    const publisher = new Publisher(room, handle, liveness, choices);
+    const publisher = new Publisher(room, handle, liveness, choices, id);
     // onTrack fires inside setRemoteDescription: wire it first.
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
     try {

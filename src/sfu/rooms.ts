@@ -13,6 +13,11 @@ export interface SfuLogger {
   error(obj: object, msg: string): void;
 }
 
+/** What happens to sessions, for callbacks and the like; called after the fact, never awaited. */
+export interface RoomEvents {
+  sessionEnded(kind: SessionKind, room: string, sessionId: string, reason: EndReason): void;
+}
+
 export interface RoomsOptions {
   ice: IceSettings;
   liveness: Liveness;
@@ -20,6 +25,7 @@ export interface RoomsOptions {
   maxSubsPerRoom: number;
   consumers: TrackConsumerFactory[];
   log: SfuLogger;
+  events?: RoomEvents;
 }
 
 export type SessionKind = "whip" | "whep";
@@ -85,7 +91,7 @@ export class Rooms {
       }));
   }
 
-  async publish(roomName: string, offerText: string): Promise<{ session: Publisher; answer: string }> {
+  async publish(roomName: string, offerText: string, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
     const offer = parseOffer(offerText);
     if (this.closed) throw new Error("server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
@@ -93,7 +99,7 @@ export class Rooms {
     this.rooms.set(roomName, room);
     let created: { publisher: Publisher; answer: string };
     try {
-      created = await Publisher.create(roomName, offer, this.opts.ice, this.opts.liveness);
+      created = await Publisher.create(roomName, offer, this.opts.ice, this.opts.liveness, sessionId);
     } catch (err) {
       this.rooms.delete(roomName);
       throw err;
@@ -109,6 +115,7 @@ export class Rooms {
     publisher.onEnd((reason) => {
       this.sessions.delete(publisher.id);
       this.opts.log.info({ room: roomName, session: publisher.id, reason }, "publisher ended");
+      this.opts.events?.sessionEnded("whip", roomName, publisher.id, reason);
       void this.endRoom(room, reason);
     });
     room.attachConsumers(this.opts.consumers);
@@ -119,7 +126,7 @@ export class Rooms {
     return { session: publisher, answer };
   }
 
-  async subscribe(roomName: string, offerText: string): Promise<{ session: Subscriber; answer: string }> {
+  async subscribe(roomName: string, offerText: string, sessionId?: string): Promise<{ session: Subscriber; answer: string }> {
     const offer = parseOffer(offerText);
     const room = this.rooms.get(roomName);
     const publisher = room?.publisher;
@@ -129,7 +136,7 @@ export class Rooms {
     room.pendingSubscribers++;
     let created: { subscriber: Subscriber; answer: string };
     try {
-      created = await Subscriber.create(roomName, offer, publisher, this.opts.ice, this.opts.liveness);
+      created = await Subscriber.create(roomName, offer, publisher, this.opts.ice, this.opts.liveness, sessionId);
     } finally {
       room.pendingSubscribers--;
     }
@@ -144,6 +151,7 @@ export class Rooms {
       room.subscribers.delete(subscriber.id);
       this.sessions.delete(subscriber.id);
       this.opts.log.info({ room: roomName, session: subscriber.id, reason }, "subscriber ended");
+      this.opts.events?.sessionEnded("whep", roomName, subscriber.id, reason);
     });
     this.opts.log.info({ room: roomName, session: subscriber.id }, "subscriber joined");
     return { session: subscriber, answer };

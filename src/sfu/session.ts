@@ -20,7 +20,7 @@ export interface Liveness {
  * remote vanishes without DELETE (werift alone notices only after ~27 s), and an idempotent close.
  */
 export abstract class PeerSession {
-  readonly id = newSessionId();
+  readonly id: string;
   readonly createdAt = Date.now();
   connected = false;
   endReason: EndReason | undefined;
@@ -31,7 +31,10 @@ export abstract class PeerSession {
   protected constructor(
     readonly peer: PeerHandle,
     liveness: Liveness,
+    /** Given when the id was needed before the peer existed (callbacks ask about the session first). */
+    id: string = newSessionId(),
   ) {
+    this.id = id;
     const started = performance.now();
     peer.pc.connectionStateChange.subscribe((state) => {
       if (state === "connected" && !this.connected) {

@@ -70,8 +70,9 @@ export class Subscriber extends PeerSession {
     readonly room: string,
     handle: ReturnType<typeof createPeer>,
     liveness: Liveness,
+    id?: string,
   ) {
-    super(handle, liveness);
+    super(handle, liveness, id);
   }
 
   static async create(
@@ -80,12 +81,13 @@ export class Subscriber extends PeerSession {
     publisher: Publisher,
     ice: IceSettings,
     liveness: Liveness,
+    id?: string,
   ): Promise<{ subscriber: Subscriber; answer: string }> {
     const matches = matchOffer(offer, publisher);
     const byKind = (kind: string): RTCRtpCodecParameters[] =>
       matches.filter((m) => m.track.kind === kind).map((m) => toWeriftCodec(m.track.kind, m.codec));
     const handle = createPeer(ice, { video: byKind("video"), audio: byKind("audio") });
-    const subscriber = new Subscriber(room, handle, liveness);
+    const subscriber = new Subscriber(room, handle, liveness, id);
     try {
       const narrowed = narrowOffer(offer, new Map(matches.map((m) => [m.section, [m.codec.payloadType]])));
       await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
