@@ -10,6 +10,7 @@ import { createRateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
 import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
+import { Hooks, SessionHooks } from "./hooks/callbacks.js";
 import { createMetrics } from "./metrics.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
 import { Rooms, type SfuLogger } from "./sfu/rooms.js";
@@ -55,10 +56,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   const log: SfuLogger = app.log;
   const recordingStats = new RecordingStats();
+  const hooks = new SessionHooks(new Hooks({ urls: config.hooks, timeoutMs: config.hookTimeoutMs, serverId: config.serverId }, log));
   const rooms = new Rooms({
     ice: config,
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
     maxSubsPerRoom: config.maxSubsPerRoom,
+    events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: config.recordEnabled ? [createRecorderFactory({ dir: config.recordDir, log, stats: recordingStats })] : [],
     log,
   });
@@ -92,7 +95,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics });
-  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers });
+  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {
@@ -107,6 +110,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   app.addHook("onClose", async () => {
     await rooms.close();
+    // End notifications of the sessions just closed go out before the process may exit.
+    await hooks.hooks.close();
   });
   return app;
 }

@@ -1,3 +1,5 @@
+import { hostname } from "node:os";
+
 // Every environment variable the server reads, parsed and validated once.
 // A bad value throws ConfigError naming the variable, so start-up stops with a clear message.
 
@@ -38,6 +40,11 @@ export interface Config {
   peerTimeoutSeconds: number;
   logLevel: string;
   webDir: string;
+  /** SRS-style callback URLs per event (space-separated in HOOK_ON_*), called in order. */
+  hooks: Partial<Record<"on_connect" | "on_close" | "on_publish" | "on_unpublish" | "on_play" | "on_stop" | "on_record", string[]>>;
+  hookTimeoutMs: number;
+  /** Stable id of this server in callbacks. */
+  serverId: string;
 }
 
 export class ConfigError extends Error {
@@ -179,6 +186,36 @@ function parsePortRange(env: Env): [number, number] | undefined {
   return [lo, hi];
 }
 
+const HOOK_VARS = {
+  on_connect: "HOOK_ON_CONNECT",
+  on_close: "HOOK_ON_CLOSE",
+  on_publish: "HOOK_ON_PUBLISH",
+  on_unpublish: "HOOK_ON_UNPUBLISH",
+  on_play: "HOOK_ON_PLAY",
+  on_stop: "HOOK_ON_STOP",
+  on_record: "HOOK_ON_RECORD",
+} as const;
+
+function parseHooks(env: Env): Config["hooks"] {
+  const out: Config["hooks"] = {};
+  for (const [event, name] of Object.entries(HOOK_VARS) as [keyof typeof HOOK_VARS, string][]) {
+    const v = str(env, name);
+    if (v === undefined) continue;
+    const urls = v.split(/\s+/).filter((u) => u !== "");
+    for (const u of urls) {
+      let ok = false;
+      try {
+        ok = ["http:", "https:"].includes(new URL(u).protocol);
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw new ConfigError(name, `not an http(s) URL: "${u.slice(0, 120)}"`);
+    }
+    out[event] = urls;
+  }
+  return out;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const allowedOrigin = str(env, "ALLOWED_ORIGIN") ?? "*";
   if (allowedOrigin !== "*" && !/^https?:\/\/[^\s/]+$/.test(allowedOrigin)) {
@@ -209,5 +246,8 @@ export function loadConfig(env: Env = process.env): Config {
     peerTimeoutSeconds: num(env, "PEER_TIMEOUT_SECONDS", 6, 1, 60),
     logLevel: str(env, "LOG_LEVEL") ?? "info",
     webDir: str(env, "WEB_DIR") ?? "web",
+    hooks: parseHooks(env),
+    hookTimeoutMs: int(env, "HOOK_TIMEOUT_MS", 3000, 100, 60_000),
+    serverId: str(env, "SERVER_ID") ?? `whipsfu-${hostname()}`,
   };
 }

@@ -3,6 +3,8 @@ import type { Authorizer } from "../auth/auth.js";
 import type { IceServerConfig } from "../config.js";
 import type { Rooms, SessionKind } from "../sfu/rooms.js";
 import { parseSdpFrag, type SdpFragment } from "../sfu/sdpfrag.js";
+import { newSessionId } from "../sfu/session.js";
+import type { HookClient, SessionHooks } from "../hooks/callbacks.js";
 import { sendError } from "./errors.js";
 import { admitRoom, tokenOf, unauthorized } from "./guard.js";
 
@@ -10,6 +12,7 @@ export interface SessionRouteDeps {
   rooms: Rooms;
   auth: Authorizer;
   iceServers: IceServerConfig[];
+  hooks: SessionHooks;
 }
 
 /** RFC 9725 §4.6: ICE servers as Link headers, TURN credentials included. */
@@ -51,7 +54,27 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       if (!admitRoom(auth, request, reply, room, action)) return reply;
       if (!isSdp(request)) return sendError(reply, 415, "unsupported media type");
       const body = typeof request.body === "string" ? request.body : "";
-      const { session, answer } = kind === "whip" ? await rooms.publish(room, body) : await rooms.subscribe(room, body);
+      const query = request.url.indexOf("?");
+      const client: HookClient = {
+        clientId: newSessionId(),
+        ip: request.ip,
+        room,
+        param: query < 0 ? "" : request.url.slice(query),
+        tcUrl: `${request.protocol}://${request.host}${query < 0 ? request.url : request.url.slice(0, query)}`,
+        protocol: kind,
+      };
+      // Callbacks decide before any peer exists (spec/hooks.md); a slow one delays only this request.
+      const decision = await deps.hooks.decide(client);
+      if (!decision.allowed) return sendError(reply, 403, "rejected by hook");
+      let created;
+      try {
+        created = kind === "whip" ? await rooms.publish(room, body, client.clientId) : await rooms.subscribe(room, body, client.clientId);
+      } catch (err) {
+        deps.hooks.failed(client);
+        throw err;
+      }
+      const { session, answer } = created;
+      deps.hooks.started(client);
       reply.code(201);
       reply.header("Content-Type", "application/sdp");
       reply.header("Location", `/api/${kind}/session/${session.id}`);

@@ -46,8 +46,10 @@ export abstract class PeerSession {
     });
     this.watchdog = setInterval(() => {
       const now = performance.now();
-      if (!this.connected && now - started > liveness.connectTimeoutMs) void this.close("ice-failed");
-      else if (this.connected && now - peer.lastSeen() > liveness.silenceTimeoutMs) void this.close("timeout");
+      // Silence counts from the answer on: a peer that vanishes mid-handshake goes as fast as one
+      // that vanishes mid-stream; one that keeps checking but never connects gets connectTimeoutMs.
+      if (now - peer.lastSeen() > liveness.silenceTimeoutMs) void this.close("timeout");
+      else if (!this.connected && now - started > liveness.connectTimeoutMs) void this.close("ice-failed");
     }, 500);
     this.watchdog.unref();
   }
