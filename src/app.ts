@@ -62,7 +62,16 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
     maxSubsPerRoom: config.maxSubsPerRoom,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
-    consumers: config.recordEnabled ? [createRecorderFactory({ dir: config.recordDir, log, stats: recordingStats })] : [],
+    consumers: config.recordEnabled
+      ? [
+          createRecorderFactory({
+            dir: config.recordDir,
+            log,
+            stats: recordingStats,
+            onFinished: (file, room) => hooks.recorded({ room }, path.basename(file)),
+          }),
+        ]
+      : [],
     log,
   });
   app.decorate("rooms", rooms);

@@ -231,6 +231,22 @@ describe("callbacks around real sessions", () => {
     }
   }, 40_000);
 
+  it("on_record names each finalised file", async () => {
+    const server = await serverWith({ RECORD_ENABLED: "true", HOOK_ON_RECORD: `${receiver.base}/allow/rec` });
+    try {
+      const a = await publishTestStream(server.whipUrl("recd"), { video: { codec: "VP8" }, audio: true });
+      await new Promise((r) => setTimeout(r, 1500));
+      await a.client.close();
+      expect(await until(() => receiver.received.length >= 2, 5000)).toBe(true);
+      const files = receiver.received.map((r) => r.body.file).sort();
+      expect(files[0]).toMatch(/^recd_audio0_\d+\.ogg$/);
+      expect(files[1]).toMatch(/^recd_video0_\d+\.ivf$/);
+      expect(receiver.received.every((r) => r.body.action === "on_record" && r.body.stream === "recd")).toBe(true);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
   it("a hanging notification receiver delays nothing but its own request", async () => {
     const server = await serverWith({ HOOK_ON_UNPUBLISH: `${receiver.base}/slow`, HOOK_TIMEOUT_MS: "3000" });
     try {
