@@ -1,0 +1,52 @@
+// RTCP the way players and encoders need it, through the wire: the server asks the publisher to
+// resend what it lost (NACK), and subscribers get sender reports to keep audio and video in sync.
+import { RtcpSrPacket } from "werift";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+import { WhepClient } from "../helpers/whep-client.js";
+
+describe("RTCP", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+
+  it("gaps in the publisher's stream are NACKed by the server", async () => {
+    // werift's debug knob keeps a packet when loss/100 >= Math.random(): 97 means 3 % dropped.
+    const { client } = await publishTestStream(server.whipUrl("lossy"), {
+      video: { codec: "VP8" },
+      audio: false,
+      peerConfig: { debug: { outboundPacketLoss: 97 } },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(client.nacks).toBeGreaterThan(0);
+    } finally {
+      await client.close();
+    }
+  }, 30_000);
+
+  it("subscribers receive sender reports for audio and video", async () => {
+    let publisher: WhipClient | undefined;
+    const viewer = new WhepClient({});
+    try {
+      publisher = (await publishTestStream(server.whipUrl("sr"), { video: { codec: "VP8" }, audio: true })).client;
+      const srBySsrc = new Map<number, number>();
+      await viewer.play(server.whepUrl("sr"), {});
+      for (const r of viewer.pc.getReceivers()) {
+        r.onRtcp.subscribe((p) => {
+          if (p instanceof RtcpSrPacket) srBySsrc.set(p.ssrc, (srBySsrc.get(p.ssrc) ?? 0) + 1);
+        });
+      }
+      await new Promise((r) => setTimeout(r, 4000));
+      // One sender (SSRC) per forwarded track, each reporting.
+      expect([...srBySsrc.keys()].length).toBe(2);
+      for (const n of srBySsrc.values()) expect(n).toBeGreaterThanOrEqual(1);
+    } finally {
+      await viewer.close();
+      await publisher?.close();
+    }
+  }, 30_000);
+});
