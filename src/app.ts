@@ -61,6 +61,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     ice: config,
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
     maxSubsPerRoom: config.maxSubsPerRoom,
+    maxRooms: config.maxRooms,
+    maxSessions: config.maxSessions,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: config.recordEnabled
       ? [

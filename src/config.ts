@@ -40,6 +40,11 @@ export interface Config {
   peerTimeoutSeconds: number;
   logLevel: string;
   webDir: string;
+  /** 0 = unlimited. Rooms with a publisher, and WHIP+WHEP sessions, server-wide. */
+  maxRooms: number;
+  maxSessions: number;
+  /** When set, /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken?: string;
   /** SRS-style callback URLs per event (space-separated in HOOK_ON_*), called in order. */
   hooks: Partial<Record<"on_connect" | "on_close" | "on_publish" | "on_unpublish" | "on_play" | "on_stop" | "on_record", string[]>>;
   hookTimeoutMs: number;
@@ -247,6 +252,9 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: str(env, "LOG_LEVEL") ?? "info",
     webDir: str(env, "WEB_DIR") ?? "web",
     hooks: parseHooks(env),
+    maxRooms: int(env, "MAX_ROOMS", 0, 0, 1_000_000),
+    maxSessions: int(env, "MAX_SESSIONS", 0, 0, 1_000_000),
+    metricsToken: str(env, "METRICS_TOKEN"),
     hookTimeoutMs: int(env, "HOOK_TIMEOUT_MS", 3000, 100, 60_000),
     serverId: str(env, "SERVER_ID") ?? `whipsfu-${hostname()}`,
   };

@@ -52,6 +52,16 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats): Registry
       for (const r of rooms.all()) if (r.publisher) this.inc({ room: r.name }, r.publisher.packets);
     },
   });
+  new Counter({
+    name: "live_capacity_refusals_total",
+    help: "WHIP/WHEP requests answered 503 because a limit was reached",
+    labelNames: ["limit"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [limit, n] of Object.entries(rooms.refused)) this.inc({ limit }, n);
+    },
+  });
   new Gauge({
     name: "live_recordings_active",
     help: "Recording files being written",

@@ -115,3 +115,8 @@ function usable(token: string | undefined): token is string {
 function grantCovers(grant: JwtGrant, room: string): boolean {
   return grant.room === undefined || grant.room === room;
 }
+
+/** Constant-time check of a presented token against one configured secret (e.g. METRICS_TOKEN). */
+export function tokenMatches(token: string | undefined, secret: string): boolean {
+  return token !== undefined && digestEquals(digest(token), digest(secret));
+}

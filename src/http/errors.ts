@@ -9,7 +9,10 @@ export function sendError(reply: FastifyReply, status: number, message: string):
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
   app.setErrorHandler((err: FastifyError | SfuError | Error, request, reply) => {
-    if (err instanceof SfuError) return sendError(reply, err.status, err.message);
+    if (err instanceof SfuError) {
+      if (err.status === 503) reply.header("Retry-After", "5");
+      return sendError(reply, err.status, err.message);
+    }
     const code = (err as FastifyError).code;
     const status = (err as FastifyError).statusCode;
     if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendError(reply, 413, "request body too large");

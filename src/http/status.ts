@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
-import type { Authorizer } from "../auth/auth.js";
+import { tokenMatches, type Authorizer } from "../auth/auth.js";
 import type { Config } from "../config.js";
 import type { Rooms } from "../sfu/rooms.js";
 import { sendError } from "./errors.js";
@@ -18,7 +18,8 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
 
   app.get("/healthz", async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok"));
 
-  app.get("/metrics", async (_request, reply) => {
+  app.get("/metrics", async (request, reply) => {
+    if (config.metricsToken !== undefined && !tokenMatches(tokenOf(request), config.metricsToken)) return unauthorized(reply);
     const body = await metrics.metrics();
     return reply.type(metrics.contentType).send(body);
   });

@@ -7,7 +7,8 @@ export type SfuErrorCode =
   | "subscriber-limit"
   | "unsupported-codec"
   | "room-not-found"
-  | "session-not-found";
+  | "session-not-found"
+  | "capacity";
 
 const STATUS: Record<SfuErrorCode, number> = {
   "invalid-sdp": 400,
@@ -17,6 +18,7 @@ const STATUS: Record<SfuErrorCode, number> = {
   "unsupported-codec": 422,
   "room-not-found": 404,
   "session-not-found": 404,
+  capacity: 503,
 };
 
 export class SfuError extends Error {
@@ -39,4 +41,6 @@ export const errors = {
   roomNotFound: () => new SfuError("room-not-found", "room not found"),
   sessionNotFound: () => new SfuError("session-not-found", "session not found"),
   unsupportedCodec: (message: string) => new SfuError("unsupported-codec", message),
+  /** RFC 9725 §4.6: a server out of capacity answers 503 with Retry-After. */
+  capacity: (what: string) => new SfuError("capacity", `server at capacity: ${what}`),
 };

@@ -88,8 +88,7 @@ export function createPeer(ice: IceSettings, codecs: { audio: RTCRtpCodecParamet
  * with the configured candidate address policy applied.
  */
 export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): Promise<string> {
-  const answer = await pc.createAnswer();
-  await pc.setLocalDescription(answer);
+  await pc.setLocalDescription(await pc.createAnswer());
   if (pc.iceGatheringState !== "complete") {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 5000);
@@ -103,5 +102,17 @@ export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): P
   }
   const sdp = pc.localDescription?.sdp;
   if (!sdp) throw new Error("werift produced no local description");
-  return rewriteAnswerCandidates(sdp, ice.iceHosts, ice.icePublicIps);
+  const answer = rewriteAnswerCandidates(sdp, ice.iceHosts, ice.icePublicIps);
+  // werift swallows a failed bind (every port of ICE_PORT_RANGE taken) and answers without that
+  // candidate; an answer with none at all can never connect.
+  if (!/^a=candidate:/m.test(answer)) throw new NoCandidatesError();
+  return answer;
+}
+
+/** No local ICE candidate could be gathered: out of media ports, or no usable address. */
+export class NoCandidatesError extends Error {
+  constructor() {
+    super("no ICE candidate could be gathered");
+    this.name = "NoCandidatesError";
+  }
 }

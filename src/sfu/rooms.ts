@@ -1,5 +1,5 @@
 import { errors } from "./errors.js";
-import type { IceSettings } from "./peer.js";
+import { NoCandidatesError, type IceSettings } from "./peer.js";
 import { Publisher } from "./publisher.js";
 import { Room, type TrackConsumerFactory } from "./room.js";
 import { parseSdp, SdpError, type ParsedSdp } from "./sdp.js";
@@ -23,6 +23,10 @@ export interface RoomsOptions {
   liveness: Liveness;
   /** 0 = unlimited. */
   maxSubsPerRoom: number;
+  /** 0 = unlimited. */
+  maxRooms?: number;
+  /** 0 = unlimited; publishers and subscribers together, including ones being set up. */
+  maxSessions?: number;
   consumers: TrackConsumerFactory[];
   log: SfuLogger;
   events?: RoomEvents;
@@ -58,6 +62,27 @@ export class Rooms {
   private readonly rooms = new Map<string, Room>();
   private readonly sessions = new Map<string, SessionEntry>();
   private closed = false;
+  /** Sessions being set up (not yet in `sessions`), counted against maxSessions. */
+  private pending = 0;
+  /** Requests refused for capacity, by limit, for /metrics. */
+  readonly refused = { rooms: 0, sessions: 0, ports: 0 };
+
+  private checkSessionCapacity(): void {
+    const max = this.opts.maxSessions ?? 0;
+    if (max > 0 && this.sessions.size + this.pending >= max) {
+      this.refused.sessions++;
+      throw errors.capacity("too many sessions");
+    }
+  }
+
+  /** An answer without candidates means the ICE port range (or the host's addresses) ran out. */
+  private capacityOr(err: unknown): unknown {
+    if (err instanceof NoCandidatesError) {
+      this.refused.ports++;
+      return errors.capacity("no free media port");
+    }
+    return err;
+  }
 
   constructor(private readonly opts: RoomsOptions) {}
 
@@ -95,14 +120,23 @@ export class Rooms {
     const offer = parseOffer(offerText);
     if (this.closed) throw new Error("server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
+    const maxRooms = this.opts.maxRooms ?? 0;
+    if (maxRooms > 0 && this.rooms.size >= maxRooms) {
+      this.refused.rooms++;
+      throw errors.capacity("too many rooms");
+    }
+    this.checkSessionCapacity();
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
     let created: { publisher: Publisher; answer: string };
+    this.pending++;
     try {
       created = await Publisher.create(roomName, offer, this.opts.ice, this.opts.liveness, sessionId);
     } catch (err) {
       this.rooms.delete(roomName);
-      throw err;
+      throw this.capacityOr(err);
+    } finally {
+      this.pending--;
     }
     const { publisher, answer } = created;
     room.publisher = publisher;
@@ -133,12 +167,17 @@ export class Rooms {
     if (!room || !publisher || publisher.closed) throw errors.noPublisher();
     const max = this.opts.maxSubsPerRoom;
     if (max > 0 && room.subscribers.size + room.pendingSubscribers >= max) throw errors.subscriberLimit();
+    this.checkSessionCapacity();
     room.pendingSubscribers++;
+    this.pending++;
     let created: { subscriber: Subscriber; answer: string };
     try {
       created = await Subscriber.create(roomName, offer, publisher, this.opts.ice, this.opts.liveness, sessionId);
+    } catch (err) {
+      throw this.capacityOr(err);
     } finally {
       room.pendingSubscribers--;
+      this.pending--;
     }
     const { subscriber, answer } = created;
     if (room.isClosed) {

@@ -345,3 +345,53 @@ describe("records", () => {
     expect(body).not.toContain("root:");
   });
 });
+
+describe("capacity limits (RFC 9725 §4.6)", () => {
+  it("503 with Retry-After and a counted metric when rooms, sessions or media ports run out", async () => {
+    const server = await startServer({ MAX_ROOMS: "1", MAX_SESSIONS: "2" });
+    try {
+      expect((await sdpPost(server.url, "/api/whip/publish/one", publishOffer)).status).toBe(201);
+      const rooms = await sdpPost(server.url, "/api/whip/publish/two", publishOffer);
+      expect(rooms.status).toBe(503);
+      expect(rooms.headers.get("retry-after")).toBe("5");
+      expect(await rooms.json()).toEqual({ error: "server at capacity: too many rooms" });
+      expect((await sdpPost(server.url, "/api/whep/play/one", playOffer)).status).toBe(201);
+      const sessions = await sdpPost(server.url, "/api/whep/play/one", playOffer);
+      expect(sessions.status).toBe(503);
+      expect(await sessions.json()).toEqual({ error: "server at capacity: too many sessions" });
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/^live_capacity_refusals_total\{limit="rooms"\} 1$/m);
+      expect(metrics).toMatch(/^live_capacity_refusals_total\{limit="sessions"\} 1$/m);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("503 when the ICE port range is exhausted, and the server keeps serving", async () => {
+    const server = await startServer({ ICE_PORT_RANGE: "41700-41701" });
+    try {
+      const statuses: number[] = [];
+      for (const room of ["p1", "p2", "p3"]) statuses.push((await sdpPost(server.url, `/api/whip/publish/${room}`, publishOffer)).status);
+      expect(statuses[0]).toBe(201);
+      expect(statuses).toContain(503);
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("metrics token", () => {
+  it("METRICS_TOKEN puts /metrics behind a bearer token", async () => {
+    const server = await startServer({ METRICS_TOKEN: "scrape" });
+    try {
+      expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+      expect((await fetch(`${server.url}/metrics`, { headers: { Authorization: "Bearer wrong" } })).status).toBe(401);
+      const ok = await fetch(`${server.url}/metrics`, { headers: { Authorization: "Bearer scrape" } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toMatch(/^live_rooms /m);
+    } finally {
+      await server.close();
+    }
+  });
+});
