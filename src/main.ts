@@ -20,6 +20,18 @@ try {
   process.exit(1);
 }
 
+// werift runs many promise chains of its own per peer (ICE checks, DTLS retransmits, TURN); one
+// peer's failure inside them must not end every room. Anything not from werift still crashes.
+const fromWerift = (err: unknown): boolean => err instanceof Error && /node_modules[\\/]werift/.test(err.stack ?? "");
+process.on("uncaughtException", (err) => {
+  app.log.error({ err }, "uncaught exception");
+  if (!fromWerift(err)) process.exit(1);
+});
+process.on("unhandledRejection", (err) => {
+  app.log.error({ err }, "unhandled rejection");
+  if (!fromWerift(err)) process.exit(1);
+});
+
 let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
