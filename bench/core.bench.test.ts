@@ -5,7 +5,9 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, it } from "vitest";
-import { sleep, WhepSubscriber, WhipPublisher } from "../test/helpers/peers.js";
+import { sleep } from "../test/helpers/net.js";
+import { playStream, type WhepClient } from "../test/helpers/whep-client.js";
+import { publishTestStream } from "../test/helpers/whip-client.js";
 
 let server: ChildProcess;
 let base: string;
@@ -48,13 +50,17 @@ afterAll(async () => {
 });
 
 it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP", async () => {
-  const pub = await WhipPublisher.publish(base, "join", { video: "VP8", gop: 30, bitrateKbps: 800, width: 640, height: 360 });
+  const { client: pub } = await publishTestStream(`${base}/api/whip/publish/join`, {
+    video: { codec: "VP8" },
+    audio: false,
+    source: { gop: 30, bitrateKbps: 800, width: 640, height: 360, pattern: "testsrc" },
+  });
   try {
     await sleep(1000);
     const times: number[] = [];
     for (let i = 0; i < 20; i++) {
       await sleep(Math.random() * 1000);
-      const { subscriber } = await WhepSubscriber.play(base, "join", { audio: false });
+      const { client: subscriber } = await playStream(`${base}/api/whep/play/join`, { audio: false });
       const t0 = Date.now();
       while (subscriber.video.firstKeyframeMs === undefined && Date.now() - t0 < 5000) await sleep(10);
       times.push(subscriber.video.firstKeyframeMs ?? Infinity);
@@ -68,14 +74,18 @@ it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP", 
 });
 
 it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers", async () => {
-  const pub = await WhipPublisher.publish(base, "cpu", { video: "VP8", audio: true, gop: 60, bitrateKbps: 1500, width: 640, height: 360 });
+  const { client: pub } = await publishTestStream(`${base}/api/whip/publish/cpu`, {
+    video: { codec: "VP8" },
+    audio: true,
+    source: { gop: 60, bitrateKbps: 1500, width: 640, height: 360, pattern: "testsrc" },
+  });
   const table: Record<string, unknown>[] = [];
   try {
     await sleep(1500);
-    let subs: WhepSubscriber[] = [];
+    let subs: WhepClient[] = [];
     let baseline = 0;
     for (const n of [0, 1, 5, 10]) {
-      while (subs.length < n) subs.push((await WhepSubscriber.play(base, "cpu")).subscriber);
+      while (subs.length < n) subs.push((await playStream(`${base}/api/whep/play/cpu`)).client);
       await sleep(1500);
       const before = await metrics();
       const start = Date.now();
@@ -90,7 +100,7 @@ it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers", async () => {
         serverCpuPercent: Math.round((cpu / seconds) * 1000) / 10,
         packetsInPerSecond: Math.round(inPackets / seconds),
         marginalCpuUsPerForwardedPacket: n === 0 ? null : Math.round(((cpu - baseline) * 1e6) / (inPackets * n)),
-        videoGapsPerSubscriber: subs.length ? Math.round(subs.reduce((s, x) => s + x.video.gaps, 0) / subs.length) : 0,
+        videoGapsPerSubscriber: subs.length ? Math.round(subs.reduce((s, x) => s + x.video.sequenceGaps, 0) / subs.length) : 0,
       });
     }
     await Promise.all(subs.map((s) => s.close()));

@@ -2,8 +2,10 @@
 // real UDP, the server in between. Each subscriber proves it could decode: it starts on a
 // keyframe and keeps receiving frames.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { sleep } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
-import { sleep, videoCodec, WhepSubscriber, WhipPublisher } from "../helpers/peers.js";
+import { playStream, WhepClient } from "../helpers/whep-client.js";
+import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
 
 const open: { close(o?: { vanish?: boolean }): Promise<void> }[] = [];
 function track<T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T {
@@ -13,6 +15,9 @@ function track<T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: 
 afterEach(async () => {
   await Promise.all(open.splice(0).map((x) => x.close()));
 });
+
+/** The source these tests always used: a 320x240 test pattern at 400 kb/s, 30 fps. */
+const SMALL = { width: 320, height: 240, bitrateKbps: 400 } as const;
 
 async function metric(server: TestServer, line: RegExp): Promise<number | undefined> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
@@ -35,24 +40,29 @@ describe.each([
 
   it("every subscriber starts on a keyframe, decodes frames and gets audio", async () => {
     const room = `fw-${video}`;
-    const pub = track(await WhipPublisher.publish(server.url, room, { video, audio: true, gop }));
+    const pub = track(
+      (await publishTestStream(server.whipUrl(room), { video: { codec: video }, audio: true, source: { ...SMALL, gop } })).client,
+    );
     await sleep(500);
-    const subs: WhepSubscriber[] = [];
+    const subs: WhepClient[] = [];
     for (let i = 0; i < 3; i++) {
-      const { subscriber, exchange } = await WhepSubscriber.play(server.url, room);
-      expect(exchange.status).toBe(201);
-      subs.push(track(subscriber));
+      // playStream throws unless the POST answered 201.
+      const { client, result } = await playStream(server.whepUrl(room));
+      subs.push(track(client));
+      expect(result.status).toBe(201);
     }
     // Two keyframe intervals are enough for everyone to have started and decoded for a while.
     await sleep(2500);
     for (const s of subs) {
-      expect(s.video.codec?.toUpperCase()).toBe(video);
-      expect(s.video.firstWasKeyframe).toBe(true);
+      expect(s.video.codec?.name.toUpperCase()).toBe(video);
+      expect(s.video.firstFrameWasKeyframe).toBe(true);
       expect(s.video.keyframes).toBeGreaterThanOrEqual(1);
       expect(s.video.frames).toBeGreaterThan(20);
       expect(s.audio.packets).toBeGreaterThan(50);
       // Joined within one keyframe interval (1 s) plus connection setup.
       expect(s.video.firstKeyframeMs).toBeLessThan(2500);
+      // The stream itself is what was published (x264 baseline writes 42c01f in its SPS).
+      if (video === "H264") expect(s.video.spsProfileLevelId?.slice(0, 2)).toBe("42");
     }
     // Joining asked the publisher for a keyframe (coalesced: fewer PLIs than subscribers is fine).
     expect(pub.plis).toBeGreaterThanOrEqual(1);
@@ -68,7 +78,7 @@ describe.each([
     expect(rooms).toEqual([]);
     expect(await metric(server, new RegExp(`room="${room}"`))).toBeUndefined();
     expect(await metric(server, /^live_rooms /)).toBe(0);
-    const gone = await fetch(server.url + subs[0].location, { method: "DELETE" });
+    const gone = await fetch(subs[0]!.location!, { method: "DELETE" });
     expect(gone.status).toBe(404);
   });
 });
@@ -80,29 +90,46 @@ describe("H.264 profiles", () => {
   });
   afterAll(() => server.close());
 
+  const publishH264 = async (room: string, h264Profile: "baseline" | "high"): Promise<WhipClient> =>
+    track(
+      (
+        await publishTestStream(server.whipUrl(room), {
+          video: { codec: "H264", h264Profile },
+          audio: false,
+          source: { ...SMALL, gop: 30 },
+        })
+      ).client,
+    );
+
   it("a subscriber gets the publisher's exact profile even when it prefers another", async () => {
-    track(await WhipPublisher.publish(server.url, "high", { video: "H264", h264Profile: "high", gop: 30 }));
+    await publishH264("high", "high");
     // Baseline listed first: werift alone would answer with it; the server must pick High.
-    const { subscriber, exchange } = await WhepSubscriber.play(server.url, "high", {
-      video: [videoCodec("H264", "42e01f"), videoCodec("H264", "64001f")],
+    const { client: subscriber, result } = await playStream(server.whepUrl("high"), {
+      video: [
+        { codec: "H264", profileLevelId: "42e01f" },
+        { codec: "H264", profileLevelId: "64001f" },
+      ],
       audio: false,
     });
     track(subscriber);
-    expect(exchange.status).toBe(201);
-    expect(exchange.answer).toMatch(/profile-level-id=64001f/);
-    expect(exchange.answer).not.toMatch(/profile-level-id=42e01f/);
+    expect(result.status).toBe(201);
+    expect(result.answer).toMatch(/profile-level-id=64001f/);
+    expect(result.answer).not.toMatch(/profile-level-id=42e01f/);
     await sleep(2000);
-    expect(subscriber.video.firstWasKeyframe).toBe(true);
+    expect(subscriber.video.firstFrameWasKeyframe).toBe(true);
     expect(subscriber.video.frames).toBeGreaterThan(20);
+    // Not only the SDP: the SPS in the stream says High (profile_idc 100 = 0x64).
+    expect(subscriber.video.spsProfileLevelId).toMatch(/^64/);
   });
 
   it("422 naming the codec when the subscriber cannot take it", async () => {
-    track(await WhipPublisher.publish(server.url, "h264only", { video: "H264", gop: 30 }));
-    const vp8 = await WhepSubscriber.play(server.url, "h264only", { video: [videoCodec("VP8")], audio: false });
-    expect(vp8.exchange.status).toBe(422);
-    expect(JSON.parse(vp8.exchange.answer).error).toContain("H264 (profile-level-id=42e01f, packetization-mode=1)");
-    const main = await WhepSubscriber.play(server.url, "h264only", { video: [videoCodec("H264", "4d001f")], audio: false });
-    expect(main.exchange.status).toBe(422);
+    await publishH264("h264only", "baseline");
+    const vp8 = track(new WhepClient({ video: ["VP8"], audio: false }));
+    const vp8Res = await vp8.postOffer(server.whepUrl("h264only"));
+    expect(vp8Res.status).toBe(422);
+    expect(JSON.parse(vp8Res.body).error).toContain("H264 (profile-level-id=42e01f, packetization-mode=1)");
+    const main = track(new WhepClient({ video: [{ codec: "H264", profileLevelId: "4d001f" }], audio: false }));
+    expect((await main.postOffer(server.whepUrl("h264only"))).status).toBe(422);
   });
 });
 
@@ -116,9 +143,10 @@ describe("peers that vanish without DELETE", () => {
   const rooms = async () => (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; subscribers: number }[];
 
   it("a vanished subscriber is removed within 10 s, a vanished publisher ends the room within 10 s", async () => {
-    const pub = track(await WhipPublisher.publish(server.url, "vanish", { video: "VP8", gop: 30 }));
-    const { subscriber } = await WhepSubscriber.play(server.url, "vanish", { audio: false });
-    track(subscriber);
+    const pub = track(
+      (await publishTestStream(server.whipUrl("vanish"), { video: { codec: "VP8" }, audio: false, source: { ...SMALL, gop: 30 } })).client,
+    );
+    const subscriber = track((await playStream(server.whepUrl("vanish"), { audio: false })).client);
     expect((await rooms())[0]?.subscribers).toBe(1);
 
     const t0 = Date.now();

@@ -5,37 +5,47 @@ import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { resolveFfprobe } from "../../src/bridges/ffmpeg-path.js";
+import { durationSeconds, probe, streamOf, type ProbeResult } from "../helpers/ffprobe.js";
+import { sleep, waitFor } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
-import { sleep, WhipPublisher } from "../helpers/peers.js";
+import { publishTestStream, WhipClient, type SourceSettings } from "../helpers/whip-client.js";
 
-interface Probe {
-  streams: { codec_name: string; width?: number; height?: number; nb_read_frames?: string; r_frame_rate?: string; channels?: number }[];
-  format: { duration?: string; format_name: string };
-}
+/** The source these tests always used: a 320x240 test pattern at 400 kb/s, 30 fps, 0.5 s GOP. */
+const SOURCE: SourceSettings = { width: 320, height: 240, bitrateKbps: 400, gop: 15 };
 
-function probe(file: string): Probe {
-  const out = execFileSync(resolveFfprobe(), ["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", file], { encoding: "utf8" });
-  return JSON.parse(out) as Probe;
-}
+/**
+ * Opus pre-skip the recorder writes (OpusHead, RFC 7845): 3840 samples = 80 ms of concealment
+ * frames before the first RTP packet. ffprobe's duration of an Ogg Opus file is the last granule
+ * position / 48000, pre-skip included, so it reads 80 ms longer than the audio that plays
+ * (src/media/ogg.ts).
+ */
+const OPUS_PRE_SKIP_S = 3840 / 48000;
 
 /** Duration as a player sees it: the container's, or frames / frame rate for raw H.264. */
-function durationOf(p: Probe): number {
-  const s = p.streams[0];
+function durationOf(p: ProbeResult): number {
+  const s = p.streams[0]!;
   if (p.format.format_name === "h264") {
-    const [num, den] = (s.r_frame_rate ?? "0/1").split("/").map(Number);
+    const [num, den] = (s.r_frame_rate ?? "0/1").split("/").map(Number) as [number, number];
     return Number(s.nb_read_frames) / (num / den);
   }
-  return Number(p.format.duration);
+  const d = durationSeconds(p);
+  if (d === undefined) throw new Error(`ffprobe gives no duration for ${p.format.filename}`);
+  return d;
 }
 
-const publishers: WhipPublisher[] = [];
+const publishers: WhipClient[] = [];
 afterEach(async () => {
   await Promise.all(publishers.splice(0).map((p) => p.close()));
 });
 
+/**
+ * The per-track files of a room ({room}_{kind}{index}_{unixSeconds}.{ext}), sorted. Only these:
+ * a file merged from them for playback may sit beside them and is not what these tests check.
+ */
 function recordings(dir: string, room: string): string[] {
-  return readdirSync(dir).filter((f) => f.startsWith(`${room}_`)).sort();
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${room}_video`) || f.startsWith(`${room}_audio`))
+    .sort();
 }
 
 describe("recording", () => {
@@ -50,27 +60,44 @@ describe("recording", () => {
     { video: "H264" as const, ext: "h264", codec: "h264", end: "admin close" },
   ])("$video + Opus: files named as the seed, ffprobe opens them with the right codec, size and duration ($end)", async ({ video, ext, codec, end }) => {
     const room = `rec${video}`;
-    const pub = await WhipPublisher.publish(server.url, room, { video, audio: true, gop: 15, width: 320, height: 240 });
+    const pub = await WhipClient.create({ video: { codec: video }, audio: true });
     publishers.push(pub);
-    const started = Date.now();
+    pub.startSource(SOURCE);
+    // FFmpeg takes a moment to start: wait for its first RTP on both tracks, so that media flows
+    // from the moment the session is up and the files cover the whole session.
+    await waitFor(() => pub.rtpIn.video > 0 && pub.rtpIn.audio > 0, {
+      timeoutMs: 10_000,
+      what: "FFmpeg's first RTP packets",
+      describe: () => `rtp in ${JSON.stringify(pub.rtpIn)}${pub.sourceFailure ? `; ${pub.sourceFailure}` : ""}`,
+    });
+    await pub.createOffer(); // ICE gathered now, so the POST leaves as soon as `posted` is taken
+    const posted = Date.now();
+    await pub.publish(server.whipUrl(room));
+    const connected = Date.now();
     await sleep(4000);
     if (end === "delete") await pub.close();
     else {
       const res = await fetch(`${server.url}/api/admin/rooms/${room}/close`, { method: "POST", headers: { Authorization: "Bearer admin" } });
       expect(res.status).toBe(200);
     }
-    const wall = (Date.now() - started) / 1000;
+    const ended = Date.now();
+    // The session as the publisher saw it: from connected to ended.
+    const wall = (ended - connected) / 1000;
+    // No media can reach the server before the POST: no file can hold more than this.
+    const sincePost = (ended - posted) / 1000;
     await sleep(300);
 
     const files = recordings(server.recordDir, room);
     expect(files).toHaveLength(2);
-    const [audioFile, videoFile] = files;
+    const [audioFile, videoFile] = files as [string, string];
     expect(videoFile).toMatch(new RegExp(`^${room}_video0_\\d{10}\\.${ext}$`));
     expect(audioFile).toMatch(new RegExp(`^${room}_audio0_\\d{10}\\.ogg$`));
 
-    const v = probe(path.join(server.recordDir, videoFile));
-    expect(v.streams[0]).toMatchObject({ codec_name: codec, width: 320, height: 240 });
-    const vFrames = Number(v.streams[0].nb_read_frames);
+    const v = await probe(path.join(server.recordDir, videoFile));
+    const vStream = streamOf(v, "video");
+    expect(v.streams).toHaveLength(1);
+    expect(vStream).toMatchObject({ codec_name: codec, width: 320, height: 240 });
+    const vFrames = Number(vStream.nb_read_frames);
     const vDuration = durationOf(v);
     // The encoder runs at 30 fps: the timestamps must span what the frames say (within 5 %),
     // and the file covers the session from its first keyframe (≤ 0.5 s GOP) to the end.
@@ -78,11 +105,17 @@ describe("recording", () => {
     expect(vDuration).toBeGreaterThan(wall - 1.0);
     expect(vDuration).toBeLessThan(wall + 0.2);
 
-    const a = probe(path.join(server.recordDir, audioFile));
-    expect(a.streams[0]).toMatchObject({ codec_name: "opus", channels: 2 });
-    const aDuration = durationOf(a);
-    expect(Math.abs(aDuration - wall) / wall).toBeLessThan(0.1);
-    expect(aDuration).toBeLessThan(wall + 0.2);
+    const a = await probe(path.join(server.recordDir, audioFile));
+    expect(a.streams).toHaveLength(1);
+    expect(streamOf(a, "audio")).toMatchObject({ codec_name: "opus", channels: 2 });
+    // ffprobe counts the 80 ms Opus pre-skip in an Ogg file's duration: take it off to get the
+    // audio that plays. That audio starts with the first packet the server gets, which can arrive
+    // before publish() has seen `connected` and resolved, so it may exceed `wall` by a little; it
+    // can never exceed the time since the POST plus the 20 ms the last Opus frame lasts past its
+    // timestamp. The relative check fails on a duration more than 10 % off either way.
+    const aPlayed = durationOf(a) - OPUS_PRE_SKIP_S;
+    expect(Math.abs(aPlayed - wall) / wall).toBeLessThan(0.1);
+    expect(aPlayed).toBeLessThan(sincePost + 0.05);
 
     // Listed by the API, newest first, and served.
     const list = (await (await fetch(`${server.url}/api/records`)).json()) as { name: string; size: number }[];
@@ -98,7 +131,7 @@ describe("recording", () => {
     writeFileSync(path.join(parent, "file"), "");
     const ro = await startServer({ RECORD_ENABLED: "true", RECORD_DIR: path.join(parent, "file", "records") });
     try {
-      const pub = await WhipPublisher.publish(ro.url, "ro", { video: "VP8", audio: true, gop: 15 });
+      const { client: pub } = await publishTestStream(ro.whipUrl("ro"), { video: { codec: "VP8" }, audio: true, source: SOURCE });
       publishers.push(pub);
       await sleep(2000);
       const rooms = (await (await fetch(`${ro.url}/api/rooms`)).json()) as { name: string }[];
@@ -122,7 +155,7 @@ describe("recording", () => {
           execFileSync("ln", ["-s", "/dev/full", path.join(dir, name)]);
         }
       }
-      const pub = await WhipPublisher.publish(full.url, "full", { video: "VP8", audio: true, gop: 15 });
+      const { client: pub } = await publishTestStream(full.whipUrl("full"), { video: { codec: "VP8" }, audio: true, source: SOURCE });
       publishers.push(pub);
       await sleep(2500);
       const metrics = await (await fetch(`${full.url}/metrics`)).text();
@@ -159,7 +192,7 @@ describe("SIGTERM", () => {
         if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
         await sleep(100);
       }
-      const pub = await WhipPublisher.publish(base, "term", { video: "VP8", audio: true, gop: 15 });
+      const { client: pub } = await publishTestStream(`${base}/api/whip/publish/term`, { video: { codec: "VP8" }, audio: true, source: SOURCE });
       publishers.push(pub);
       await sleep(3000);
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
@@ -168,7 +201,7 @@ describe("SIGTERM", () => {
       const files = recordings(dir, "term");
       expect(files).toHaveLength(2);
       for (const f of files) {
-        const p = probe(path.join(dir, f));
+        const p = await probe(path.join(dir, f));
         expect(durationOf(p)).toBeGreaterThan(2);
       }
     } finally {

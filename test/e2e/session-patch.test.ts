@@ -2,20 +2,22 @@
 // precondition rules, on a live werift publisher whose media must survive the restart.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
-import { WhepSubscriber, WhipPublisher } from "../helpers/peers.js";
+import { playStream, type WhepClient } from "../helpers/whep-client.js";
+import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
 
 const FRAG = "application/trickle-ice-sdpfrag";
 
 describe("session PATCH", () => {
   let server: TestServer;
-  let pub: WhipPublisher;
-  let sub: WhepSubscriber;
+  let pub: WhipClient;
+  let sub: WhepClient;
   let etag: string;
   beforeAll(async () => {
     server = await startServer();
-    pub = await WhipPublisher.publish(server.url, "patch", { video: "VP8", gop: 15 });
-    sub = (await WhepSubscriber.play(server.url, "patch", { audio: false })).subscriber;
-    etag = `"${/^a=ice-ufrag:(\S+)/m.exec(pub.pc.remoteDescription?.sdp ?? "")?.[1]}"`;
+    pub = (await publishTestStream(server.whipUrl("patch"), { video: { codec: "VP8" }, audio: false, source: { width: 320, height: 240, bitrateKbps: 400, gop: 15 } })).client;
+    sub = (await playStream(server.whepUrl("patch"), { audio: false })).client;
+    // The entity tag of the ICE session: the server's ICE ufrag, quoted (checked against the header below).
+    etag = `"${/^a=ice-ufrag:(\S+)/m.exec(pub.answer ?? "")?.[1]}"`;
   });
   afterAll(async () => {
     await sub?.close();
@@ -23,8 +25,11 @@ describe("session PATCH", () => {
     await server?.close();
   });
 
-  const patch = (headers: Record<string, string>, body: string) =>
-    fetch(server.url + pub.location, { method: "PATCH", headers, body });
+  const patch = (headers: Record<string, string>, body: string) => fetch(pub.location!, { method: "PATCH", headers, body });
+
+  it("the 201 carries the ETag of the ICE session", () => {
+    expect(pub.etag).toBe(etag);
+  });
 
   it("415 for another content type, 428 without If-Match, 412 for a stale one, 400 for garbage", async () => {
     expect((await patch({ "Content-Type": "application/sdp", "If-Match": etag }, "a=end-of-candidates\r\n")).status).toBe(415);
@@ -44,14 +49,15 @@ describe("session PATCH", () => {
     const res = await patch({ "Content-Type": FRAG, "If-Match": "*" }, "a=ice-ufrag:newU\r\na=ice-pwd:newpasswordnewpassword12\r\n");
     expect(res.status).toBe(501);
     expect(await res.json()).toEqual({ error: "ICE restart not supported" });
-    // The session is untouched: trickle with the old tag still works.
+    // The session is untouched: trickle with the old tag still works, and media still flows.
     expect((await patch({ "Content-Type": FRAG, "If-Match": etag }, "a=end-of-candidates\r\n")).status).toBe(204);
+    await sub.waitForFrames(sub.video.frames + 15, 5000);
   });
 
   it("404 for an unknown session, 405 for other methods", async () => {
     const unknown = await fetch(`${server.url}/api/whip/session/nope`, { method: "PATCH", headers: { "Content-Type": FRAG, "If-Match": "*" }, body: "" });
     expect(unknown.status).toBe(404);
-    const get = await fetch(server.url + pub.location);
+    const get = await fetch(pub.location!);
     expect(get.status).toBe(405);
     expect(get.headers.get("allow")).toContain("PATCH");
   });
