@@ -1,4 +1,4 @@
-import type { MediaStreamTrack, RTCRtpTransceiver } from "werift";
+import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RtpPacket } from "werift";
 import { errors } from "./errors.js";
 import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
@@ -52,6 +52,54 @@ function chooseCodecs(offer: ParsedSdp): Choice[] {
   return choices;
 }
 
+/** The part of werift's (private) RTP router this module touches. */
+interface Router {
+  ssrcTable: Record<number, unknown>;
+  extIdUriMap: Record<number, string>;
+  routeRtp: (packet: RtpPacket) => void;
+}
+
+const SDES_MID = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/**
+ * werift routes incoming RTP by the SSRCs the offer declares (a=ssrc) or by rid, never by mid or
+ * payload type: a section without a=ssrc (clients that leave it out, and every simulcast offer
+ * once its rid lines are stripped) would have all its packets dropped. So a packet whose SSRC is
+ * unknown is matched to a chosen section that has no SSRC yet, by its mid header extension or
+ * else by its payload type (one per section after narrowing), and the SSRC is registered with
+ * werift's router and receiver as if the offer had declared it. Only the first SSRC per section is
+ * taken: two streams interleaved on one track would corrupt it.
+ */
+function learnUndeclaredSsrcs(pc: RTCPeerConnection, choices: Choice[]): void {
+  const router = (pc as unknown as { router?: Router }).router;
+  if (!router || typeof router.routeRtp !== "function") return;
+  const open = choices
+    .map((c) => ({ choice: c, transceiver: pc.getTransceivers().find((t) => t.mid !== undefined && t.mid === c.section.mid) }))
+    .filter((x): x is { choice: Choice; transceiver: RTCRtpTransceiver } => !!x.transceiver)
+    .filter((x) => Object.keys(x.transceiver.receiver.trackBySSRC).length === 0);
+  if (open.length === 0) return;
+  const route = router.routeRtp;
+  router.routeRtp = (packet: RtpPacket) => {
+    const ssrc = packet.header.ssrc;
+    if (open.length > 0 && router.ssrcTable[ssrc] === undefined) {
+      const midId = Object.entries(router.extIdUriMap).find(([, uri]) => uri === SDES_MID)?.[0];
+      const midExt = midId === undefined ? undefined : packet.header.extensions.find((e) => e.id === Number(midId));
+      const mid = midExt?.payload.toString();
+      const byPt = open.filter((x) => x.choice.codec.payloadType === packet.header.payloadType);
+      const found = mid !== undefined ? open.find((x) => x.transceiver.mid === mid) : byPt.length === 1 ? byPt[0] : undefined;
+      if (found && found.choice.codec.payloadType === packet.header.payloadType) {
+        open.splice(open.indexOf(found), 1);
+        const receiver = found.transceiver.receiver;
+        const track = receiver.track;
+        track.ssrc = ssrc;
+        receiver.trackBySSRC[ssrc] = track;
+        router.ssrcTable[ssrc] = receiver;
+      }
+    }
+    route(packet);
+  };
+}
+
 export class Publisher extends PeerSession {
   readonly tracks: PublishedTrack[];
 
@@ -102,6 +150,7 @@ export class Publisher extends PeerSession {
     try {
       const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType]])));
       await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
+      learnUndeclaredSsrcs(handle.pc, choices);
       const answer = await completeAnswer(handle.pc, ice);
       return { publisher, answer };
     } catch (err) {
@@ -115,7 +164,8 @@ export class Publisher extends PeerSession {
   private attachTrack(track: MediaStreamTrack): void {
     const published = this.tracks.find((t) => t.kind === track.kind);
     if (!published || this.inbound.has(published.kind)) return;
-    const transceiver = this.peer.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
+    // A section without a=ssrc gets the receiver's default track, which is not in receiver.tracks.
+    const transceiver = this.peer.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track) || t.receiver.track === track);
     this.inbound.set(published.kind, { track, transceiver });
     const fanout = published.fanout;
     track.onReceiveRtp.subscribe((packet) => fanout.forward(packet));

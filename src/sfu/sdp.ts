@@ -24,6 +24,8 @@ export interface SdpMedia {
   direction: "sendrecv" | "sendonly" | "recvonly" | "inactive";
   codecs: SdpCodec[];
   hasRid: boolean;
+  /** `a=bundle-only` (JSEP §5.2.1): port 0 then means "bundled with the first section", not rejected. */
+  bundleOnly: boolean;
   /** Line indexes [start, end) of this section in the session's line array. */
   start: number;
   end: number;
@@ -63,6 +65,7 @@ export function parseSdp(text: string): ParsedSdp {
         direction: "sendrecv",
         codecs: [],
         hasRid: false,
+        bundleOnly: false,
         start: i,
         end: lines.length,
       };
@@ -87,6 +90,9 @@ export function parseSdp(text: string): ParsedSdp {
         break;
       case "rid":
         current.hasRid = true;
+        break;
+      case "bundle-only":
+        current.bundleOnly = true;
         break;
       case "rtpmap": {
         const m = /^(\d{1,3}) ([A-Za-z0-9_.-]+)\/(\d+)(?:\/(\d+))?$/.exec(value);
@@ -116,7 +122,10 @@ export function parseSdp(text: string): ParsedSdp {
   if (media.length === 0) throw new SdpError("no m= line");
   for (const m of media) {
     // Codecs named only by fmtp/rtcp-fb without an rtpmap are unusable unless static (0-95).
-    m.codecs = m.codecs.filter((c) => c.name !== "" && m.formats.includes(String(c.payloadType)));
+    // The m= line's order is the client's preference, not the order its attribute lines come in
+    // (Firefox writes every a=fmtp before the first a=rtpmap).
+    const rank = (c: SdpCodec) => m.formats.indexOf(String(c.payloadType));
+    m.codecs = m.codecs.filter((c) => c.name !== "" && rank(c) >= 0).sort((a, b) => rank(a) - rank(b));
   }
   return { lines, media };
 }
@@ -142,9 +151,14 @@ export function fmtpParams(fmtp: string): Map<string, string> {
   return out;
 }
 
-/** The audio/video sections a session would actually use (port 0 = rejected, data channels ignored). */
+/**
+ * The audio/video sections a session would actually use (port 0 = rejected unless bundle-only,
+ * data channels ignored).
+ */
 export function usableMedia(sdp: ParsedSdp): SdpMedia[] {
-  return sdp.media.filter((m) => (m.kind === "audio" || m.kind === "video") && m.port !== 0 && m.proto.includes("RTP"));
+  return sdp.media.filter(
+    (m) => (m.kind === "audio" || m.kind === "video") && (m.port !== 0 || m.bundleOnly) && m.proto.includes("RTP"),
+  );
 }
 
 // ---- codec identity -------------------------------------------------------------------------
@@ -246,11 +260,26 @@ export function rtxFor(media: SdpMedia, pt: number): SdpCodec | undefined {
 }
 
 /**
- * Rewrites one m-section of the offer so that only `keep` payload types remain (with their
- * rtpmap/fmtp/rtcp-fb lines). werift then has exactly one choice per MIME type.
+ * Rewrites the `keep` m-sections of the offer so that only their listed payload types remain
+ * (with their rtpmap/fmtp/rtcp-fb lines). werift then has exactly one choice per MIME type.
+ *
+ * In those sections it also:
+ * - drops `a=rid`/`a=simulcast`: the SFU forwards one stream per track, and werift's simulcast
+ *   receive needs the rtp-stream-id extension the server does not negotiate, so the layers would
+ *   not be told apart. Answered without simulcast, the client sends a single stream: its first
+ *   encoding (RFC 8853 §5.3, what Chrome and Firefox do), which is the highest layer for the usual
+ *   `h;m;l` order and the lowest for Chrome's own `q;h;f` examples.
+ * - turns a bundle-only section (port 0 + `a=bundle-only`, Firefox with max-bundle) into an
+ *   ordinary bundled one on port 9: werift treats every port-0 section as rejected.
+ * - drops an `a=extmap` whose id an earlier kept section already gave another URI (aiortc numbers
+ *   its extensions per section). werift answers each section's ids as offered but parses every
+ *   packet of the peer with one id→URI map, so both would be negotiated and one section's
+ *   extensions misread (a 2-byte transport-cc read as 3-byte abs-send-time throws and werift
+ *   drops the packet). Without the later one negotiated, the client does not send it there.
  */
 export function narrowOffer(sdp: ParsedSdp, keep: Map<SdpMedia, number[]>): string {
   const out: string[] = [];
+  const extUri = new Map<string, string>();
   let section: SdpMedia | undefined;
   for (let i = 0; i < sdp.lines.length; i++) {
     const line = sdp.lines[i];
@@ -262,11 +291,19 @@ export function narrowOffer(sdp: ParsedSdp, keep: Map<SdpMedia, number[]>): stri
     }
     if (i === section.start) {
       const head = line.split(" ").slice(0, 3);
+      if (section.port === 0 && section.bundleOnly) head[1] = "9";
       out.push([...head, ...kept.map(String)].join(" "));
       continue;
     }
     const m = /^a=(rtpmap|fmtp|rtcp-fb):(\d{1,3}) /.exec(line);
     if (m && !kept.includes(Number(m[2]))) continue;
+    if (/^a=(rid|simulcast):/.test(line) || line === "a=bundle-only") continue;
+    const ext = /^a=extmap:(\d+)(?:\/\S+)? (\S+)/.exec(line);
+    if (ext) {
+      const known = extUri.get(ext[1]);
+      if (known !== undefined && known !== ext[2]) continue;
+      extUri.set(ext[1], ext[2]);
+    }
     out.push(line);
   }
   return out.join("\r\n") + "\r\n";

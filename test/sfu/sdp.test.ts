@@ -13,6 +13,8 @@ import {
 } from "../../src/sfu/sdp.js";
 
 const chrome = readFileSync(new URL("../fixtures/chrome-offer.sdp", import.meta.url), "utf8").replace(/\n/g, "\r\n");
+const offer = (name: string) =>
+  readFileSync(new URL(`../fixtures/offers/${name}`, import.meta.url), "utf8").replace(/\r?\n/g, "\r\n");
 
 const h264 = (fmtp: string): SdpCodec => ({ payloadType: 96, name: "H264", clockRate: 90000, fmtp, rtcpFeedback: [] });
 
@@ -43,6 +45,23 @@ describe("parseSdp", () => {
     ["payload type over 127", "v=0\r\nm=audio 9 RTP/AVP 200\r\na=rtpmap:200 opus/48000/2\r\n"],
   ])("rejects %s", (_name, text) => {
     expect(() => parseSdp(text)).toThrow(SdpError);
+  });
+
+  it("orders codecs as the m= line does, not as the attribute lines come (Firefox writes fmtp first)", () => {
+    const video = parseSdp(offer("firefox.sdp")).media[1];
+    expect(video.codecs.map((c) => c.payloadType)).toEqual([120, 124, 121, 125, 126, 127, 97, 98, 123, 122, 119]);
+    expect(video.codecs[0]).toMatchObject({ name: "VP8", fmtp: "max-fs=12288;max-fr=60" });
+  });
+
+  it("a bundle-only section on port 0 is usable, a plain port-0 section is not", () => {
+    const sdp = parseSdp(offer("firefox-max-bundle.sdp"));
+    expect(sdp.media.map((m) => [m.mid, m.port, m.bundleOnly])).toEqual([
+      ["0", 52711, false],
+      ["1", 0, true],
+    ]);
+    expect(usableMedia(sdp).map((m) => m.mid)).toEqual(["0", "1"]);
+    const rejected = parseSdp(offer("firefox-max-bundle.sdp").replace("a=bundle-only\r\n", ""));
+    expect(usableMedia(rejected).map((m) => m.mid)).toEqual(["0"]);
   });
 
   it("ignores rejected sections and data channels", () => {
@@ -90,6 +109,31 @@ describe("narrowOffer", () => {
     expect(again.media[0].formats).toEqual(sdp.media[0].formats);
     expect(narrowed).not.toMatch(/a=rtpmap:96 /);
     expect(narrowed).toMatch(/a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f/);
+  });
+});
+
+describe("narrowOffer on offer shapes from the wild", () => {
+  it("drops rid/simulcast in the narrowed section so the client sends one stream", () => {
+    const sdp = parseSdp(offer("chrome-simulcast.sdp"));
+    expect(sdp.media[1].hasRid).toBe(true);
+    const narrowed = narrowOffer(sdp, new Map([[sdp.media[1], [96]]]));
+    expect(narrowed).not.toMatch(/a=(rid|simulcast):/);
+    expect(parseSdp(narrowed).media[1]).toMatchObject({ hasRid: false, formats: ["96"] });
+  });
+
+  it("turns a bundle-only section into an ordinary bundled one on port 9", () => {
+    const sdp = parseSdp(offer("firefox-max-bundle.sdp"));
+    const narrowed = narrowOffer(sdp, new Map([[sdp.media[0], [109]], [sdp.media[1], [120]]]));
+    expect(narrowed).toMatch(/\r\nm=video 9 UDP\/TLS\/RTP\/SAVPF 120\r\n/);
+    expect(narrowed).not.toMatch(/a=bundle-only/);
+    expect(narrowed).toMatch(/\r\nm=audio 52711 UDP\/TLS\/RTP\/SAVPF 109\r\n/);
+  });
+
+  it("leaves sections it does not narrow as they were", () => {
+    const sdp = parseSdp(offer("firefox-max-bundle.sdp"));
+    const narrowed = narrowOffer(sdp, new Map([[sdp.media[0], [109]]]));
+    expect(narrowed).toMatch(/\r\nm=video 0 UDP\/TLS\/RTP\/SAVPF 120 124 /);
+    expect(narrowed).toMatch(/a=bundle-only/);
   });
 });
 
