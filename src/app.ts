@@ -106,7 +106,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics });
-  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks });
+  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks, ice: config });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
 import type { IceServerConfig } from "../config.js";
 import type { Rooms, SessionKind } from "../sfu/rooms.js";
-import { parseSdpFrag, type SdpFragment } from "../sfu/sdpfrag.js";
+import type { IceSettings } from "../sfu/peer.js";
+import { iceFragmentOf, parseSdpFrag, type SdpFragment } from "../sfu/sdpfrag.js";
 import { newSessionId } from "../sfu/session.js";
 import type { HookClient, SessionHooks } from "../hooks/callbacks.js";
 import { sendError } from "./errors.js";
@@ -13,6 +14,7 @@ export interface SessionRouteDeps {
   auth: Authorizer;
   iceServers: IceServerConfig[];
   hooks: SessionHooks;
+  ice: IceSettings;
 }
 
 /** RFC 9725 §4.6: ICE servers as Link headers, TURN credentials included. */
@@ -133,9 +135,10 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       }
       const restart = frag.ufrag !== undefined && frag.ufrag !== session.remoteUfrag;
       if (restart) {
-        // werift does not resume connectivity checks after a remote restart while DTLS is up, so
-        // a restart would be answered but carry no media: say so instead (RFC 9725 §4.4.2).
-        return sendError(reply, 501, "ICE restart not supported");
+        if (ifMatch !== "*" && ifMatch !== session.etag) return sendError(reply, 412, "precondition failed");
+        const answer = await session.restartIce(frag, deps.ice);
+        reply.header("ETag", session.etag);
+        return reply.code(200).type("application/trickle-ice-sdpfrag").send(iceFragmentOf(answer));
       }
       if (ifMatch !== "*" && ifMatch !== session.etag) return sendError(reply, 412, "precondition failed");
       await session.addCandidates(frag);

@@ -30,3 +30,13 @@ export function parseSdpFrag(text: string): SdpFragment {
   if ((frag.ufrag === undefined) !== (frag.pwd === undefined)) throw new SdpFragError("ice-ufrag and ice-pwd go together");
   return frag;
 }
+
+/** The ICE part of an answer as the sdpfrag body of a 200 to an ICE restart (RFC 9725 §4.4.2). */
+export function iceFragmentOf(sdp: string): string {
+  const lines = [`a=ice-ufrag:${/^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1] ?? ""}`, `a=ice-pwd:${/^a=ice-pwd:(\S+)/m.exec(sdp)?.[1] ?? ""}`];
+  // Under BUNDLE every candidate belongs to the first section's transport.
+  const mid = /^a=mid:(\S+)/m.exec(sdp)?.[1];
+  if (mid !== undefined) lines.push(`a=mid:${mid}`);
+  lines.push(...new Set(sdp.match(/^a=candidate:.*$/gm) ?? []), "a=end-of-candidates");
+  return lines.join("\r\n") + "\r\n";
+}

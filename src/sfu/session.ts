@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { PeerHandle } from "./peer.js";
+import { completeAnswer, type IceSettings, type PeerHandle } from "./peer.js";
 import type { SdpFragment } from "./sdpfrag.js";
 
 export type EndReason = "delete" | "ice-failed" | "timeout" | "admin-close" | "publisher-left" | "shutdown" | "error";
@@ -80,6 +80,25 @@ export abstract class PeerSession {
     for (const c of frag.candidates) {
       await pc.addIceCandidate({ candidate: c.candidate, sdpMid: c.mid ?? fallbackMid }).catch(() => undefined);
     }
+  }
+
+  /**
+   * ICE restart (RFC 9725 §4.4.2): the client's new credentials and candidates in, the server's
+   * new credentials and candidates out; DTLS and media carry on over the new pair.
+   */
+  async restartIce(frag: SdpFragment, ice: IceSettings): Promise<string> {
+    const pc = this.peer.pc;
+    const offer = pc.remoteDescription?.sdp;
+    if (!offer || frag.ufrag === undefined || frag.pwd === undefined) throw new Error("nothing to restart");
+    const next = offer
+      .split(/\r?\n/)
+      .filter((l) => l !== "" && !l.startsWith("a=candidate:") && l !== "a=end-of-candidates")
+      .map((l) => (l.startsWith("a=ice-ufrag:") ? `a=ice-ufrag:${frag.ufrag}` : l.startsWith("a=ice-pwd:") ? `a=ice-pwd:${frag.pwd}` : l))
+      .join("\r\n");
+    await pc.setRemoteDescription({ type: "offer", sdp: next + "\r\n" });
+    const answer = await completeAnswer(pc, ice);
+    await this.addCandidates(frag);
+    return answer;
   }
 
   onEnd(listener: (reason: EndReason) => void): void {
