@@ -1,6 +1,21 @@
-import type { Publisher, PublishedTrack } from "./publisher.js";
+import type { PublishedTrack } from "./publisher.js";
 import type { EndReason } from "./session.js";
 import type { Subscriber } from "./subscriber.js";
+
+/**
+ * What feeds a room: a WebRTC publisher (WHIP), or plain RTP from an ingest (FFmpeg pulling
+ * RTMP/HLS/files). Subscribers, recorders and bridges only ever see its tracks.
+ */
+export interface RoomSource {
+  readonly id: string;
+  readonly tracks: PublishedTrack[];
+  readonly closed: boolean;
+  /** RTP received, for /metrics. */
+  readonly packets: number;
+  readonly bytes: number;
+  close(reason: EndReason): Promise<void>;
+  onEnd(listener: (reason: EndReason) => void): void;
+}
 
 /** Something a room feeds besides subscribers: a recorder, an egress bridge. */
 export interface TrackConsumer {
@@ -13,7 +28,7 @@ export type TrackConsumerFactory = (room: Room, track: PublishedTrack) => TrackC
 
 export class Room {
   readonly createdAt = new Date();
-  publisher: Publisher | undefined;
+  publisher: RoomSource | undefined;
   /** A publish in progress: the room is taken, so a second publisher gets 409 at once. */
   publishing = true;
   readonly subscribers = new Map<string, Subscriber>();

@@ -5,6 +5,7 @@ import { Room, type TrackConsumerFactory } from "./room.js";
 import { parseSdp, SdpError, type ParsedSdp } from "./sdp.js";
 import type { EndReason, Liveness } from "./session.js";
 import { Subscriber } from "./subscriber.js";
+import { RtpSource, type RtpTrackSpec } from "./rtp-source.js";
 
 /** The slice of pino the SFU logs through (no fastify import here). */
 export interface SfuLogger {
@@ -194,6 +195,33 @@ export class Rooms {
     });
     this.opts.log.info({ room: roomName, session: subscriber.id }, "subscriber joined");
     return { session: subscriber, answer };
+  }
+
+  /**
+   * A room fed by plain RTP on loopback (an ingest): 409 when the room already has a publisher.
+   * The returned source's ports are where the RTP must go; closing it ends the room.
+   */
+  async ingest(roomName: string, tracks: RtpTrackSpec[]): Promise<RtpSource> {
+    if (this.closed) throw new Error("server is shutting down");
+    if (this.rooms.has(roomName)) throw errors.publisherExists();
+    const room = new Room(roomName);
+    this.rooms.set(roomName, room);
+    let source: RtpSource;
+    try {
+      source = await RtpSource.open(roomName, tracks);
+    } catch (err) {
+      this.rooms.delete(roomName);
+      throw err;
+    }
+    room.publisher = source;
+    room.publishing = false;
+    source.onEnd((reason) => {
+      this.opts.log.info({ room: roomName, source: source.id, reason }, "ingest ended");
+      void this.endRoom(room, reason);
+    });
+    room.attachConsumers(this.opts.consumers);
+    this.opts.log.info({ room: roomName, source: source.id, tracks: source.tracks.map((t) => `${t.kind}:${t.codecName}`) }, "ingest joined");
+    return source;
   }
 
   /** DELETE of a session resource: false when there is no such session. */

@@ -7,7 +7,8 @@ import {
 import { errors } from "./errors.js";
 import type { PacketSink } from "./forward.js";
 import { completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
-import type { Publisher, PublishedTrack } from "./publisher.js";
+import type { PublishedTrack } from "./publisher.js";
+import type { RoomSource } from "./room.js";
 import { codecMatches, describeCodec, narrowOffer, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
 
@@ -33,7 +34,7 @@ interface Match {
 }
 
 /** For each published track, the subscriber's section and payload type that can carry it, or 422 naming the codec. */
-function matchOffer(offer: ParsedSdp, publisher: Publisher): Match[] {
+function matchOffer(offer: ParsedSdp, publisher: RoomSource): Match[] {
   const sections = usableMedia(offer).filter((s) => s.direction === "recvonly" || s.direction === "sendrecv");
   const used = new Set<SdpMedia>();
   const matches: Match[] = [];
@@ -78,7 +79,7 @@ export class Subscriber extends PeerSession {
   static async create(
     room: string,
     offer: ParsedSdp,
-    publisher: Publisher,
+    publisher: RoomSource,
     ice: IceSettings,
     liveness: Liveness,
     id?: string,
