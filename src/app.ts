@@ -12,6 +12,7 @@ import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
 import { Hooks, SessionHooks } from "./hooks/callbacks.js";
 import { createMetrics } from "./metrics.js";
+import { PlaybackQueue, PlaybackSessions } from "./recording/playback.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
 import { Rooms, type SfuLogger } from "./sfu/rooms.js";
 
@@ -57,6 +58,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   const log: SfuLogger = app.log;
   const recordingStats = new RecordingStats();
   const hooks = new SessionHooks(new Hooks({ urls: config.hooks, timeoutMs: config.hookTimeoutMs, serverId: config.serverId }, log));
+  // Each finished room session's track files are merged into one playable .webm/.mp4.
+  const playback = config.recordEnabled ? new PlaybackQueue({ dir: config.recordDir, log }) : undefined;
+  const playbackSessions = playback ? new PlaybackSessions(playback) : undefined;
   const rooms = new Rooms({
     ice: config,
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
@@ -64,14 +68,20 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     maxRooms: config.maxRooms,
     maxSessions: config.maxSessions,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
-    consumers: config.recordEnabled
+    consumers: playbackSessions
       ? [
-          createRecorderFactory({
-            dir: config.recordDir,
-            log,
-            stats: recordingStats,
-            onFinished: (file, room) => hooks.recorded({ room }, path.basename(file)),
-          }),
+          playbackSessions.wrap(
+            createRecorderFactory({
+              dir: config.recordDir,
+              log,
+              stats: recordingStats,
+              onFinished: (file, room, info) => {
+                hooks.recorded({ room }, path.basename(file));
+                // Collects the session's files; the merge starts once all its tracks are done.
+                playbackSessions.finished(file, info);
+              },
+            }),
+          ),
         ]
       : [],
     log,
@@ -121,6 +131,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
 
   app.addHook("onClose", async () => {
     await rooms.close();
+    // After the rooms, whose recordings are final now: a merge still queued or running is stopped.
+    await playback?.close();
     // End notifications of the sessions just closed go out before the process may exit.
     await hooks.hooks.close();
   });

@@ -6,12 +6,32 @@ import { ROOM_NAME_RE } from "../config.js";
 import { sendError } from "./errors.js";
 import { tokenOf, unauthorized } from "./guard.js";
 
-/** A recording's file name: `{room}_{kind}{n}_{unixSeconds}.{ext}`; nothing else is ever served. */
-const RECORD_NAME_RE = /^([A-Za-z0-9_-]{1,64})_(?:video|audio)\d+_\d+\.(?:ivf|h264|ogg|webm|mp4)$/;
+/**
+ * A recording's file name, nothing else is ever served: a track file
+ * `{room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}`, or a session merged for playback
+ * `{room}_{unixSeconds}.{webm|mp4}` (src/recording/playback.ts).
+ */
+const TRACK_NAME_RE = /^([A-Za-z0-9_-]{1,64})_(?:video|audio)\d+_(\d{1,12})\.(?:ivf|h264|ogg)$/;
+const PLAYBACK_NAME_RE = /^([A-Za-z0-9_-]{1,64})_(\d{1,12})\.(?:webm|mp4)$/;
+/** Track files of one session are named within a few seconds of the session's merged file. */
+const SESSION_WINDOW_S = 10;
+
+export interface RecordName {
+  room: string;
+  seconds: number;
+  /** A merged, playable session file (.webm/.mp4) rather than one track. */
+  playback: boolean;
+}
+
+export function parseRecordName(name: string): RecordName | undefined {
+  const track = TRACK_NAME_RE.exec(name);
+  const m = track ?? PLAYBACK_NAME_RE.exec(name);
+  if (!m || !ROOM_NAME_RE.test(m[1])) return undefined;
+  return { room: m[1], seconds: Number(m[2]), playback: !track };
+}
 
 export function recordRoom(name: string): string | undefined {
-  const m = RECORD_NAME_RE.exec(name);
-  return m && ROOM_NAME_RE.test(m[1]) ? m[1] : undefined;
+  return parseRecordName(name)?.room;
 }
 
 export interface RecordEntry {
@@ -19,6 +39,23 @@ export interface RecordEntry {
   size: number;
   modTime: string;
   url: string;
+  /** URL of the merged .webm/.mp4 of this file's session, once it exists. */
+  playback?: string;
+}
+
+const recordUrl = (name: string) => `/records/${encodeURIComponent(name)}`;
+
+/**
+ * The merged file of a track file's session: same room, named at or up to a few seconds before
+ * the track (the session's earliest track second), the latest such one.
+ */
+function playbackFor(rec: RecordName, merged: RecordName[], names: Map<RecordName, string>): string | undefined {
+  let best: RecordName | undefined;
+  for (const m of merged) {
+    if (m.room !== rec.room || m.seconds > rec.seconds || rec.seconds - m.seconds > SESSION_WINDOW_S) continue;
+    if (!best || m.seconds > best.seconds) best = m;
+  }
+  return best && names.get(best);
 }
 
 export async function listRecords(dir: string): Promise<RecordEntry[]> {
@@ -28,9 +65,10 @@ export async function listRecords(dir: string): Promise<RecordEntry[]> {
   } catch {
     return [];
   }
-  const entries: (RecordEntry & { mtimeMs: number })[] = [];
+  const entries: (RecordEntry & { mtimeMs: number; parsed: RecordName })[] = [];
   for (const name of names) {
-    if (!RECORD_NAME_RE.test(name)) continue;
+    const parsed = parseRecordName(name);
+    if (!parsed) continue;
     try {
       const st = await stat(path.join(dir, name));
       if (!st.isFile()) continue;
@@ -38,15 +76,22 @@ export async function listRecords(dir: string): Promise<RecordEntry[]> {
         name,
         size: st.size,
         modTime: st.mtime.toISOString().replace(/\.\d{3}Z$/, "Z"),
-        url: `/records/${encodeURIComponent(name)}`,
+        url: recordUrl(name),
         mtimeMs: st.mtimeMs,
+        parsed,
       });
     } catch {
       // Deleted between readdir and stat.
     }
   }
+  const merged = entries.filter((e) => e.parsed.playback).map((e) => e.parsed);
+  const mergedNames = new Map(entries.filter((e) => e.parsed.playback).map((e) => [e.parsed, e.name]));
+  for (const e of entries) {
+    const target = e.parsed.playback ? e.name : playbackFor(e.parsed, merged, mergedNames);
+    if (target) e.playback = recordUrl(target);
+  }
   entries.sort((a, b) => b.mtimeMs - a.mtimeMs || a.name.localeCompare(b.name));
-  return entries.map(({ mtimeMs: _m, ...e }) => e);
+  return entries.map(({ mtimeMs: _m, parsed: _p, ...e }) => e);
 }
 
 const CONTENT_TYPES: Record<string, string> = {

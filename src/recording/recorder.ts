@@ -10,7 +10,7 @@ import { createAssembler, recordableCodec, type Frame, type FrameAssembler, type
 import { IvfWriter, IVF_HEADER_SIZE } from "../media/ivf.js";
 import { OggOpusWriter } from "../media/ogg.js";
 import { ReorderBuffer } from "../media/reorder.js";
-import type { RtpView } from "../media/rtp.js";
+import { TimestampUnwrapper, type RtpView } from "../media/rtp.js";
 import type { PacketSink } from "../sfu/forward.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import { fmtpParams } from "../sfu/sdp.js";
@@ -31,7 +31,23 @@ export interface RecorderOptions {
   log: SfuLogger;
   stats: RecordingStats;
   /** Called with the finished file's path (hooks, playback conversion). */
-  onFinished?: (file: string, room: string) => void;
+  onFinished?: (file: string, room: string, info: FinishedRecording) => void;
+}
+
+/** What a finished track file holds, for whoever merges or converts it afterwards. */
+export interface FinishedRecording {
+  kind: "video" | "audio";
+  codec: Recordable;
+  /**
+   * Wall clock (ms since the epoch) of the file's first frame: the lowest of each frame's arrival
+   * less the RTP time since the first frame, so frames that were held up (a burst after a stall,
+   * buffering before the connection came up) do not make the track look late.
+   */
+  startedAt: number;
+  /** Frames (video) or packets (audio) written. */
+  frames: number;
+  /** Seconds covered by the frames' RTP timestamps, plus one average frame interval. */
+  durationSeconds: number;
 }
 
 /** One container format behind a common shape: header first, frames, final bytes on close. */
@@ -43,7 +59,7 @@ interface ContainerWriter {
   end(): { tail?: Buffer; header?: Buffer };
 }
 
-type Recordable = RecordableCodec | "AV1";
+export type Recordable = RecordableCodec | "AV1";
 
 const FOURCC = { VP8: "VP80", VP9: "VP90", AV1: "AV01" } as const;
 
@@ -106,6 +122,12 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   private file: SerialFile | undefined;
   private stopped = false;
   private closing: Promise<void> | undefined;
+  private readonly codec: Recordable;
+  private readonly clock = new TimestampUnwrapper();
+  private startedAt = 0;
+  private frames = 0;
+  private firstTs = 0;
+  private lastTs = 0;
   readonly fileName: string;
 
   constructor(
@@ -114,6 +136,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
     codec: Recordable,
     private readonly opts: RecorderOptions,
   ) {
+    this.codec = codec;
     this.container = containerFor(codec, track.codec.channels ?? 2);
     this.fileName = freeName(opts.dir, `${room}_${track.kind}${track.index}`, this.container.extension);
     this.assembler = createAssembler(codec, {
@@ -143,7 +166,12 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
         this.file = new SerialFile(this.filePath, (err) => this.fail(err));
         this.file.append(this.container.begin(f));
         this.opts.log.info({ room: this.room, file: this.fileName }, "recording started");
+        this.firstTs = this.clock.unwrap(f.timestamp);
       }
+      this.lastTs = this.clock.unwrap(f.timestamp);
+      const started = Date.now() - ((this.lastTs - this.firstTs) * 1000) / this.clockRate;
+      if (this.frames === 0 || started < this.startedAt) this.startedAt = started;
+      this.frames++;
       const bytes = this.container.frame(f);
       this.opts.stats.bytes += bytes.length;
       this.file.append(bytes);
@@ -157,6 +185,22 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
     this.opts.stats.active--;
     this.opts.stats.failed++;
     this.opts.log.error({ room: this.room, file: this.fileName, err: err.message }, "recording stopped: write failed");
+  }
+
+  private get clockRate(): number {
+    return this.track.codec.clockRate || (this.track.kind === "audio" ? 48000 : 90000);
+  }
+
+  private summary(): FinishedRecording {
+    const span = Math.max(0, this.lastTs - this.firstTs) / this.clockRate;
+    const interval = this.frames > 1 ? span / (this.frames - 1) : 0;
+    return {
+      kind: this.track.kind === "audio" ? "audio" : "video",
+      codec: this.codec,
+      startedAt: this.startedAt,
+      frames: this.frames,
+      durationSeconds: span + interval,
+    };
   }
 
   /** Drains what is buffered, writes the trailer and the final header, closes. Idempotent. */
@@ -188,7 +232,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
       this.opts.stats.active--;
       this.opts.stats.finished++;
       this.opts.log.info({ room: this.room, file: this.fileName, bytes: file.size }, "recording finished");
-      this.opts.onFinished?.(this.filePath, this.room);
+      this.opts.onFinished?.(this.filePath, this.room, this.summary());
     }
   }
 }
