@@ -67,6 +67,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     maxSubsPerRoom: config.maxSubsPerRoom,
     maxRooms: config.maxRooms,
     maxSessions: config.maxSessions,
+    gopCachePackets: config.gopCache ? 1024 : 0,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: playbackSessions
       ? [

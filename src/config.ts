@@ -43,6 +43,8 @@ export interface Config {
   /** 0 = unlimited. Rooms with a publisher, and WHIP+WHEP sessions, server-wide. */
   maxRooms: number;
   maxSessions: number;
+  /** Keep the current GOP of WHIP video for joiners (for publishers that ignore PLI). */
+  gopCache: boolean;
   /** When set, /metrics needs `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** SRS-style callback URLs per event (space-separated in HOOK_ON_*), called in order. */
@@ -252,6 +254,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: str(env, "LOG_LEVEL") ?? "info",
     webDir: str(env, "WEB_DIR") ?? "web",
     hooks: parseHooks(env),
+    gopCache: bool(env, "GOP_CACHE", false),
     maxRooms: int(env, "MAX_ROOMS", 0, 0, 1_000_000),
     maxSessions: int(env, "MAX_SESSIONS", 0, 0, 1_000_000),
     metricsToken: str(env, "METRICS_TOKEN"),

@@ -23,12 +23,21 @@ export class TrackFanout {
   packets = 0;
   bytes = 0;
   lastPacketAt = 0;
+  /** Video packets since the last keyframe's first packet, replayed to a joiner (GOP cache). */
+  private gop: RtpPacket[] = [];
+  private gopTimestamp = -1;
 
   constructor(
     readonly kind: MediaKind,
     readonly codec: CodecName,
     /** Asked when a sink starts waiting for a keyframe (a joining subscriber, a starting recorder). */
     private readonly requestKeyframe: () => void,
+    /**
+     * 0 = no cache: a joiner waits for the keyframe its PLI asks for (fastest with browsers and
+     * OBS, which answer PLI at once). Otherwise up to this many packets of the current GOP are
+     * kept and replayed to a joiner, for encoders that cannot be asked (FFmpeg ingests).
+     */
+    private readonly gopCachePackets = 0,
   ) {}
 
   get sinkCount(): number {
@@ -36,7 +45,11 @@ export class TrackFanout {
   }
 
   add(sink: PacketSink, opts: { waitForKeyframe?: boolean } = {}): void {
-    const waiting = opts.waitForKeyframe ?? this.kind === "video";
+    let waiting = opts.waitForKeyframe ?? this.kind === "video";
+    if (waiting && this.gop.length > 0) {
+      for (const p of this.gop) sink.write(p);
+      waiting = false;
+    }
     this.outputs = [...this.outputs, { sink, waiting }];
     if (waiting) this.requestKeyframe();
   }
@@ -70,9 +83,21 @@ export class TrackFanout {
       header.paddingSize = 0;
     }
     if (packet.payload.length === 0) return;
+    let keyframe = -1;
+    if (this.gopCachePackets > 0) {
+      keyframe = startsKeyframe(this.codec, packet.payload) ? 1 : 0;
+      const ts = header.timestamp;
+      // A keyframe may start with several "starting" packets (H.264 SPS, then the IDR): one GOP.
+      if (keyframe === 1 && ts !== this.gopTimestamp) {
+        this.gop = [packet];
+        this.gopTimestamp = ts;
+      } else if (this.gop.length > 0) {
+        if (this.gop.length < this.gopCachePackets) this.gop.push(packet);
+        else this.gop = []; // too long a GOP to keep: joiners fall back to waiting
+      }
+    }
     // Outputs is replaced, never mutated, so adding or removing a sink mid-loop is safe.
     const outputs = this.outputs;
-    let keyframe = -1;
     for (let i = 0; i < outputs.length; i++) {
       const out = outputs[i];
       if (out.waiting) {
@@ -86,5 +111,6 @@ export class TrackFanout {
 
   close(): void {
     this.outputs = [];
+    this.gop = [];
   }
 }

@@ -100,17 +100,25 @@ function learnUndeclaredSsrcs(pc: RTCPeerConnection, choices: Choice[]): void {
   };
 }
 
+export interface PublisherOptions {
+  ice: IceSettings;
+  liveness: Liveness;
+  /** Given when the id was needed before the peer existed. */
+  id?: string;
+  /** Video packets kept from the last keyframe for joiners (0 = off); see TrackFanout. */
+  gopCachePackets?: number;
+}
+
 export class Publisher extends PeerSession {
   readonly tracks: PublishedTrack[];
 
   private constructor(
     readonly room: string,
     handle: ReturnType<typeof createPeer>,
-    liveness: Liveness,
+    opts: PublisherOptions,
     choices: Choice[],
-    id?: string,
   ) {
-    super(handle, liveness, id);
+    super(handle, opts.liveness, opts.id);
     const counts = { audio: 0, video: 0 };
     this.tracks = choices.map((c) => {
       const keyframes = new KeyframeRequester(() => this.sendKeyframeRequest(c.kind));
@@ -119,20 +127,15 @@ export class Publisher extends PeerSession {
         codecName: c.codecName,
         codec: c.codec,
         index: counts[c.kind]++,
-        fanout: new TrackFanout(c.kind, c.codecName, () => keyframes.request()),
+        fanout: new TrackFanout(c.kind, c.codecName, () => keyframes.request(), opts.gopCachePackets),
         keyframes,
       };
     });
   }
 
   /** Validates the offer, answers it, and returns a publisher whose tracks start forwarding when media arrives. */
-  static async create(
-    room: string,
-    offer: ParsedSdp,
-    ice: IceSettings,
-    liveness: Liveness,
-    id?: string,
-  ): Promise<{ publisher: Publisher; answer: string }> {
+  static async create(room: string, offer: ParsedSdp, opts: PublisherOptions): Promise<{ publisher: Publisher; answer: string }> {
+    const { ice } = opts;
     const choices = chooseCodecs(offer);
     if (choices.length === 0) {
       throw errors.unsupportedCodec("no supported codec in offer: the server forwards VP8, VP9, H264, AV1 and opus");
@@ -144,7 +147,7 @@ export class Publisher extends PeerSession {
       video: choices.filter((c) => c.kind === "video").map((c) => toWeriftCodec("video", c.codec)),
       audio: choices.filter((c) => c.kind === "audio").map((c) => toWeriftCodec("audio", c.codec)),
     });
-    const publisher = new Publisher(room, handle, liveness, choices, id);
+    const publisher = new Publisher(room, handle, opts, choices);
     // onTrack fires inside setRemoteDescription: wire it first.
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
     try {

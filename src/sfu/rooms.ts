@@ -31,9 +31,14 @@ export interface RoomsOptions {
   consumers: TrackConsumerFactory[];
   log: SfuLogger;
   events?: RoomEvents;
+  /** GOP cache size for WHIP publishers' video (0 = off: a joiner waits for the keyframe its PLI asks for). */
+  gopCachePackets?: number;
 }
 
 export type SessionKind = "whip" | "whep";
+
+/** About 4 s of 2.5 Mbps video: enough for the GOPs FFmpeg ingests are told to use. */
+const INGEST_GOP_CACHE_PACKETS = 1024;
 
 export interface RoomInfo {
   name: string;
@@ -132,7 +137,12 @@ export class Rooms {
     let created: { publisher: Publisher; answer: string };
     this.pending++;
     try {
-      created = await Publisher.create(roomName, offer, this.opts.ice, this.opts.liveness, sessionId);
+      created = await Publisher.create(roomName, offer, {
+        ice: this.opts.ice,
+        liveness: this.opts.liveness,
+        id: sessionId,
+        gopCachePackets: this.opts.gopCachePackets,
+      });
     } catch (err) {
       this.rooms.delete(roomName);
       throw this.capacityOr(err);
@@ -208,7 +218,8 @@ export class Rooms {
     this.rooms.set(roomName, room);
     let source: RtpSource;
     try {
-      source = await RtpSource.open(roomName, tracks);
+      // An ingest's encoder cannot be asked for a keyframe, so its rooms always keep the last GOP.
+      source = await RtpSource.open(roomName, tracks, INGEST_GOP_CACHE_PACKETS);
     } catch (err) {
       this.rooms.delete(roomName);
       throw err;

@@ -25,28 +25,28 @@ export class RtpSource {
   private constructor(
     readonly room: string,
     specs: RtpTrackSpec[],
-    /** Asked when a sink wants a keyframe; an encoder that cannot be asked ignores it. */
-    requestKeyframe: (kind: MediaKind) => void,
+    gopCachePackets: number,
   ) {
     const counts = { audio: 0, video: 0 };
     this.tracks = specs.map((s) => {
       const name = canonicalName(s.codec.name);
       if (!name) throw new Error(`cannot forward ${s.codec.name}`);
-      const keyframes = new KeyframeRequester(() => requestKeyframe(s.kind));
+      // The encoder behind plain RTP cannot be asked for a keyframe: joiners get the GOP cache.
+      const keyframes = new KeyframeRequester(() => undefined);
       return {
         kind: s.kind,
         codecName: name,
         codec: s.codec,
         index: counts[s.kind]++,
-        fanout: new TrackFanout(s.kind, name, () => keyframes.request()),
+        fanout: new TrackFanout(s.kind, name, () => keyframes.request(), gopCachePackets),
         keyframes,
       };
     });
   }
 
   /** Binds one loopback UDP socket per track; the RTP that arrives there is forwarded. */
-  static async open(room: string, specs: RtpTrackSpec[], requestKeyframe: (kind: MediaKind) => void = () => undefined): Promise<RtpSource> {
-    const source = new RtpSource(room, specs, requestKeyframe);
+  static async open(room: string, specs: RtpTrackSpec[], gopCachePackets = 0): Promise<RtpSource> {
+    const source = new RtpSource(room, specs, gopCachePackets);
     try {
       for (const track of source.tracks) {
         const socket = dgram.createSocket("udp4");
