@@ -26,20 +26,26 @@ async function metrics(): Promise<Map<string, number>> {
 
 const cpuSeconds = (m: Map<string, number>) => (m.get("process_cpu_user_seconds_total") ?? 0) + (m.get("process_cpu_system_seconds_total") ?? 0);
 
+/** The built server in its own process; resolves with its base URL once /healthz answers. */
+async function startBenchServer(env: Record<string, string> = {}): Promise<{ proc: ChildProcess; base: string }> {
+  const port = 19000 + Math.floor(Math.random() * 500);
+  const proc = spawn(process.execPath, ["dist/main.js"], {
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", RATE_LIMIT_RPS: "1000", RATE_LIMIT_BURST: "1000", ...env },
+    stdio: "inherit",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { proc, base: url };
+    await sleep(100);
+  }
+  proc.kill("SIGKILL");
+  throw new Error("server did not start");
+}
+
 beforeAll(async () => {
   const root = path.resolve(".");
   execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { stdio: "inherit" });
-  const port = 19000 + Math.floor(Math.random() * 500);
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, ["dist/main.js"], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", RATE_LIMIT_RPS: "1000", RATE_LIMIT_BURST: "1000" },
-    stdio: "inherit",
-  });
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) return;
-    await sleep(100);
-  }
-  throw new Error("server did not start");
+  ({ proc: server, base } = await startBenchServer());
 });
 
 afterAll(async () => {
@@ -49,7 +55,7 @@ afterAll(async () => {
   console.log(JSON.stringify(results, null, 2));
 });
 
-it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP", async () => {
+async function joins(base: string): Promise<{ p50: number; p95: number; max: number }> {
   const { client: pub } = await publishTestStream(`${base}/api/whip/publish/join`, {
     video: { codec: "VP8" },
     audio: false,
@@ -67,9 +73,20 @@ it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP", 
       await subscriber.close();
     }
     times.sort((a, b) => a - b);
-    results.join = { p50: Math.round(times[9]), p95: Math.round(times[18]), max: Math.round(times[19]), unit: "ms", publisherHonoursPli: false };
+    return { p50: Math.round(times[9]), p95: Math.round(times[18]), max: Math.round(times[19]) };
   } finally {
     await pub.close();
+  }
+}
+
+it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP (FFmpeg publisher, ignores PLI)", async () => {
+  const withoutCache = await joins(base);
+  const cached = await startBenchServer({ GOP_CACHE: "true" });
+  try {
+    const withCache = await joins(cached.base);
+    results.join = { unit: "ms", publisherHonoursPli: false, withoutGopCache: withoutCache, withGopCache: withCache };
+  } finally {
+    cached.proc.kill("SIGTERM");
   }
 });
 
