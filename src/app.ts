@@ -2,6 +2,7 @@ import cors from "@fastify/cors";
 import fastifyStatic from "@fastify/static";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { Authorizer } from "./auth/auth.js";
 import type { Config } from "./config.js";
@@ -127,6 +128,15 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     index: ["index.html"],
     dotfiles: "deny",
     list: false,
+  });
+  // hls.js for the player's HLS fallback, served from the npm package: no CDN.
+  await app.register(fastifyStatic, {
+    root: path.dirname(createRequire(import.meta.url).resolve("hls.js/dist/hls.min.mjs")),
+    prefix: "/vendor/hls/",
+    decorateReply: false,
+    index: false,
+    list: false,
+    allowedPath: (p) => /^\/?hls(\.light)?\.min\.mjs(\.map)?$/.test(p),
   });
   registerRecordRoutes(app, { auth, recordDir: config.recordDir });
 

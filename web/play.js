@@ -13,7 +13,7 @@ const state = (window.__state = {
   page: "play", room: "", status: "idle", error: "", retrying: false, retries: 0, resource: null,
   framesDecoded: 0, framesDropped: 0, width: 0, height: 0, fps: 0, bitrateKbps: 0,
   packetsReceived: 0, packetsLost: 0, packetLoss: 0, latencyMs: null, hasAudio: false, muted: true,
-  audioPacketsReceived: 0, codec: "",
+  audioPacketsReceived: 0, codec: "", mode: "webrtc", hlsPlaying: false,
 });
 
 const video = $("#video");
@@ -58,6 +58,7 @@ function scheduleRetry(status, error) {
 async function connect(isRetry = false) {
   clearTimeout(retryTimer);
   teardown();
+  stopHls();
   const room = roomInput.value.trim();
   if (!ROOM_RE.test(room)) {
     setStatus(state, "error", "That room name is not valid: use letters, digits, - or _ (at most 64).");
@@ -94,11 +95,53 @@ async function connect(isRetry = false) {
     s.timer = setInterval(() => updateStats(s, gen), 1000);
   } catch (err) {
     if (gen !== generation) return;
+    // Refused for this viewer (full room, no codec in common, server at capacity) or no WebRTC in
+    // this browser: the room's HLS output, when it has one, still plays.
+    if ((err instanceof HttpError && HLS_FALLBACK_STATUSES.has(err.status)) || !("RTCPeerConnection" in window)) {
+      if (await playHls(room, token, gen, describeError(err))) return;
+    }
     const retry = err instanceof HttpError ? RETRY_STATUSES.has(err.status) : err.name === "TypeError";
     if (retry) {
       scheduleRetry(err.status === 404 ? "waiting" : "retrying", describeError(err));
     } else stop(describeError(err));
   }
+}
+
+// ---- HLS fallback (hls.js from the server's own /vendor/, never a CDN) ----
+const HLS_FALLBACK_STATUSES = new Set([403, 422, 503]);
+let hls = null;
+
+/** Plays /hls/{room}/stream.m3u8 when it exists; false when the room has no HLS output. */
+async function playHls(room, token, gen, why) {
+  const url = `/hls/${encodeURIComponent(room)}/stream.m3u8`;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const probe = await fetch(url, { headers }).catch(() => null);
+  if (!probe?.ok || gen !== generation) return false;
+  teardown();
+  if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = token ? `${url}?token=${encodeURIComponent(token)}` : url;
+  } else {
+    const { default: Hls } = await import("/vendor/hls/hls.min.mjs");
+    if (gen !== generation || !Hls.isSupported()) return false;
+    hls = new Hls({ lowLatencyMode: true, xhrSetup: (xhr) => token && xhr.setRequestHeader("Authorization", `Bearer ${token}`) });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  }
+  video.play().catch(() => {});
+  state.mode = "hls";
+  state.retrying = false;
+  $("#placeholder").hidden = true;
+  setStatus(state, "live", `Playing the HLS stream instead (a few seconds behind): ${why}`);
+  video.addEventListener("loadeddata", () => { state.hlsPlaying = true; }, { once: true });
+  return true;
+}
+
+function stopHls() {
+  hls?.destroy();
+  hls = null;
+  if (state.mode === "hls") video.removeAttribute("src");
+  state.mode = "webrtc";
+  state.hlsPlaying = false;
 }
 
 function onConnection(s) {
@@ -109,7 +152,11 @@ function onConnection(s) {
     setStatus(state, "live");
     $("#placeholder").hidden = true;
   } else if (st === "failed") {
-    scheduleRetry("retrying", "The connection was lost. Reconnecting…");
+    // UDP blocked or the network went away: HLS over plain HTTP may still get through.
+    const gen = generation;
+    void playHls(state.room, s.token, gen, "the WebRTC connection failed.").then((ok) => {
+      if (!ok && gen === generation) scheduleRetry("retrying", "The connection was lost. Reconnecting…");
+    });
   } else if (st === "disconnected") {
     s.downSince = Date.now();
   }
@@ -119,6 +166,7 @@ function stop(error = "") {
   generation++;
   clearTimeout(retryTimer);
   teardown();
+  stopHls();
   video.srcObject = null;
   $("#placeholder").hidden = false;
   $("#stats").hidden = true;
