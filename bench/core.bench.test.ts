@@ -90,24 +90,25 @@ it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP (F
   }
 });
 
-it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers", async () => {
-  const { client: pub } = await publishTestStream(`${base}/api/whip/publish/cpu`, {
+/** Server CPU per forwarded packet for one forwarding path, against its own server process. */
+async function cpuTable(serverBase: string, metricsOf: () => Promise<Map<string, number>>): Promise<Record<string, unknown>[]> {
+  const { client: pub } = await publishTestStream(`${serverBase}/api/whip/publish/cpu`, {
     video: { codec: "VP8" },
     audio: true,
     source: { gop: 60, bitrateKbps: 1500, width: 640, height: 360, pattern: "testsrc" },
   });
   const table: Record<string, unknown>[] = [];
+  const subs: WhepClient[] = [];
   try {
     await sleep(1500);
-    let subs: WhepClient[] = [];
     let baseline = 0;
-    for (const n of [0, 1, 5, 10]) {
-      while (subs.length < n) subs.push((await playStream(`${base}/api/whep/play/cpu`)).client);
+    for (const n of [0, 1, 10, 20]) {
+      while (subs.length < n) subs.push((await playStream(`${serverBase}/api/whep/play/cpu`)).client);
       await sleep(1500);
-      const before = await metrics();
+      const before = await metricsOf();
       const start = Date.now();
       await sleep(5000);
-      const after = await metrics();
+      const after = await metricsOf();
       const seconds = (Date.now() - start) / 1000;
       const cpu = cpuSeconds(after) - cpuSeconds(before);
       const inPackets = (after.get('live_rtp_packets_total{room="cpu"}') ?? 0) - (before.get('live_rtp_packets_total{room="cpu"}') ?? 0);
@@ -120,10 +121,31 @@ it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers", async () => {
         videoGapsPerSubscriber: subs.length ? Math.round(subs.reduce((s, x) => s + x.video.sequenceGaps, 0) / subs.length) : 0,
       });
     }
-    await Promise.all(subs.map((s) => s.close()));
-    subs = [];
   } finally {
+    await Promise.all(subs.map((s) => s.close()));
     await pub.close();
   }
-  results.cpu = table;
+  return table;
+}
+
+it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers, werift's send path against the fast path", async () => {
+  results.cpu = {};
+  for (const forwardPath of ["werift", "fast"]) {
+    const srv = await startBenchServer({ FORWARD_PATH: forwardPath });
+    try {
+      const metricsOf = async () => {
+        const text = await (await fetch(`${srv.base}/metrics`)).text();
+        const out = new Map<string, number>();
+        for (const line of text.split("\n")) {
+          if (line.startsWith("#") || line === "") continue;
+          const i = line.lastIndexOf(" ");
+          out.set(line.slice(0, i), Number(line.slice(i + 1)));
+        }
+        return out;
+      };
+      (results.cpu as Record<string, unknown>)[forwardPath] = await cpuTable(srv.base, metricsOf);
+    } finally {
+      srv.proc.kill("SIGTERM");
+    }
+  }
 });

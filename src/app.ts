@@ -69,6 +69,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     maxRooms: config.maxRooms,
     maxSessions: config.maxSessions,
     gopCachePackets: config.gopCache ? 1024 : 0,
+    forwardPath: config.forwardPath,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: playbackSessions
       ? [

@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import path from "node:path";
 
 // Every environment variable the server reads, parsed and validated once.
 // A bad value throws ConfigError naming the variable, so start-up stops with a clear message.
@@ -43,6 +44,8 @@ export interface Config {
   /** 0 = unlimited. Rooms with a publisher, and WHIP+WHEP sessions, server-wide. */
   maxRooms: number;
   maxSessions: number;
+  /** "fast": the project's own send path; "werift": werift's RTCRtpSender.sendRtp (reference). */
+  forwardPath: "fast" | "werift";
   /** Keep the current GOP of WHIP video for joiners (for publishers that ignore PLI). */
   gopCache: boolean;
   /** When set, /metrics needs `Authorization: Bearer <token>`. */
@@ -52,6 +55,14 @@ export interface Config {
   hookTimeoutMs: number;
   /** Stable id of this server in callbacks. */
   serverId: string;
+  /** HLS for every live room (else per room through POST /api/rooms/{room}/hls). */
+  hlsEnabled: boolean;
+  /** Where HLS playlists and segments are written: {hlsDir}/{room or streamId}/stream.m3u8. */
+  hlsDir: string;
+  /** X-API-Key of POST /start-stream, /stop-stream, GET /streams; unset = those routes answer 403. */
+  transcoderApiKey?: string;
+  /** A /start-stream FFmpeg that is still up after this long (or already writing) counts as started. */
+  startStreamProbeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -223,6 +234,29 @@ function parseHooks(env: Env): Config["hooks"] {
   return out;
 }
 
+function forwardPath(env: Env): "fast" | "werift" {
+  const v = str(env, "FORWARD_PATH") ?? "fast";
+  if (v !== "fast" && v !== "werift") throw new ConfigError("FORWARD_PATH", `expected fast or werift, got "${v}"`);
+  return v;
+}
+
+function hlsDir(env: Env): string {
+  const v = str(env, "HLS_DIR") ?? "./hls";
+  if (v.includes("\0")) throw new ConfigError("HLS_DIR", "contains a NUL character");
+  const abs = path.resolve(v);
+  if (abs === path.parse(abs).root) throw new ConfigError("HLS_DIR", `must not be the filesystem root, got "${v}"`);
+  return v;
+}
+
+/** The seed wants a high-entropy shared secret: at least 16 characters, no whitespace. */
+function transcoderApiKey(env: Env): string | undefined {
+  const v = str(env, "TRANSCODER_API_KEY");
+  if (v === undefined) return undefined;
+  if (/\s/.test(v)) throw new ConfigError("TRANSCODER_API_KEY", "must not contain whitespace");
+  if (v.length < 16) throw new ConfigError("TRANSCODER_API_KEY", `must be at least 16 characters, got ${v.length}`);
+  return v;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const allowedOrigin = str(env, "ALLOWED_ORIGIN") ?? "*";
   if (allowedOrigin !== "*" && !/^https?:\/\/[^\s/]+$/.test(allowedOrigin)) {
@@ -255,10 +289,15 @@ export function loadConfig(env: Env = process.env): Config {
     webDir: str(env, "WEB_DIR") ?? "web",
     hooks: parseHooks(env),
     gopCache: bool(env, "GOP_CACHE", false),
+    forwardPath: forwardPath(env),
     maxRooms: int(env, "MAX_ROOMS", 0, 0, 1_000_000),
     maxSessions: int(env, "MAX_SESSIONS", 0, 0, 1_000_000),
     metricsToken: str(env, "METRICS_TOKEN"),
     hookTimeoutMs: int(env, "HOOK_TIMEOUT_MS", 3000, 100, 60_000),
     serverId: str(env, "SERVER_ID") ?? `whipsfu-${hostname()}`,
+    hlsEnabled: bool(env, "HLS_ENABLED", false),
+    hlsDir: hlsDir(env),
+    transcoderApiKey: transcoderApiKey(env),
+    startStreamProbeMs: int(env, "START_STREAM_PROBE_MS", 3000, 200, 60_000),
   };
 }

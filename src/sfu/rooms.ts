@@ -31,6 +31,8 @@ export interface RoomsOptions {
   consumers: TrackConsumerFactory[];
   log: SfuLogger;
   events?: RoomEvents;
+  /** How subscribers' packets are sent (see Subscriber); "fast" by default. */
+  forwardPath?: "fast" | "werift";
   /** GOP cache size for WHIP publishers' video (0 = off: a joiner waits for the keyframe its PLI asks for). */
   gopCachePackets?: number;
 }
@@ -183,7 +185,12 @@ export class Rooms {
     this.pending++;
     let created: { subscriber: Subscriber; answer: string };
     try {
-      created = await Subscriber.create(roomName, offer, publisher, this.opts.ice, this.opts.liveness, sessionId);
+      created = await Subscriber.create(roomName, offer, publisher, {
+        ice: this.opts.ice,
+        liveness: this.opts.liveness,
+        id: sessionId,
+        forwardPath: this.opts.forwardPath,
+      });
     } catch (err) {
       throw this.capacityOr(err);
     } finally {

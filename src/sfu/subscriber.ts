@@ -5,6 +5,7 @@ import {
   type RtpPacket,
 } from "werift";
 import { errors } from "./errors.js";
+import { FastSender } from "./fast-sender.js";
 import type { PacketSink } from "./forward.js";
 import { completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import type { PublishedTrack } from "./publisher.js";
@@ -12,14 +13,19 @@ import type { RoomSource } from "./room.js";
 import { codecMatches, describeCodec, narrowOffer, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
 
-/** A subscriber's sender as a fan-out sink: werift rewrites SSRC, payload type and extensions. */
-class SenderSink implements PacketSink {
+/**
+ * werift's own send path as a fan-out sink (FORWARD_PATH=werift): it rewrites SSRC, payload type
+ * and extensions itself, at the cost of a clone and a promise per packet. Kept as the reference
+ * the fast path is measured and checked against.
+ */
+class WeriftSenderSink implements PacketSink {
   constructor(private readonly sender: RTCRtpSender) {}
 
   write(packet: RtpPacket): void {
-    // sendRtp writes synchronously up to the socket; the promise only reports the outcome.
     this.sender.sendRtp(packet).catch(ignore);
   }
+
+  close(): void {}
 }
 
 function ignore(): void {}
@@ -64,31 +70,33 @@ function matchOffer(offer: ParsedSdp, publisher: RoomSource): Match[] {
   return matches;
 }
 
+export interface SubscriberOptions {
+  ice: IceSettings;
+  liveness: Liveness;
+  /** Given when the id was needed before the peer existed. */
+  id?: string;
+  /** "fast" (default): FastSender; "werift": werift's RTCRtpSender.sendRtp. */
+  forwardPath?: "fast" | "werift";
+}
+
 export class Subscriber extends PeerSession {
-  private readonly outputs: { track: PublishedTrack; sink: SenderSink }[] = [];
+  private readonly outputs: { track: PublishedTrack; sender: RTCRtpSender; sink?: PacketSink & { close(): void } }[] = [];
 
   private constructor(
     readonly room: string,
     handle: ReturnType<typeof createPeer>,
-    liveness: Liveness,
-    id?: string,
+    private readonly opts: SubscriberOptions,
   ) {
-    super(handle, liveness, id);
+    super(handle, opts.liveness, opts.id);
   }
 
-  static async create(
-    room: string,
-    offer: ParsedSdp,
-    publisher: RoomSource,
-    ice: IceSettings,
-    liveness: Liveness,
-    id?: string,
-  ): Promise<{ subscriber: Subscriber; answer: string }> {
+  static async create(room: string, offer: ParsedSdp, publisher: RoomSource, opts: SubscriberOptions): Promise<{ subscriber: Subscriber; answer: string }> {
+    const { ice } = opts;
     const matches = matchOffer(offer, publisher);
     const byKind = (kind: string): RTCRtpCodecParameters[] =>
       matches.filter((m) => m.track.kind === kind).map((m) => toWeriftCodec(m.track.kind, m.codec));
     const handle = createPeer(ice, { video: byKind("video"), audio: byKind("audio") });
-    const subscriber = new Subscriber(room, handle, liveness, id);
+    const subscriber = new Subscriber(room, handle, opts);
     try {
       const narrowed = narrowOffer(offer, new Map(matches.map((m) => [m.section, [m.codec.payloadType]])));
       await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
@@ -97,8 +105,7 @@ export class Subscriber extends PeerSession {
         const transceiver = transceivers.find((t) => t.mid === m.section.mid) ?? transceivers[offer.media.indexOf(m.section)];
         if (!transceiver) throw new Error(`no transceiver for section ${m.section.mid ?? "?"}`);
         transceiver.setDirection("sendonly");
-        const sink = new SenderSink(transceiver.sender);
-        subscriber.outputs.push({ track: m.track, sink });
+        subscriber.outputs.push({ track: m.track, sender: transceiver.sender });
         transceiver.sender.onRtcp.subscribe((rtcp) => {
           // PSFB FMT 1 is PLI, FMT 4 is FIR (RFC 4585, RFC 5104): both mean "send a keyframe".
           if (rtcp instanceof RtcpPayloadSpecificFeedback && (rtcp.feedback.count === PLI || rtcp.feedback.count === FIR)) {
@@ -117,10 +124,18 @@ export class Subscriber extends PeerSession {
   /** Forwarding starts once DTLS is up: earlier packets would be dropped, and with them the keyframe. */
   protected onConnected(): void {
     if (this.closed) return;
-    for (const o of this.outputs) o.track.fanout.add(o.sink);
+    for (const o of this.outputs) {
+      // The codec and SRTP keys exist only now.
+      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport);
+      o.track.fanout.add(o.sink);
+    }
   }
 
   protected release(_reason: EndReason): void {
-    for (const o of this.outputs) o.track.fanout.remove(o.sink);
+    for (const o of this.outputs) {
+      if (!o.sink) continue;
+      o.track.fanout.remove(o.sink);
+      o.sink.close();
+    }
   }
 }

@@ -49,4 +49,19 @@ describe("RTCP", () => {
       await publisher?.close();
     }
   }, 30_000);
+
+  it("a subscriber's NACKs are answered from the server's retransmission history", async () => {
+    const { client: publisher } = await publishTestStream(server.whipUrl("resend"), { video: { codec: "VP8" }, audio: false });
+    // 95 keeps 95 % (see above): the viewer loses 5 % and NACKs them.
+    const viewer = new WhepClient({ audio: false, peerConfig: { debug: { inboundPacketLoss: 95 } } });
+    try {
+      await viewer.play(server.whepUrl("resend"), {});
+      await new Promise((r) => setTimeout(r, 4000));
+      // Loopback never reorders: a packet older than the newest one seen is a retransmission.
+      expect(viewer.video.reordered).toBeGreaterThan(0);
+    } finally {
+      await viewer.close();
+      await publisher.close();
+    }
+  }, 30_000);
 });

@@ -1,0 +1,116 @@
+// A subscriber's outgoing track without werift's per-packet send path (which deserializes or
+// clones every packet, merges header extensions and awaits a promise per packet): the header is
+// rewritten in one reused object, SRTP-protected with the session's keys, and written straight to
+// the nominated pair's UDP socket. werift still owns ICE, DTLS, RTCP and the SRTP keys.
+import type dgram from "node:dgram";
+import { RtpHeader, type GenericNack, type RTCDtlsTransport, type RTCRtpSender, type RtpPacket } from "werift";
+import type { PacketSink } from "./forward.js";
+
+/** werift sender fields its RTCP loop reads for sender reports; not public API, hence one typed view. */
+interface SenderReportState {
+  ntpTimestamp: bigint;
+  rtpTimestamp: number;
+  packetCount: number;
+  octetCount: number;
+  runRtcp(): Promise<void>;
+}
+
+/** The parts of werift's ICE candidate pair this path uses. */
+interface NominatedPair {
+  remoteAddr: readonly [string, number];
+  protocol: { type: string; transport?: { socket?: dgram.Socket } };
+}
+
+/** Retransmission history: 2048 packets is over 1 s at 5 Mbit/s of 1200-byte packets. */
+const HISTORY = 2048;
+const NTP_EPOCH_OFFSET = 2208988800;
+
+/** 64-bit NTP time of a wall-clock instant (RFC 3550 sender reports). */
+function ntp(ms: number): bigint {
+  const seconds = Math.floor(ms / 1000);
+  const fraction = Math.floor(((ms % 1000) / 1000) * 0x100000000);
+  return (BigInt(seconds + NTP_EPOCH_OFFSET) << 32n) | BigInt(fraction);
+}
+
+export class FastSender implements PacketSink {
+  private readonly header: RtpHeader;
+  private readonly history: (Buffer | undefined)[] = new Array<Buffer | undefined>(HISTORY);
+  private readonly historySeq = new Int32Array(HISTORY).fill(-1);
+  private readonly report: SenderReportState;
+  private readonly timer: NodeJS.Timeout;
+  private lastTimestamp = 0;
+  private lastSentMs = 0;
+  private sent = 0;
+  private octets = 0;
+  retransmitted = 0;
+
+  constructor(
+    private readonly sender: RTCRtpSender,
+    private readonly dtls: RTCDtlsTransport,
+  ) {
+    const codec = sender.codec;
+    if (!codec) throw new Error("sender has no negotiated codec");
+    this.header = new RtpHeader({ payloadType: codec.payloadType, ssrc: sender.ssrc });
+    this.report = sender as unknown as SenderReportState;
+    sender.onGenericNack.subscribe((nack) => this.onNack(nack));
+    // Sender reports need the (NTP, RTP) pair of the newest packet; refreshing werift's copy a few
+    // times a second keeps BigInt work off the per-packet path.
+    this.timer = setInterval(() => this.refreshReport(), 250);
+    this.timer.unref();
+    void this.report.runRtcp();
+  }
+
+  write(packet: RtpPacket): void {
+    const src = packet.header;
+    const h = this.header;
+    h.marker = src.marker;
+    h.sequenceNumber = src.sequenceNumber;
+    h.timestamp = src.timestamp;
+    const payload = packet.payload;
+    const protected_ = this.dtls.srtp.encrypt(payload, h);
+    this.send(protected_);
+    const slot = src.sequenceNumber % HISTORY;
+    this.history[slot] = protected_;
+    this.historySeq[slot] = src.sequenceNumber;
+    this.lastTimestamp = src.timestamp;
+    this.lastSentMs = Date.now();
+    this.sent++;
+    this.octets += payload.length;
+  }
+
+  private send(data: Buffer): void {
+    const connection = this.dtls.iceTransport.connection;
+    const pair = connection.nominated as unknown as NominatedPair | undefined;
+    if (!pair) return;
+    const socket = pair.protocol.type === "stun" ? pair.protocol.transport?.socket : undefined;
+    if (socket) socket.send(data, pair.remoteAddr[1], pair.remoteAddr[0]);
+    // TCP and TURN pairs frame or wrap the data: werift's own send does that.
+    else connection.send(data).catch(() => undefined);
+  }
+
+  /** A retransmission is the same SRTP packet again: the receiver never got that index. */
+  private onNack(nack: GenericNack): void {
+    for (const seq of nack.lost) {
+      const slot = seq % HISTORY;
+      const data = this.history[slot];
+      if (data && this.historySeq[slot] === seq) {
+        this.send(data);
+        this.retransmitted++;
+      }
+    }
+  }
+
+  private refreshReport(): void {
+    if (this.sent === 0) return;
+    const r = this.report;
+    r.ntpTimestamp = ntp(this.lastSentMs);
+    r.rtpTimestamp = this.lastTimestamp;
+    r.packetCount = this.sent >>> 0;
+    r.octetCount = this.octets >>> 0;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.history.fill(undefined);
+  }
+}
