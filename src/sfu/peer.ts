@@ -7,6 +7,7 @@ import {
   type PeerConfig,
 } from "werift";
 import type { Config } from "../config.js";
+import { errors } from "./errors.js";
 import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
 
 /** The part of Config that shapes the server's own ICE agent. */
@@ -84,11 +85,37 @@ export function createPeer(ice: IceSettings, codecs: { audio: RTCRtpCodecParamet
 }
 
 /**
- * Applies an offer and returns the complete answer (every candidate inline, no trickle needed),
- * with the configured candidate address policy applied.
+ * Sets a client's offer as the remote description. werift throws plain errors (TypeErrors too) on
+ * offers it cannot read (a candidate line missing fields, no a=mid, no a=ice-ufrag, an m= line of
+ * another kind, an empty c= line...): that is the client's invalid SDP (400), not a server error.
+ */
+export async function applyOffer(pc: RTCPeerConnection, sdp: string): Promise<void> {
+  try {
+    await pc.setRemoteDescription({ type: "offer", sdp });
+  } catch {
+    throw errors.invalidSdp();
+  }
+}
+
+/**
+ * Answers the offer set by applyOffer and returns the complete answer (every candidate inline, no
+ * trickle needed), with the configured candidate address policy applied.
  */
 export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): Promise<string> {
-  await pc.setLocalDescription(await pc.createAnswer());
+  let local;
+  try {
+    local = await pc.createAnswer();
+  } catch {
+    // An offer werift accepted but cannot answer (e.g. sections it could not bind to a mid).
+    throw errors.invalidSdp();
+  }
+  // werift gives every ICE agent without a STUN server stun.l.google.com:19302, even with
+  // iceServers []: each answer then waited on a DNS lookup and STUN query to the outside (up to
+  // its 5 s gathering timeout where those go unanswered). Only a STUN server that is configured
+  // and meant for the server's own ICE (ICE_GATHER_SERVERS) is queried.
+  const ownStun = ice.iceGatherServers && ice.iceServers.some((s) => s.urls.some((u) => /^stuns?:/i.test(u)));
+  if (!ownStun) for (const t of pc.iceTransports) t.connection.stunServer = undefined;
+  await pc.setLocalDescription(local);
   if (pc.iceGatheringState !== "complete") {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 5000);

@@ -2,7 +2,7 @@ import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RtpPacket 
 import { errors } from "./errors.js";
 import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
-import { completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
+import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import {
   canonicalName,
   FORWARDABLE,
@@ -152,7 +152,7 @@ export class Publisher extends PeerSession {
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
     try {
       const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType]])));
-      await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
+      await applyOffer(handle.pc, narrowed);
       learnUndeclaredSsrcs(handle.pc, choices);
       const answer = await completeAnswer(handle.pc, ice);
       return { publisher, answer };

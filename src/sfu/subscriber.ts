@@ -7,7 +7,7 @@ import {
 import { errors } from "./errors.js";
 import { FastSender } from "./fast-sender.js";
 import type { PacketSink } from "./forward.js";
-import { completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
+import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import type { PublishedTrack } from "./publisher.js";
 import type { RoomSource } from "./room.js";
 import { codecMatches, describeCodec, narrowOffer, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
@@ -99,7 +99,7 @@ export class Subscriber extends PeerSession {
     const subscriber = new Subscriber(room, handle, opts);
     try {
       const narrowed = narrowOffer(offer, new Map(matches.map((m) => [m.section, [m.codec.payloadType]])));
-      await handle.pc.setRemoteDescription({ type: "offer", sdp: narrowed });
+      await applyOffer(handle.pc, narrowed);
       const transceivers = handle.pc.getTransceivers();
       for (const m of matches) {
         const transceiver = transceivers.find((t) => t.mid === m.section.mid) ?? transceivers[offer.media.indexOf(m.section)];

@@ -1,0 +1,95 @@
+// Cases the fuzz suite found, kept as plain tests.
+import dgram from "node:dgram";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { CHROME_PLAY, CHROME_PUBLISH } from "./gen-sdp.js";
+
+const post = (server: TestServer, path: string, body: string) =>
+  fetch(server.url + path, { method: "POST", headers: { "Content-Type": "application/sdp" }, body });
+
+describe("offers werift cannot read are 400 invalid SDP, not 500", () => {
+  // Each of these made werift's setRemoteDescription (or createAnswer) throw a plain Error or a
+  // TypeError, which the server answered with 500 internal server error.
+  const broken: Record<string, (sdp: string) => string> = {
+    "a candidate line missing fields (SDP does not have enough properties)": (s) => s.replace("a=mid:1\r\n", "a=mid:1\r\na=candidate:x\r\n"),
+    "an empty c= line (ipAddressFromSdp: exception)": (s) => s.replace("c=IN IP4 0.0.0.0", "c="),
+    "no a=ice-ufrag (reading 'iceParams')": (s) => s.replace(/a=ice-ufrag:.*\r\n/g, ""),
+    "no a=mid (mid not assigned)": (s) => s.replace(/a=mid:.*\r\n/g, ""),
+    "an m=text section (invalid media kind)": (s) => `${s}m=text 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=rtpmap:96 VP8/90000\r\n`,
+    "an m=application section without a=sctp-port (sctpRemotePort not exist)": (s) => `${s}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n`,
+  };
+
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ LOG_LEVEL: "fatal" });
+    expect((await post(server, "/api/whip/publish/has-publisher", CHROME_PUBLISH)).status).toBe(201);
+  });
+  afterAll(() => server.close());
+
+  it.each(Object.entries(broken))("%s", async (_name, mutate) => {
+    const whip = await post(server, "/api/whip/publish/broken", mutate(CHROME_PUBLISH));
+    expect(whip.status).toBe(400);
+    expect(await whip.json()).toEqual({ error: "invalid SDP" });
+    const whep = await post(server, "/api/whep/play/has-publisher", mutate(CHROME_PLAY));
+    expect(whep.status).toBe(400);
+    expect(await whep.json()).toEqual({ error: "invalid SDP" });
+    // The refused publisher left no room behind: a good offer publishes there now.
+    const good = await post(server, "/api/whip/publish/broken", CHROME_PUBLISH);
+    expect(good.status).toBe(201);
+    expect((await fetch(server.url + good.headers.get("location"), { method: "DELETE" })).status).toBe(200);
+  });
+});
+
+describe("the server's ICE agent queries no STUN server it was not given", () => {
+  // werift falls back to stun.l.google.com:19302 when no STUN server is configured: every answer
+  // waited on a DNS lookup and a STUN query to Google, up to 5 s where those go unanswered (1 in
+  // ~40 answers took 5 s in the sandbox), and the server sent STUN traffic outside although
+  // ICE_GATHER_SERVERS is off by default.
+  const stunServersOf = (server: TestServer, kind: "whip" | "whep", location: string) => {
+    const id = location.split("/").pop()!;
+    const entry = server.app.rooms.session(kind, id);
+    expect(entry).toBeDefined();
+    return entry!.session.peer.pc.iceTransports.map((t) => t.connection.stunServer);
+  };
+
+  it("by default, and with ICE_SERVERS given to clients only", async () => {
+    for (const env of [{}, { ICE_SERVERS: "stun:stun.example.com:3478" }] as Record<string, string>[]) {
+      const server = await startServer({ ...env, LOG_LEVEL: "fatal" });
+      try {
+        const pub = await post(server, "/api/whip/publish/stun", CHROME_PUBLISH);
+        expect(pub.status).toBe(201);
+        const sub = await post(server, "/api/whep/play/stun", CHROME_PLAY);
+        expect(sub.status).toBe(201);
+        for (const [kind, res] of [["whip", pub], ["whep", sub]] as const) {
+          const servers = stunServersOf(server, kind, res.headers.get("location")!);
+          expect(servers.length).toBeGreaterThan(0);
+          expect(servers).toEqual(servers.map(() => undefined));
+        }
+      } finally {
+        await server.close();
+      }
+    }
+  });
+
+  it("with ICE_GATHER_SERVERS, the configured STUN server is queried", async () => {
+    const stun = dgram.createSocket("udp4");
+    await new Promise<void>((resolve) => stun.bind(0, "127.0.0.1", resolve));
+    let queries = 0;
+    stun.on("message", (msg, from) => {
+      queries++;
+      // A Binding error response (0x0111) to the same transaction: gathering need not wait 5 s.
+      if (msg.length >= 20) stun.send(Buffer.concat([Buffer.from([0x01, 0x11, 0, 0]), msg.subarray(4, 20)]), from.port, from.address);
+    });
+    const port = stun.address().port;
+    const server = await startServer({ ICE_SERVERS: `stun:127.0.0.1:${port}`, ICE_GATHER_SERVERS: "true", LOG_LEVEL: "fatal" });
+    try {
+      const res = await post(server, "/api/whip/publish/stun", CHROME_PUBLISH);
+      expect(res.status).toBe(201);
+      expect(stunServersOf(server, "whip", res.headers.get("location")!)).toContainEqual(["127.0.0.1", port]);
+      expect(queries).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+      stun.close();
+    }
+  }, 30_000);
+});
