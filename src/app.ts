@@ -5,7 +5,9 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { Authorizer } from "./auth/auth.js";
+import { createBridges } from "./bridges/index.js";
 import type { Config } from "./config.js";
+import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { createRateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
@@ -62,6 +64,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   // Each finished room session's track files are merged into one playable .webm/.mp4.
   const playback = config.recordEnabled ? new PlaybackQueue({ dir: config.recordDir, log }) : undefined;
   const playbackSessions = playback ? new PlaybackSessions(playback) : undefined;
+  // FFmpeg bridges (room HLS, RTMP restreams, /start-stream): one supervisor for every FFmpeg.
+  const bridges = createBridges(config, log);
   const rooms = new Rooms({
     ice: config,
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
@@ -73,6 +77,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: playbackSessions
       ? [
+          bridges.consumer,
           playbackSessions.wrap(
             createRecorderFactory({
               dir: config.recordDir,
@@ -86,7 +91,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
             }),
           ),
         ]
-      : [],
+      : [bridges.consumer],
     log,
   });
   app.decorate("rooms", rooms);
@@ -140,9 +145,12 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     allowedPath: (p) => /^\/?hls(\.light)?\.min\.mjs(\.map)?$/.test(p),
   });
   registerRecordRoutes(app, { auth, recordDir: config.recordDir });
+  await registerBridgeRoutes(app, { auth, bridges, config });
 
   app.addHook("onClose", async () => {
     await rooms.close();
+    // The rooms stopped their bridges as they closed; /start-stream jobs and anything left end here.
+    await bridges.close();
     // After the rooms, whose recordings are final now: a merge still queued or running is stopped.
     await playback?.close();
     // End notifications of the sessions just closed go out before the process may exit.

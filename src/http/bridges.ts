@@ -1,0 +1,197 @@
+// Routes of the FFmpeg bridges (bridges.md): room HLS and RTMP restreams under /api/rooms/{room},
+// the HLS files under /hls/{name}/, and the seed's transcoding API (/start-stream, /stop-stream,
+// /streams) with the seed's own JSON shapes and X-API-Key.
+
+import { lstat } from "node:fs/promises";
+import path from "node:path";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { tokenMatches, type Authorizer } from "../auth/auth.js";
+import { BridgeError } from "../bridges/room-bridges.js";
+import type { Bridges } from "../bridges/index.js";
+import { StreamConflictError, StreamStartError } from "../bridges/streams.js";
+import { parseRtmpUrl } from "../bridges/urls.js";
+import { ROOM_NAME_RE, type Config } from "../config.js";
+import { sendError } from "./errors.js";
+import { tokenOf, unauthorized } from "./guard.js";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The FFmpeg bridges (supervisor, room HLS/restreams, /start-stream jobs). */
+    bridges: Bridges;
+  }
+}
+
+export interface BridgeRouteDeps {
+  auth: Authorizer;
+  bridges: Bridges;
+  config: Pick<Config, "transcoderApiKey">;
+}
+
+/** Room name check, then publish rights for the room or admin rights; replies and returns false otherwise. */
+function admitBridge(auth: Authorizer, request: FastifyRequest, reply: FastifyReply, room: string): boolean {
+  if (!ROOM_NAME_RE.test(room)) {
+    sendError(reply, 400, "invalid room name");
+    return false;
+  }
+  const token = tokenOf(request);
+  if (!auth.allows(token, room, "publish") && !auth.allowsAdmin(token, room)) {
+    unauthorized(reply);
+    return false;
+  }
+  return true;
+}
+
+function bridgeError(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof BridgeError) return sendError(reply, err.status, err.message);
+  throw err;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  ".m3u8": "application/vnd.apple.mpegurl",
+  ".ts": "video/mp2t",
+};
+
+export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRouteDeps): Promise<void> {
+  const { auth, bridges } = deps;
+  const roomBridges = bridges.rooms;
+  app.decorate("bridges", bridges);
+
+  // ---- room HLS ---------------------------------------------------------------------------------
+
+  app.post<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
+    const { room } = request.params;
+    if (!admitBridge(auth, request, reply, room)) return reply;
+    try {
+      const { created, info } = roomBridges.startHls(room);
+      return reply.code(created ? 201 : 200).send(info);
+    } catch (err) {
+      return bridgeError(reply, err);
+    }
+  });
+
+  app.get<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
+    const { room } = request.params;
+    if (!admitBridge(auth, request, reply, room)) return reply;
+    const info = roomBridges.hlsInfo(room);
+    if (!info) return sendError(reply, 404, "hls not running");
+    return info;
+  });
+
+  app.delete<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
+    const { room } = request.params;
+    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!(await roomBridges.stopHls(room))) return sendError(reply, 404, "hls not running");
+    return { stopped: room };
+  });
+
+  // ---- RTMP restreams ---------------------------------------------------------------------------
+
+  app.post<{ Params: { room: string }; Body: unknown }>("/api/rooms/:room/restreams", async (request, reply) => {
+    const { room } = request.params;
+    if (!admitBridge(auth, request, reply, room)) return reply;
+    const body = request.body as { url?: unknown } | undefined;
+    const url = parseRtmpUrl(body?.url);
+    if (url === undefined) return sendError(reply, 400, "invalid restream url: only rtmp:// and rtmps:// URLs are accepted");
+    try {
+      const info = roomBridges.addRestream(room, url);
+      return reply.code(201).send(info);
+    } catch (err) {
+      return bridgeError(reply, err);
+    }
+  });
+
+  app.get<{ Params: { room: string } }>("/api/rooms/:room/restreams", async (request, reply) => {
+    const { room } = request.params;
+    if (!admitBridge(auth, request, reply, room)) return reply;
+    try {
+      return roomBridges.listRestreams(room);
+    } catch (err) {
+      return bridgeError(reply, err);
+    }
+  });
+
+  app.delete<{ Params: { room: string; id: string } }>("/api/rooms/:room/restreams/:id", async (request, reply) => {
+    const { room, id } = request.params;
+    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!/^[0-9a-f]{16}$/.test(id) || !(await roomBridges.removeRestream(room, id))) return sendError(reply, 404, "restream not found");
+    return { stopped: id };
+  });
+
+  // ---- HLS files --------------------------------------------------------------------------------
+
+  app.get<{ Params: { name: string; file: string } }>("/hls/:name/:file", async (request, reply) => {
+    const { name, file } = request.params;
+    // Only HLS_DIR/{room name}/{stream.m3u8|seg_<n>.ts}: no separators, dot segments or absolute paths.
+    const full = bridges.hls.fileFor(name, file);
+    if (full === undefined) return sendError(reply, 400, "invalid HLS path");
+    if (auth.enabled && !auth.allowsRead(tokenOf(request, true), name)) return unauthorized(reply);
+    try {
+      const st = await lstat(full);
+      if (!st.isFile()) return sendError(reply, 404, "not found");
+    } catch {
+      return sendError(reply, 404, "not found");
+    }
+    const ext = path.extname(file);
+    reply.header("Content-Type", CONTENT_TYPES[ext] ?? "application/octet-stream");
+    // The playlist changes every segment; a segment's name is never reused (numbered by start time).
+    reply.header("Cache-Control", ext === ".m3u8" ? "no-cache" : "public, max-age=31536000, immutable");
+    return reply.sendFile(file, path.dirname(full), { dotfiles: "deny", cacheControl: false, acceptRanges: true });
+  });
+  app.get("/hls/*", async (_request, reply) => sendError(reply, 400, "invalid HLS path"));
+
+  // ---- the seed's transcoding API ---------------------------------------------------------------
+
+  await app.register(async (scope) => {
+    const seedError = (reply: FastifyReply, status: number, message: string): FastifyReply =>
+      reply.code(status).type("application/json; charset=utf-8").send({ status: "error", message });
+    const INVALID_START = "Invalid request body: streamId and rtmpUrl are required.";
+    const INVALID_STOP = "Invalid request body: streamId is required.";
+
+    // The key is checked before the body is read: a wrong key never learns whether its body was valid.
+    scope.addHook("onRequest", async (request, reply) => {
+      const key = deps.config.transcoderApiKey;
+      const given = request.headers["x-api-key"];
+      if (key === undefined || typeof given !== "string" || !tokenMatches(given, key)) {
+        await seedError(reply, 403, "Forbidden");
+      }
+    });
+
+    scope.setErrorHandler((err: FastifyError, request, reply) => {
+      const status = err.statusCode ?? 500;
+      if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return seedError(reply, 413, "Request body too large.");
+      if (status >= 400 && status < 500) {
+        return seedError(reply, 400, request.url.startsWith("/stop-stream") ? INVALID_STOP : INVALID_START);
+      }
+      request.log.error({ err }, "request failed");
+      return seedError(reply, 500, "Internal server error.");
+    });
+
+    scope.post("/start-stream", async (request, reply) => {
+      const body = request.body as { streamId?: unknown; rtmpUrl?: unknown } | undefined;
+      const streamId = body?.streamId;
+      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return seedError(reply, 400, INVALID_START);
+      const rtmpUrl = parseRtmpUrl(body?.rtmpUrl);
+      if (rtmpUrl === undefined) return seedError(reply, 400, INVALID_START);
+      try {
+        await bridges.streams.start(streamId, rtmpUrl);
+      } catch (err) {
+        if (err instanceof StreamConflictError) return seedError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
+        const reason = err instanceof StreamStartError ? err.message : "internal error";
+        if (!(err instanceof StreamStartError)) request.log.error({ err, streamId }, "start-stream failed");
+        const sentence = /[.!?]$/.test(reason) ? reason : `${reason}.`;
+        return seedError(reply, 500, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${sentence}`);
+      }
+      return { status: "success", message: `Stream ${streamId} started.` };
+    });
+
+    scope.post("/stop-stream", async (request, reply) => {
+      const body = request.body as { streamId?: unknown } | undefined;
+      const streamId = body?.streamId;
+      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return seedError(reply, 400, INVALID_STOP);
+      if (!(await bridges.streams.stop(streamId))) return seedError(reply, 404, `Stream ${streamId} not found.`);
+      return { status: "success", message: `Stream ${streamId} stopped.` };
+    });
+
+    scope.get("/streams", async () => ({ status: "success", streams: bridges.streams.list() }));
+  });
+}
