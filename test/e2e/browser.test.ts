@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, type LaunchedChromium } from "../helpers/chromium.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
+import { publishTestStream } from "../helpers/whip-client.js";
 
 interface PageState {
   status: string;
@@ -176,4 +177,38 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
     expect(result.newEtag).toBe(`"${result.ufrag}"`);
     expect(result.after - result.before, "packets forwarded in the 2 s after the restart").toBeGreaterThan(20);
   }, 30_000);
+
+  it("a viewer WHEP refuses (no codec in common) falls back to the room's HLS through hls.js", async () => {
+    const hlsServer = await startServer({ HLS_ENABLED: "true" });
+    const { client: publisher } = await publishTestStream(hlsServer.whipUrl("fallback"), { video: { codec: "H264" }, audio: true });
+    try {
+      // The playlist exists once the first segments are written.
+      await expect
+        .poll(async () => (await fetch(`${hlsServer.url}/hls/fallback/stream.m3u8`)).status, { timeout: 20_000, interval: 500 })
+        .toBe(200);
+      const page = await browser.newPage();
+      // This browser "cannot" receive H.264: WHEP answers 422.
+      await page.addInitScript(() => {
+        const add = RTCPeerConnection.prototype.addTransceiver;
+        RTCPeerConnection.prototype.addTransceiver = function (this: RTCPeerConnection, ...args: Parameters<typeof add>) {
+          const t = add.apply(this, args);
+          if (t.receiver.track.kind === "video") {
+            t.setCodecPreferences((RTCRtpReceiver.getCapabilities("video")?.codecs ?? []).filter((c) => !/h264/i.test(c.mimeType)));
+          }
+          return t;
+        };
+      });
+      await page.goto(`${hlsServer.url}/play.html?room=fallback`);
+      await waitState(page, `s.mode === "hls" && s.status === "live"`, 15_000);
+      const t0 = await page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime);
+      await expect
+        .poll(() => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime), { timeout: 15_000 })
+        .toBeGreaterThan(t0 + 1);
+      expect((await state(page)).error).toMatch(/HLS/);
+      await page.close();
+    } finally {
+      await publisher.close();
+      await hlsServer.close();
+    }
+  }, 60_000);
 });
