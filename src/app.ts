@@ -1,6 +1,6 @@
 import cors from "@fastify/cors";
 import fastifyStatic from "@fastify/static";
-import Fastify, { LogController, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from "fastify";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -44,6 +44,14 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     trustProxy: config.trustProxy,
     // One line per request, written on response (below), instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    // Every path parameter reaches its route, which gives its own 400 (a room name of 101+
+    // characters is "invalid room name", not fastify's 414); Node's header limit bounds the URL.
+    maxParamLength: 16 * 1024,
+    // A broken %-escape in the path: 400 in the spec's error shape (fastify's own echoes the path).
+    frameworkErrors: (err, _request, reply) => {
+      const [status, error] = err.code === "FST_ERR_ASYNC_CONSTRAINT" ? [500, "internal server error"] : [400, "invalid URL"];
+      (reply as unknown as FastifyReply).code(status).type("application/json; charset=utf-8").send({ error });
+    },
   });
   app.addHook("onResponse", async (request, reply) => {
     request.log.info(
