@@ -314,6 +314,9 @@ export class RoomEgress {
   private closed = false;
   /** Times the sinks were armed (once per FFmpeg run that bound its ports). */
   armedCount = 0;
+  /** ms from the last spawn until FFmpeg held its ports and the sinks were armed. */
+  armDelayMs = 0;
+  private spawnedAt = 0;
 
   constructor(private readonly opts: RoomEgressOptions) {
     this.tracks = opts.tracks.filter(egressable);
@@ -365,8 +368,15 @@ export class RoomEgress {
   }
 
   /** Per track, what was sent to the current FFmpeg run. */
-  stats(): { kind: string; packets: number; bytes: number; maxGapMs: number; clockJumps: number }[] {
-    return this.sinks.map((s) => ({ kind: s.track.kind, packets: s.packets, bytes: s.octets, maxGapMs: s.maxGapMs, clockJumps: s.clockJumps }));
+  stats(): { kind: string; packets: number; bytes: number; maxGapMs: number; clockJumps: number; armDelayMs: number }[] {
+    return this.sinks.map((s) => ({
+      kind: s.track.kind,
+      packets: s.packets,
+      bytes: s.octets,
+      maxGapMs: s.maxGapMs,
+      clockJumps: s.clockJumps,
+      armDelayMs: this.armDelayMs,
+    }));
   }
 
   /** Before each FFmpeg start: fresh ports, the SDP written. */
@@ -393,6 +403,7 @@ export class RoomEgress {
   spawned(): void {
     clearInterval(this.probeTimer);
     const started = performance.now();
+    this.spawnedAt = started;
     const check = (): void => {
       if (this.closed) return;
       const bound = boundUdpPorts();
@@ -408,6 +419,7 @@ export class RoomEgress {
 
   private arm(): void {
     this.armedCount++;
+    this.armDelayMs = Math.round(performance.now() - this.spawnedAt);
     for (const s of this.sinks) s.arm(s.port);
   }
 

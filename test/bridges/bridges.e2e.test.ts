@@ -149,6 +149,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const requestsBefore = client.keyframeRequests;
     const t0 = performance.now();
     const started = await api(server, "POST", `/api/rooms/${room}/hls`);
+    const postMs = performance.now() - t0;
     expect(started.status).toBe(201);
     expect(started.json).toMatchObject({ room, url: `/hls/${room}/stream.m3u8`, kind: "hls" });
     expect((await api(server, "POST", `/api/rooms/${room}/hls`)).status).toBe(200); // already running
@@ -156,8 +157,11 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const file = path.join(hlsDir, room, "stream.m3u8");
     const first = await waitPlaylist(file, 1, 15_000);
     const firstSegmentMs = Math.round(performance.now() - t0);
-    console.log(`[bridges] ${codec} room → HLS: first segment listed ${firstSegmentMs} ms after POST /hls`);
-    expect(firstSegmentMs).toBeLessThan(8000);
+    const startInfo = JSON.stringify({ postMs: Math.round(postMs), job: bridges().rooms.link(room)?.hls?.info(), egress: bridges().rooms.link(room)?.hlsEgress?.stats() });
+    console.log(`[bridges] ${codec} room → HLS: first segment listed ${firstSegmentMs} ms after POST /hls ${startInfo}`);
+    // Copy: ~2 s. Transcoding decodes VP8 and encodes x264 in real time: ~2–4 s, more when the
+    // machine is starved of CPU (seen 9 s at load 8 on 2 cores with other suites running).
+    expect(firstSegmentMs, startInfo).toBeLessThan(codec === "H264" ? 8000 : 15_000);
     // Starting the egress asked the publisher for a keyframe (nothing else in this room would).
     await client.waitForKeyframeRequests(requestsBefore + 1, 2000);
 
