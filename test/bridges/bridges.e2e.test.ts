@@ -471,8 +471,9 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
 describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
   let server: TestServer;
   let client: WhipClient | undefined;
-  const hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-auto-"));
+  let hlsDir: string;
   beforeAll(async () => {
+    hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-auto-"));
     server = await startServer({ HLS_ENABLED: "true", HLS_DIR: hlsDir });
   });
   afterAll(async () => {
@@ -525,10 +526,15 @@ describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
 
 describe("bridges with auth on (no media needed)", () => {
   let server: TestServer;
+  let hlsDir: string;
   beforeAll(async () => {
-    server = await startServer({ AUTH_TOKEN: "global-token", ADMIN_TOKEN: "admin-token", ROOM_TOKENS: "r1:room-token", HLS_DIR: mkdtempSync(path.join(tmpdir(), "sfu-hls-auth-")) });
+    hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-auth-"));
+    server = await startServer({ AUTH_TOKEN: "global-token", ADMIN_TOKEN: "admin-token", ROOM_TOKENS: "r1:room-token", HLS_DIR: hlsDir });
   });
-  afterAll(() => server.close());
+  afterAll(async () => {
+    await server?.close();
+    rmSync(hlsDir, { recursive: true, force: true });
+  });
 
   it("room bridge routes need publish or admin rights; /hls needs a read token (header or ?token=); /start-stream is off without TRANSCODER_API_KEY", async () => {
     for (const [method, p] of [["POST", "/api/rooms/r1/hls"], ["DELETE", "/api/rooms/r1/hls"], ["GET", "/api/rooms/r1/restreams"], ["POST", "/api/rooms/r1/restreams"]] as const) {
