@@ -28,7 +28,8 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
     authEnabled: auth.enabled,
     recordEnabled: config.recordEnabled,
     iceServers: config.iceServers,
-    features: { rooms: true, records: true },
+    // Keys are only ever added (spec/api.md): clients can test for what this server offers.
+    features: { rooms: true, records: true, hls: true, rtmp: true, hlsForEveryRoom: config.hlsEnabled },
   }));
 
   app.get("/api/rooms", async () => rooms.list());

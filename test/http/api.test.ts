@@ -151,7 +151,12 @@ describe("WHIP/WHEP statuses and messages", () => {
     expect(health.status).toBe(200);
     expect(await health.text()).toBe("ok");
     const boot = await (await fetch(`${server.url}/api/bootstrap`)).json();
-    expect(boot).toEqual({ authEnabled: false, recordEnabled: false, iceServers: [], features: { rooms: true, records: true } });
+    expect(boot).toEqual({
+      authEnabled: false,
+      recordEnabled: false,
+      iceServers: [],
+      features: { rooms: true, records: true, hls: true, rtmp: true, hlsForEveryRoom: false },
+    });
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/^# TYPE live_rooms gauge$/m);
     expect(metrics).toMatch(/^# TYPE live_rtp_bytes_total counter$/m);
