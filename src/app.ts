@@ -6,14 +6,17 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { Authorizer } from "./auth/auth.js";
 import { createBridges } from "./bridges/index.js";
+import { Ingests } from "./bridges/ingest.js";
 import type { Config } from "./config.js";
 import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerErrorHandling } from "./http/errors.js";
+import { registerIngestRoutes } from "./http/ingest.js";
 import { createRateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
 import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
 import { Hooks, SessionHooks } from "./hooks/callbacks.js";
+import { registerCallbackReceiver } from "./hooks/receiver.js";
 import { createMetrics } from "./metrics.js";
 import { PlaybackQueue, PlaybackSessions } from "./recording/playback.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
@@ -154,8 +157,19 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   registerRecordRoutes(app, { auth, recordDir: config.recordDir });
   await registerBridgeRoutes(app, { auth, bridges, config });
+  // Sources pulled into rooms (API, and SRS / nginx-rtmp publish callbacks), FFmpeg under the same supervisor.
+  const ingests = new Ingests({
+    rooms,
+    supervisor: bridges.supervisor,
+    log,
+    policy: { mediaDir: config.mediaDir, allowedHosts: config.ingestAllowedHosts },
+  });
+  registerIngestRoutes(app, { auth, ingests });
+  await registerCallbackReceiver(app, { ingests, log, secret: config.srsCallbackSecret, authEnabled: auth.enabled });
 
   app.addHook("onClose", async () => {
+    // Ingest FFmpegs first: their rooms end with them.
+    await ingests.close();
     await rooms.close();
     // The rooms stopped their bridges as they closed; /start-stream jobs and anything left end here.
     await bridges.close();

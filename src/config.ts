@@ -63,6 +63,12 @@ export interface Config {
   transcoderApiKey?: string;
   /** A /start-stream FFmpeg that is still up after this long (or already writing) counts as started. */
   startStreamProbeMs: number;
+  /** Ingest file sources must resolve under this directory. */
+  mediaDir: string;
+  /** When non-empty, ingest network sources (API and callbacks) must be on one of these hosts ("*.example.com" allowed). */
+  ingestAllowedHosts: string[];
+  /** When set, POST /api/srs/callback needs ?secret=<it>. */
+  srsCallbackSecret?: string;
 }
 
 export class ConfigError extends Error {
@@ -257,6 +263,34 @@ function transcoderApiKey(env: Env): string | undefined {
   return v;
 }
 
+function mediaDir(env: Env): string {
+  const v = str(env, "MEDIA_DIR") ?? "./media";
+  if (v.includes("\0")) throw new ConfigError("MEDIA_DIR", "contains a NUL character");
+  const abs = path.resolve(v);
+  if (abs === path.parse(abs).root) throw new ConfigError("MEDIA_DIR", `must not be the filesystem root, got "${v}"`);
+  return v;
+}
+
+/** Host names or IP addresses, comma-separated; "*.example.com" covers its subdomains. */
+function ingestAllowedHosts(env: Env): string[] {
+  const v = str(env, "INGEST_ALLOWED_HOSTS");
+  if (v === undefined) return [];
+  const hosts = v.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
+  for (const h of hosts) {
+    const ok = /^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/.test(h) || /^\[?[0-9a-f:.]+\]?$/.test(h);
+    if (!ok || h.length > 253) throw new ConfigError("INGEST_ALLOWED_HOSTS", `"${h.slice(0, 80)}" is not a host name or IP address`);
+  }
+  return hosts;
+}
+
+function srsCallbackSecret(env: Env): string | undefined {
+  const v = str(env, "SRS_CALLBACK_SECRET");
+  if (v === undefined) return undefined;
+  if (!/^[A-Za-z0-9._~-]+$/.test(v)) throw new ConfigError("SRS_CALLBACK_SECRET", "may only contain letters, digits and . _ ~ - (it travels in a URL)");
+  if (v.length < 16) throw new ConfigError("SRS_CALLBACK_SECRET", `must be at least 16 characters, got ${v.length}`);
+  return v;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const allowedOrigin = str(env, "ALLOWED_ORIGIN") ?? "*";
   if (allowedOrigin !== "*" && !/^https?:\/\/[^\s/]+$/.test(allowedOrigin)) {
@@ -299,5 +333,8 @@ export function loadConfig(env: Env = process.env): Config {
     hlsDir: hlsDir(env),
     transcoderApiKey: transcoderApiKey(env),
     startStreamProbeMs: int(env, "START_STREAM_PROBE_MS", 3000, 200, 60_000),
+    mediaDir: mediaDir(env),
+    ingestAllowedHosts: ingestAllowedHosts(env),
+    srsCallbackSecret: srsCallbackSecret(env),
   };
 }

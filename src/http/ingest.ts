@@ -1,0 +1,79 @@
+// Routes of room ingest (bridges.md §3): POST/GET/DELETE /api/rooms/{room}/ingest. Publish rights
+// for the room, or admin rights, are needed for all three.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Authorizer } from "../auth/auth.js";
+import { IngestError, type Ingests } from "../bridges/ingest.js";
+import { ROOM_NAME_RE } from "../config.js";
+import { sendError } from "./errors.js";
+import { tokenOf, unauthorized } from "./guard.js";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** Sources pulled into rooms by FFmpeg. */
+    ingests: Ingests;
+  }
+}
+
+export interface IngestRouteDeps {
+  auth: Authorizer;
+  ingests: Ingests;
+}
+
+/** Room name check, then publish rights for the room or admin rights; replies and returns false otherwise. */
+function admit(auth: Authorizer, request: FastifyRequest, reply: FastifyReply, room: string): boolean {
+  if (!ROOM_NAME_RE.test(room)) {
+    sendError(reply, 400, "invalid room name");
+    return false;
+  }
+  const token = tokenOf(request);
+  if (!auth.allows(token, room, "publish") && !auth.allowsAdmin(token, room)) {
+    unauthorized(reply);
+    return false;
+  }
+  return true;
+}
+
+/** The body's `url` and `loop`, or the reason it is not acceptable. */
+export function parseIngestBody(body: unknown): { url: unknown; loop: boolean } | string {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return 'body must be a JSON object: {"url": "…", "loop": false}';
+  const b = body as Record<string, unknown>;
+  if (typeof b.url !== "string" || b.url === "") return '"url" is required and must be a string';
+  if (b.loop !== undefined && typeof b.loop !== "boolean") return '"loop" must be true or false';
+  return { url: b.url, loop: b.loop === true };
+}
+
+export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
+  const { auth, ingests } = deps;
+  app.decorate("ingests", ingests);
+
+  app.post<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
+    const { room } = request.params;
+    if (!admit(auth, request, reply, room)) return reply;
+    const body = parseIngestBody(request.body);
+    if (typeof body === "string") return sendError(reply, 400, body);
+    try {
+      const info = await ingests.start(room, body.url, { loop: body.loop, origin: "api" });
+      return reply.code(201).send(info);
+    } catch (err) {
+      if (err instanceof IngestError) return sendError(reply, err.status, err.message);
+      throw err;
+    }
+  });
+
+  app.get<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
+    const { room } = request.params;
+    if (!admit(auth, request, reply, room)) return reply;
+    const info = ingests.get(room);
+    if (!info) return sendError(reply, 404, "no ingest in this room");
+    return info;
+  });
+
+  app.delete<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
+    const { room } = request.params;
+    if (!admit(auth, request, reply, room)) return reply;
+    const info = await ingests.stop(room, { reason: "delete" });
+    if (!info) return sendError(reply, 404, "no ingest in this room");
+    return { stopped: info.id, room, state: info.state };
+  });
+}

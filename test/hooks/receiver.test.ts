@@ -1,0 +1,360 @@
+// Receiving publish callbacks: SRS JSON and nginx-rtmp forms parsed alone, then end to end with a
+// real nginx-rtmp calling the server on publish (a push to live/demo2 becomes room demo2, the end of
+// the push ends it), SRS-format callbacks as SRS sends them (seed 003/004 bodies) against a stream on
+// that nginx, hostile bodies answered non-zero with nothing started, a room with a WebRTC
+// publisher refused, and the shared secret.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
+import { dialectOf, parseNginxCallback, parseSrsCallback, pullUrl } from "../../src/hooks/receiver.js";
+import { pidAlive } from "../helpers/ffmpeg-source.js";
+import { freeTcpPort, sleep, waitFor } from "../helpers/net.js";
+import { nginxPath, NGINX_RTMP_MODULE, requireOrSkip } from "../helpers/requirements.js";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { playStream, type WhepClient } from "../helpers/whep-client.js";
+import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+
+/** Seed 004's on_publish body, as SRS sends it. */
+const SEED_PUBLISH = {
+  server_id: "vid-0xk989d",
+  action: "on_publish",
+  client_id: "341w361a",
+  ip: "127.0.0.1",
+  vhost: "__defaultVhost__",
+  app: "live",
+  tcUrl: "rtmp://127.0.0.1:1935/live?vhost=__defaultVhost__",
+  stream: "livestream",
+  param: "",
+};
+
+describe("callback parsing", () => {
+  it("SRS on_publish: pull rtmp://<host of tcUrl>/<app>/<stream><param> into room <stream>", () => {
+    expect(parseSrsCallback(JSON.stringify(SEED_PUBLISH))).toEqual({
+      ok: true,
+      event: { dialect: "srs", action: "publish", room: "livestream", url: "rtmp://127.0.0.1:1935/live/livestream", client: "341w361a" },
+    });
+    // Seed 003: numeric client_id, a param with a token.
+    const withParam = parseSrsCallback(
+      JSON.stringify({ action: "on_publish", client_id: 1985, ip: "192.168.1.10", vhost: "video.test.com", app: "live", stream: "livestream", param: "?token=xxx&salt=yyy", tcUrl: "rtmp://video.test.com/live" }),
+    );
+    expect(withParam).toMatchObject({ ok: true, event: { url: "rtmp://video.test.com/live/livestream?token=xxx&salt=yyy", client: "1985" } });
+    expect(parseSrsCallback(JSON.stringify({ action: "on_unpublish", client_id: "9308h583", ip: "192.168.1.10", vhost: "video.test.com", app: "live", stream: "livestream" }))).toEqual({
+      ok: true,
+      event: { dialect: "srs", action: "unpublish", room: "livestream", client: "9308h583" },
+    });
+  });
+
+  it("SRS: malformed, unknown and hostile bodies are refused with a reason", () => {
+    const bad = (body: unknown): string => {
+      const r = parseSrsCallback(typeof body === "string" ? body : JSON.stringify(body));
+      expect(r.ok).toBe(false);
+      return (r as { reason: string }).reason;
+    };
+    expect(bad("{nope")).toBe("malformed JSON");
+    expect(bad("[1]")).toBe("body is not a JSON object");
+    expect(bad({ stream: "x" })).toBe("missing action");
+    expect(bad({ ...SEED_PUBLISH, action: "on_play" })).toMatch(/unsupported action "on_play"/);
+    for (const stream of ["../etc", "a/b", "x".repeat(65), "", "a b", "a%2fb", 7, null]) {
+      expect(bad({ ...SEED_PUBLISH, stream })).toMatch(/invalid stream name/);
+    }
+    expect(bad({ ...SEED_PUBLISH, app: "../x" })).toMatch(/invalid app/);
+    expect(bad({ ...SEED_PUBLISH, app: "live?x=1" })).toMatch(/invalid app/);
+    expect(bad({ ...SEED_PUBLISH, tcUrl: "file:///etc/passwd" })).toMatch(/not an rtmp:\/\/ URL/);
+    expect(bad({ ...SEED_PUBLISH, tcUrl: "http://127.0.0.1/live" })).toMatch(/not an rtmp:\/\/ URL/);
+    // Credentials in tcUrl are not carried over: only its host is used.
+    expect(parseSrsCallback(JSON.stringify({ ...SEED_PUBLISH, tcUrl: "rtmp://u:p@127.0.0.1/live" }))).toMatchObject({ ok: true, event: { url: "rtmp://127.0.0.1/live/livestream" } });
+    expect(bad({ ...SEED_PUBLISH, tcUrl: undefined })).toMatch(/tcUrl/);
+    expect(bad({ ...SEED_PUBLISH, param: "?a b" })).toMatch(/invalid param/);
+    expect(bad({ ...SEED_PUBLISH, param: "x=1" })).toMatch(/invalid param/);
+    expect(bad({ ...SEED_PUBLISH, param: 5 })).toMatch(/param must be a string/);
+  });
+
+  it("nginx-rtmp forms: publish, publish_done, update_publish; other calls refused", () => {
+    const form = (o: Record<string, string>) => new URLSearchParams(o);
+    expect(parseNginxCallback(form({ call: "publish", app: "live", name: "demo2", addr: "127.0.0.1", tcurl: "rtmp://127.0.0.1:1935/live", clientid: "7" }))).toEqual({
+      ok: true,
+      event: { dialect: "nginx-rtmp", action: "publish", room: "demo2", url: "rtmp://127.0.0.1:1935/live/demo2", client: "7" },
+    });
+    expect(parseNginxCallback(form({ call: "publish_done", app: "live", name: "demo2" }))).toMatchObject({ ok: true, event: { action: "unpublish", room: "demo2" } });
+    expect(parseNginxCallback(form({ call: "update_publish", name: "demo2" }))).toMatchObject({ ok: true, event: { action: "update" } });
+    expect(parseNginxCallback(form({ call: "play", app: "live", name: "demo2" }))).toMatchObject({ ok: false, reason: 'unsupported call "play"' });
+    expect(parseNginxCallback(form({ call: "publish", app: "live", name: "../x", tcurl: "rtmp://h/live" }))).toMatchObject({ ok: false });
+  });
+
+  it("pullUrl, dialects", () => {
+    expect(pullUrl("rtmps://h.example:443/app?vhost=v", "app", "s")).toEqual({ url: "rtmps://h.example:443/app/s" });
+    expect(pullUrl("rtmp://[::1]:1935/live", "live", "s")).toEqual({ url: "rtmp://[::1]:1935/live/s" });
+    expect(dialectOf("application/x-www-form-urlencoded", "call=publish")).toBe("nginx-rtmp");
+    expect(dialectOf("application/json", "{}")).toBe("srs");
+    expect(dialectOf("application-json", "{}")).toBe("srs");
+    expect(dialectOf(undefined, "{}")).toBe("srs");
+  });
+});
+
+// ---- end to end -------------------------------------------------------------------------------
+
+interface Nginx {
+  port: number;
+  pid: number;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: "127.0.0.1" });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * nginx-rtmp on a free loopback port: application `live` calls the server on publish and publish
+ * done; application `src` has no callbacks (a stream there is what an SRS would be serving).
+ */
+async function startNginx(serverPort: number): Promise<Nginx> {
+  const dir = mkdtempSync(path.join(tmpdir(), "receiver-nginx-"));
+  const port = await freeTcpPort();
+  const cb = `http://127.0.0.1:${serverPort}/api/srs/callback`;
+  const conf = path.join(dir, "nginx.conf");
+  writeFileSync(
+    conf,
+    `load_module ${NGINX_RTMP_MODULE};\ndaemon off;\nerror_log ${dir}/error.log;\npid ${dir}/nginx.pid;\nevents {}\n` +
+      `rtmp { server { listen 127.0.0.1:${port};\n` +
+      `  application live { live on; on_publish ${cb}; on_publish_done ${cb}; }\n` +
+      `  application src { live on; }\n} }\n`,
+  );
+  const child: ChildProcess = spawn(nginxPath()!, ["-c", conf, "-p", dir], { stdio: "ignore" });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  for (let i = 0; i < 100 && !(await canConnect(port)); i++) {
+    if (child.exitCode !== null) break;
+    await sleep(50);
+  }
+  if (!(await canConnect(port))) {
+    child.kill("SIGKILL");
+    let log = "";
+    try {
+      log = readFileSync(path.join(dir, "error.log"), "utf8");
+    } catch {
+      // none
+    }
+    throw new Error(`nginx-rtmp did not listen: ${log}`);
+  }
+  return {
+    port,
+    pid: child.pid!,
+    dir,
+    stop: async () => {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An encoder: H.264 with B-frames + AAC in FLV, pushed at real time. */
+function push(url: string): ChildProcess {
+  return spawn(
+    resolveFfmpeg(),
+    [
+      "-hide_banner", "-nostdin", "-loglevel", "error",
+      "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+      "-re", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100",
+      "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p",
+      "-c:a", "aac", "-b:a", "64k", "-f", "flv", url,
+    ],
+    { stdio: "ignore" },
+  );
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
+}
+
+async function callback(
+  server: TestServer,
+  body: string,
+  contentType = "application/json",
+  query = "",
+  p = "/api/srs/callback",
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${server.url}${p}${query}`, { method: "POST", headers: { "Content-Type": contentType }, body });
+  return { status: res.status, text: await res.text() };
+}
+
+async function liveRooms(server: TestServer): Promise<string[]> {
+  const list = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; hasPublisher: boolean }[];
+  return list.filter((r) => r.hasPublisher).map((r) => r.name);
+}
+
+function view(server: TestServer, room: string): Promise<{ client: WhepClient }> {
+  return playStream(server.whepUrl(room), { video: [{ codec: "H264", profileLevelId: "42e01f" }] });
+}
+
+const need = requireOrSkip("ffmpeg", "nginx-rtmp");
+
+describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS start and stop ingests"), () => {
+  let server: TestServer;
+  let nginx: Nginx;
+  const children: ChildProcess[] = [];
+  const viewers: WhepClient[] = [];
+  const publishers: WhipClient[] = [];
+  const seenPids = new Set<number>();
+  let pidTimer: NodeJS.Timeout;
+
+  beforeAll(async () => {
+    server = await startServer();
+    nginx = await startNginx(Number(new URL(server.url).port));
+    pidTimer = setInterval(() => {
+      for (const p of server.app.bridges.supervisor.pids()) seenPids.add(p);
+    }, 50);
+  });
+
+  afterAll(async () => {
+    clearInterval(pidTimer);
+    await Promise.all([...viewers, ...publishers].map((c) => c.close()));
+    await Promise.all(children.map((c) => stopChild(c)));
+    await server?.close();
+    await nginx?.stop();
+    expect(pidAlive(nginx.pid)).toBe(false);
+    for (const p of seenPids) expect(pidAlive(p), `FFmpeg ${p} alive after close`).toBe(false);
+  });
+
+  it("nginx-rtmp on_publish: a push to live/demo2 becomes room demo2; the end of the push ends it", async () => {
+    const t0 = performance.now();
+    const pusher = push(`rtmp://127.0.0.1:${nginx.port}/live/demo2`);
+    children.push(pusher);
+    await waitFor(() => server.app.rooms.get("demo2") !== undefined, { timeoutMs: 5000, what: "room demo2" });
+    expect(await liveRooms(server)).toEqual(["demo2"]);
+    expect(server.app.ingests.get("demo2")).toMatchObject({ origin: "nginx-rtmp", url: `rtmp://127.0.0.1:${nginx.port}/live/demo2` });
+    const { client } = await view(server, "demo2");
+    viewers.push(client);
+    await client.waitForKeyframes(1, 15_000);
+    console.log(`[receiver] RTMP push start → first WHEP keyframe ${Math.round(performance.now() - t0)} ms`);
+    await client.waitForFrames(25, 10_000);
+    await client.waitForPackets(50, "audio", 10_000);
+    expect(client.video.firstFrameWasKeyframe).toBe(true);
+    const pid = server.app.ingests.job("demo2")!.pid!;
+    // The encoder stops: nginx-rtmp says publish_done, the ingest stops, the room ends.
+    const t1 = performance.now();
+    await stopChild(pusher, "SIGTERM");
+    await waitFor(() => server.app.rooms.get("demo2") === undefined, { timeoutMs: 8000, what: "room demo2 to end" });
+    console.log(`[receiver] push stopped → room ended ${Math.round(performance.now() - t1)} ms`);
+    expect(await liveRooms(server)).toEqual([]);
+    await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, what: "the ingest FFmpeg to exit" });
+    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+  }, 45_000);
+
+  it("SRS callbacks as SRS sends them pull a stream into a room and stop it", async () => {
+    const publish = {
+      ...SEED_PUBLISH,
+      app: "src",
+      stream: "srs1",
+      tcUrl: `rtmp://127.0.0.1:${nginx.port}/src?vhost=__defaultVhost__`,
+    };
+    // Seed 004's request line says "Content-Type: application-json": accepted as JSON too.
+    const res = await callback(server, JSON.stringify(publish), "application-json", "", "/api/v1/streams");
+    expect(res).toEqual({ status: 200, text: "0" });
+    expect(server.app.ingests.get("srs1")).toMatchObject({ origin: "srs", url: `rtmp://127.0.0.1:${nginx.port}/src/srs1` });
+    // SRS calls on_publish before the stream can be played: the pull starts first, the media comes later.
+    await sleep(1500);
+    const pusher = push(`rtmp://127.0.0.1:${nginx.port}/src/srs1`);
+    children.push(pusher);
+    const { client } = await view(server, "srs1");
+    viewers.push(client);
+    await client.waitForKeyframes(1, 15_000);
+    await client.waitForPackets(30, "audio", 5000);
+    // A repeated on_publish (an encoder that reconnected) replaces the callback's own ingest.
+    const firstId = server.app.ingests.get("srs1")!.id;
+    expect(await callback(server, JSON.stringify({ ...publish, client_id: "2" }))).toEqual({ status: 200, text: "0" });
+    expect(server.app.ingests.get("srs1")!.id).not.toBe(firstId);
+    const pid = await (async () => {
+      await waitFor(() => server.app.ingests.job("srs1")?.pid !== undefined, { timeoutMs: 3000 });
+      return server.app.ingests.job("srs1")!.pid!;
+    })();
+    const unpublish = { action: "on_unpublish", client_id: "341w361a", ip: "127.0.0.1", vhost: "__defaultVhost__", app: "src", stream: "srs1" };
+    expect(await callback(server, JSON.stringify(unpublish))).toEqual({ status: 200, text: "0" });
+    expect(server.app.rooms.get("srs1")).toBeUndefined();
+    expect(pidAlive(pid)).toBe(false);
+    expect(server.app.ingests.get("srs1")).toBeUndefined();
+    // Unpublish of a stream nobody ingests: still 0.
+    expect(await callback(server, JSON.stringify(unpublish))).toEqual({ status: 200, text: "0" });
+    await stopChild(pusher);
+  }, 40_000);
+
+  it("bad bodies get non-zero codes (403 for nginx-rtmp) and start nothing", async () => {
+    const tcUrl = `rtmp://127.0.0.1:${nginx.port}/src`;
+    const bodies = [
+      "{nope",
+      "",
+      "null",
+      JSON.stringify({ ...SEED_PUBLISH, action: "on_connect" }),
+      JSON.stringify({ ...SEED_PUBLISH, action: "on_play" }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "../../etc/passwd" }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "a/b" }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "s".repeat(65) }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "ok", app: "../../x" }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl: "file:///etc/passwd", stream: "ok" }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl: "concat:a|b", stream: "ok" }),
+      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "ok", param: "?x=1 -i /etc/passwd" }),
+    ];
+    for (const body of bodies) {
+      const res = await callback(server, body);
+      expect(res.status, body).toBe(200);
+      expect(res.text, body).toMatch(/^[1-9]\d*$/);
+    }
+    const form = "application/x-www-form-urlencoded";
+    for (const body of ["call=play&app=live&name=x", "call=publish&app=live&name=..%2Fx&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive", "call=publish&app=live&name=ok&tcurl=file%3A%2F%2F%2Fetc"]) {
+      const res = await callback(server, body, form);
+      expect(res.status, body).toBe(403);
+    }
+    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    expect(await liveRooms(server)).toEqual([]);
+  });
+
+  it("a room with a WebRTC publisher refuses the callback and keeps its publisher", async () => {
+    const { client } = await publishTestStream(server.whipUrl("busy"), { video: { codec: "VP8" } });
+    publishers.push(client);
+    const res = await callback(server, JSON.stringify({ ...SEED_PUBLISH, stream: "busy", tcUrl: `rtmp://127.0.0.1:${nginx.port}/src` }));
+    expect(res.status).toBe(200);
+    expect(res.text).toBe("2");
+    const nginxRes = await callback(server, `call=publish&app=live&name=busy&tcurl=${encodeURIComponent(`rtmp://127.0.0.1:${nginx.port}/live`)}`, "application/x-www-form-urlencoded");
+    expect(nginxRes.status).toBe(403);
+    // An unpublish for it does not touch the WebRTC publisher either.
+    expect(await callback(server, JSON.stringify({ action: "on_unpublish", stream: "busy", app: "live" }))).toEqual({ status: 200, text: "0" });
+    expect(server.app.ingests.get("busy")).toBeUndefined();
+    expect(await liveRooms(server)).toEqual(["busy"]);
+    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    await client.close();
+  });
+
+  it("SRS_CALLBACK_SECRET is required as ?secret=; with token auth and no secret callbacks are refused", async () => {
+    const secret = "cb-secret-0123456789";
+    const guarded = await startServer({ SRS_CALLBACK_SECRET: secret });
+    const authOnly = await startServer({ AUTH_TOKEN: "tok-0123456789" });
+    try {
+      const body = JSON.stringify({ action: "on_unpublish", stream: "x", app: "live" });
+      expect((await callback(guarded, body)).status).toBe(403);
+      expect((await callback(guarded, body, "application/json", "?secret=wrong")).status).toBe(403);
+      expect(await callback(guarded, body, "application/json", `?secret=${secret}`)).toEqual({ status: 200, text: "0" });
+      expect((await callback(authOnly, body)).status).toBe(403);
+      expect((await callback(authOnly, "call=publish_done&name=x", "application/x-www-form-urlencoded")).status).toBe(403);
+    } finally {
+      await guarded.close();
+      await authOnly.close();
+    }
+  });
+});
