@@ -75,6 +75,14 @@ export class Rooms {
   /** Requests refused for capacity, by limit, for /metrics. */
   readonly refused = { rooms: 0, sessions: 0, ports: 0 };
 
+  private checkRoomCapacity(): void {
+    const maxRooms = this.opts.maxRooms ?? 0;
+    if (maxRooms > 0 && this.rooms.size >= maxRooms) {
+      this.refused.rooms++;
+      throw errors.capacity("too many rooms");
+    }
+  }
+
   private checkSessionCapacity(): void {
     const max = this.opts.maxSessions ?? 0;
     if (max > 0 && this.sessions.size + this.pending >= max) {
@@ -128,11 +136,7 @@ export class Rooms {
     const offer = parseOffer(offerText);
     if (this.closed) throw new Error("server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
-    const maxRooms = this.opts.maxRooms ?? 0;
-    if (maxRooms > 0 && this.rooms.size >= maxRooms) {
-      this.refused.rooms++;
-      throw errors.capacity("too many rooms");
-    }
+    this.checkRoomCapacity();
     this.checkSessionCapacity();
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
@@ -221,6 +225,7 @@ export class Rooms {
   async ingest(roomName: string, tracks: RtpTrackSpec[]): Promise<RtpSource> {
     if (this.closed) throw new Error("server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
+    this.checkRoomCapacity();
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
     let source: RtpSource;
