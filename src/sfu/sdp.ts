@@ -105,11 +105,14 @@ export function parseSdp(text: string): ParsedSdp {
         current.bundleOnly = true;
         break;
       case "rtpmap": {
-        const m = /^(\d{1,3}) ([A-Za-z0-9_.-]+)\/(\d+)(?:\/(\d+))?$/.exec(value);
+        // A clock rate past 10 digits is no number werift can write back (it answered "VP8/NaN").
+        const m = /^(\d{1,3}) ([A-Za-z0-9_.-]+)\/(\d{1,10})(?:\/(\d{1,3}))?$/.exec(value);
         if (!m) throw new SdpError(`malformed rtpmap on line ${i + 1}`);
         const pt = Number(m[1]);
         if (pt > 127) throw new SdpError(`payload type out of range on line ${i + 1}`);
         const codec = codecFor(current, pt);
+        // werift takes a payload type's first rtpmap, this parser took the last: one only.
+        if (codec.name !== "") throw new SdpError(`payload type ${pt} mapped twice on line ${i + 1}`);
         codec.name = m[2];
         codec.clockRate = Number(m[3]);
         if (m[4] !== undefined) codec.channels = Number(m[4]);

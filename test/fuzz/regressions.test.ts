@@ -158,3 +158,31 @@ describe("path parameters the router used to refuse itself", () => {
     expect(await res.json()).toEqual({ error: "invalid URL" });
   });
 });
+
+describe("rtpmap lines werift would answer differently from what the server chose", () => {
+  // Fuzz case whep:29120 (seed 2880007042): a second a=rtpmap:96 with a 300-digit clock rate. This
+  // parser kept the last mapping (VP8/90000, which matched the publisher), werift the first, and
+  // the 201 answer said "a=rtpmap:96 VP8/NaN".
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ LOG_LEVEL: "fatal" });
+    expect((await post(server, "/api/whip/publish/pub", CHROME_PUBLISH)).status).toBe(201);
+  });
+  afterAll(() => server.close());
+
+  const vp8 = /^a=rtpmap:96 VP8\/90000$/m;
+  it.each([
+    ["a payload type mapped twice", (s: string) => s.replace(vp8, `a=rtpmap:96 VP8/${"9".repeat(300)}\r\na=rtpmap:96 VP8/90000`)],
+    ["the same mapping repeated", (s: string) => s.replace(vp8, "a=rtpmap:96 VP8/90000\r\na=rtpmap:96 VP8/90000")],
+    ["an 11-digit clock rate", (s: string) => s.replace(vp8, "a=rtpmap:96 VP8/90000000000")],
+    ["a 4-digit channel count", (s: string) => s.replace(/^a=rtpmap:111 opus\/48000\/2$/m, "a=rtpmap:111 opus/48000/2000")],
+  ])("%s: 400 invalid SDP", async (_name, mutate) => {
+    for (const [path, base] of [["/api/whep/play/pub", CHROME_PLAY], ["/api/whip/publish/other", CHROME_PUBLISH]] as const) {
+      const offer = mutate(base);
+      expect(offer).not.toBe(base);
+      const res = await post(server, path, offer);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: "invalid SDP" });
+    }
+  });
+});
