@@ -179,6 +179,9 @@ const ATTRS = [
 
 type Mutator = (rng: Rng, sdp: string) => string;
 
+const BODY_LIMIT = 1024 * 1024;
+const MAX_BODY = BODY_LIMIT + 128 * 1024;
+
 function randomLine(rng: Rng, sdp: string): number {
   const ls = lines(sdp);
   return rng.int(0, Math.max(0, ls.length - 1));
@@ -276,15 +279,16 @@ const MUTATORS: readonly (readonly [number, Mutator])[] = [
   // Duplicated attributes, sections.
   [4, (rng, sdp) => editLines(sdp, (ls) => {
     const i = rng.int(0, ls.length - 1);
-    const n = rng.weighted<number>([[6, rng.int(1, 5)], [2, rng.int(10, 200)], [1, rng.int(1000, 20000)]]);
-    ls.splice(i, 0, ...Array<string>(n).fill(ls[i] ?? ""));
+    const line = ls[i] ?? "";
+    const n = Math.min(rng.weighted<number>([[6, rng.int(1, 5)], [2, rng.int(10, 200)], [1, rng.int(1000, 20000)]]), Math.ceil(MAX_BODY / (line.length + 2)));
+    ls.splice(i, 0, ...Array<string>(n).fill(line));
   })],
   [2, (rng, sdp) => editLines(sdp, (ls) => {
     const starts = ls.map((l, i) => (l.startsWith("m=") ? i : -1)).filter((i) => i >= 0);
     if (starts.length === 0) return;
     const k = rng.int(0, starts.length - 1);
     const section = ls.slice(starts[k], starts[k + 1] ?? ls.length);
-    const copies = rng.weighted<number>([[5, 1], [2, rng.int(2, 6)], [1, rng.int(20, 100)]]);
+    const copies = Math.min(rng.weighted<number>([[5, 1], [2, rng.int(2, 6)], [1, rng.int(20, 100)]]), Math.ceil(MAX_BODY / (section.join("").length + 2)));
     for (let c = 0; c < copies; c++) ls.push(...section);
   })],
   // Known attributes with hostile values.
@@ -355,6 +359,9 @@ export function hostileOffer(rng: Rng, corpus: readonly string[]): HostileSdp {
     // Bytes 0x80-0xFF from byte flips or blobs go out as bytes, not as their UTF-8 encoding.
     if (!binary && /[\u0080-\u00ff]/.test(sdp) && rng.chance(0.5)) binary = true;
   }
+  // Past the 1 MiB limit size tests nothing more; a stretched line repeated thousands of times
+  // would otherwise make bodies of tens of MB that stall the fuzzer itself.
+  if (sdp.length > MAX_BODY) sdp = sdp.slice(0, BODY_LIMIT + rng.int(1, MAX_BODY - BODY_LIMIT));
   const body = binary && !/[^\u0000-\u00ff]/.test(sdp) ? Buffer.from(sdp, "latin1") : Buffer.from(sdp, "utf8");
   return { body, mutations: n };
 }

@@ -1,11 +1,15 @@
 // A small seeded PRNG for the fuzz suite: every case is reproducible from (seed, target, index).
 // sfc32 seeded through splitmix32 of a string hash: fast, good enough for test input, no deps.
 
-/** The run's seed: FUZZ_SEED (decimal or 0x hex) or a fixed one, so CI always runs the same cases. */
+/**
+ * The run's seed: FUZZ_SEED (decimal, 0x hex, or "random" for a new one each run, printed in every
+ * report) or a fixed one, so CI always runs the same cases.
+ */
 export const FUZZ_SEED: number = parseSeed(process.env.FUZZ_SEED) ?? 0x5eed_2024;
 
 function parseSeed(v: string | undefined): number | undefined {
   if (v === undefined || v.trim() === "") return undefined;
+  if (v.trim() === "random") return (Math.random() * 2 ** 32) >>> 0;
   const n = Number(v.trim());
   if (!Number.isFinite(n)) throw new Error(`FUZZ_SEED: not a number: ${v}`);
   return n >>> 0;
