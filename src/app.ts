@@ -49,7 +49,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Every path parameter reaches its route, which gives its own 400 (a room name of 101+
     // characters is "invalid room name", not fastify's 414); Node's header limit bounds the URL.
-    maxParamLength: 16 * 1024,
+    routerOptions: { maxParamLength: 16 * 1024 },
     // A broken %-escape in the path: 400 in the spec's error shape (fastify's own echoes the path).
     frameworkErrors: (err, _request, reply) => {
       const [status, error] = err.code === "FST_ERR_ASYNC_CONSTRAINT" ? [500, "internal server error"] : [400, "invalid URL"];
