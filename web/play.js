@@ -118,14 +118,20 @@ async function playHls(room, token, gen, why) {
   const probe = await fetch(url, { headers }).catch(() => null);
   if (!probe?.ok || gen !== generation) return false;
   teardown();
-  if (video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.src = token ? `${url}?token=${encodeURIComponent(token)}` : url;
-  } else {
-    const { default: Hls } = await import("/vendor/hls/hls.min.mjs");
-    if (gen !== generation || !Hls.isSupported()) return false;
-    hls = new Hls({ lowLatencyMode: true, xhrSetup: (xhr) => token && xhr.setRequestHeader("Authorization", `Bearer ${token}`) });
+  // hls.js wherever Media Source Extensions exist (every desktop browser); the element's own HLS
+  // only where they do not (iPhone Safari): some Chromium builds claim HLS support they lack.
+  const { default: Hls } = await import("/vendor/hls/hls.min.mjs");
+  if (gen !== generation) return false;
+  if (Hls.isSupported()) {
+    hls = new Hls({ xhrSetup: (xhr) => token && xhr.setRequestHeader("Authorization", `Bearer ${token}`) });
+    // Start once the playlist is read: a play() before any media may be refused by the browser.
+    hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
     hls.loadSource(url);
     hls.attachMedia(video);
+  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+    video.src = token ? `${url}?token=${encodeURIComponent(token)}` : url;
+  } else {
+    return false;
   }
   video.play().catch(() => {});
   state.mode = "hls";
