@@ -44,8 +44,12 @@ afterAll(async () => {
 
 // RFC 6750 §2.1 as the spec reads it: `Bearer` (any case), whitespace, one credential.
 const BEARER_RE = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i;
-/** What a server sees of a header value: Node drops surrounding spaces and tabs. */
-const seen = (v: string) => v.replace(/^[ \t]+|[ \t]+$/g, "");
+/**
+ * What a server sees of a header value: its bytes read as Latin-1 (a value with code points past
+ * U+00FF goes out as UTF-8, so the server sees those bytes one by one), surrounding spaces and
+ * tabs dropped.
+ */
+const seen = (v: string) => (/[^\u0000-\u00ff]/.test(v) ? Buffer.from(v, "utf8").toString("latin1") : v).replace(/^[ \t]+|[ \t]+$/g, "");
 /** Header values Node's parser accepts (no control characters but tab). */
 const headerSafe = (v: string) => !/[\u0000-\u0008\u000a-\u001f\u007f]/.test(v);
 

@@ -189,6 +189,8 @@ function randomLine(rng: Rng, sdp: string): number {
 
 function editLines(sdp: string, f: (ls: string[]) => void): string {
   const ls = lines(sdp);
+  // An offer cut down to nothing still has one (empty) line to edit.
+  if (ls.length === 0) ls.push("");
   f(ls);
   return ls.join("\r\n") + "\r\n";
 }
