@@ -495,9 +495,10 @@ describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
     const times = client.keyframeRequestTimes.filter((t) => t >= t0);
     const gaps = times.slice(1).map((t, i) => t - times[i]);
     // The first request arms the egress; later ones come when 2 s pass without a keyframe.
+    // A loaded CI machine delays timers by a second or so; the bound still tells "every ~2 s" from "per GOP".
     for (const g of gaps.slice(1)) {
       expect(g).toBeGreaterThan(1400);
-      expect(g).toBeLessThan(2700);
+      expect(g).toBeLessThan(4000);
     }
     await waitFor(() => job!.state === "running", { timeoutMs: 10_000, what: "HLS running on the first keyframe" });
     const pid = job!.pid!;

@@ -286,6 +286,9 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     console.log(`[ingest] RTMP ingest POST → first WHEP keyframe ${Math.round(firstKeyframe)} ms; ` +
       `viewer POST → first keyframe ${Math.round(client.video.firstKeyframeMs ?? -1)} ms`);
 
+    // The job reports "running" once FFmpeg's first progress report arrives, which on a busy
+    // machine can come after the viewer's first frames.
+    await expect.poll(async () => (await api(server, "GET", "/api/rooms/cam1/ingest")).json.state, { timeout: 10_000 }).toBe("running");
     const state = await api(server, "GET", "/api/rooms/cam1/ingest");
     expect(state.json).toMatchObject({ id: created.json.id, room: "cam1", state: "running", pid });
     expect(state.json.packets).toBeGreaterThan(100);
