@@ -12,7 +12,7 @@ import { StreamConflictError, StreamStartError } from "../bridges/streams.js";
 import { parseRtmpUrl } from "../bridges/urls.js";
 import { ROOM_NAME_RE, type Config } from "../config.js";
 import { sendError } from "./errors.js";
-import { tokenOf, unauthorized } from "./guard.js";
+import { admitRoomManager, tokenOf, unauthorized } from "./guard.js";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -27,19 +27,6 @@ export interface BridgeRouteDeps {
   config: Pick<Config, "transcoderApiKey">;
 }
 
-/** Room name check, then publish rights for the room or admin rights; replies and returns false otherwise. */
-function admitBridge(auth: Authorizer, request: FastifyRequest, reply: FastifyReply, room: string): boolean {
-  if (!ROOM_NAME_RE.test(room)) {
-    sendError(reply, 400, "invalid room name");
-    return false;
-  }
-  const token = tokenOf(request);
-  if (!auth.allows(token, room, "publish") && !auth.allowsAdmin(token, room)) {
-    unauthorized(reply);
-    return false;
-  }
-  return true;
-}
 
 function bridgeError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof BridgeError) return sendError(reply, err.status, err.message);
@@ -60,7 +47,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   app.post<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
     const { room } = request.params;
-    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     try {
       const { created, info } = roomBridges.startHls(room);
       return reply.code(created ? 201 : 200).send(info);
@@ -71,7 +58,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   app.get<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
     const { room } = request.params;
-    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     const info = roomBridges.hlsInfo(room);
     if (!info) return sendError(reply, 404, "hls not running");
     return info;
@@ -79,7 +66,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   app.delete<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
     const { room } = request.params;
-    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     if (!(await roomBridges.stopHls(room))) return sendError(reply, 404, "hls not running");
     return { stopped: room };
   });
@@ -88,7 +75,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   app.post<{ Params: { room: string }; Body: unknown }>("/api/rooms/:room/restreams", async (request, reply) => {
     const { room } = request.params;
-    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     const body = request.body as { url?: unknown } | undefined;
     const url = parseRtmpUrl(body?.url);
     if (url === undefined) return sendError(reply, 400, "invalid restream url: only rtmp:// and rtmps:// URLs are accepted");
@@ -102,7 +89,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   app.get<{ Params: { room: string } }>("/api/rooms/:room/restreams", async (request, reply) => {
     const { room } = request.params;
-    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     try {
       return roomBridges.listRestreams(room);
     } catch (err) {
@@ -112,7 +99,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   app.delete<{ Params: { room: string; id: string } }>("/api/rooms/:room/restreams/:id", async (request, reply) => {
     const { room, id } = request.params;
-    if (!admitBridge(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     if (!/^[0-9a-f]{16}$/.test(id) || !(await roomBridges.removeRestream(room, id))) return sendError(reply, 404, "restream not found");
     return { stopped: id };
   });

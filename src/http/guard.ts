@@ -26,6 +26,20 @@ export function admitRoom(auth: Authorizer, request: FastifyRequest, reply: Fast
   return true;
 }
 
+/** Managing a room's bridges (HLS, restreams, ingest): publish rights for the room, or admin rights. */
+export function admitRoomManager(auth: Authorizer, request: FastifyRequest, reply: FastifyReply, room: string): boolean {
+  if (!ROOM_NAME_RE.test(room)) {
+    sendError(reply, 400, "invalid room name");
+    return false;
+  }
+  const token = tokenOf(request);
+  if (!auth.allows(token, room, "publish") && !auth.allowsAdmin(token, room)) {
+    unauthorized(reply);
+    return false;
+  }
+  return true;
+}
+
 /**
  * Per-client-IP limit with rate-limiter-flexible: BURST requests per BURST/RPS seconds, i.e. a
  * bucket of BURST refilled at RPS on average.

@@ -1,12 +1,11 @@
 // Routes of room ingest (bridges.md §3): POST/GET/DELETE /api/rooms/{room}/ingest. Publish rights
 // for the room, or admin rights, are needed for all three.
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
 import { IngestError, type Ingests } from "../bridges/ingest.js";
-import { ROOM_NAME_RE } from "../config.js";
 import { sendError } from "./errors.js";
-import { tokenOf, unauthorized } from "./guard.js";
+import { admitRoomManager } from "./guard.js";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -20,19 +19,6 @@ export interface IngestRouteDeps {
   ingests: Ingests;
 }
 
-/** Room name check, then publish rights for the room or admin rights; replies and returns false otherwise. */
-function admit(auth: Authorizer, request: FastifyRequest, reply: FastifyReply, room: string): boolean {
-  if (!ROOM_NAME_RE.test(room)) {
-    sendError(reply, 400, "invalid room name");
-    return false;
-  }
-  const token = tokenOf(request);
-  if (!auth.allows(token, room, "publish") && !auth.allowsAdmin(token, room)) {
-    unauthorized(reply);
-    return false;
-  }
-  return true;
-}
 
 /** The body's `url` and `loop`, or the reason it is not acceptable. */
 export function parseIngestBody(body: unknown): { url: unknown; loop: boolean } | string {
@@ -49,7 +35,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
 
   app.post<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
     const { room } = request.params;
-    if (!admit(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     const body = parseIngestBody(request.body);
     if (typeof body === "string") return sendError(reply, 400, body);
     try {
@@ -63,7 +49,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
 
   app.get<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
     const { room } = request.params;
-    if (!admit(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     const info = ingests.get(room);
     if (!info) return sendError(reply, 404, "no ingest in this room");
     return info;
@@ -71,7 +57,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
 
   app.delete<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
     const { room } = request.params;
-    if (!admit(auth, request, reply, room)) return reply;
+    if (!admitRoomManager(auth, request, reply, room)) return reply;
     const info = await ingests.stop(room, { reason: "delete" });
     if (!info) return sendError(reply, 404, "no ingest in this room");
     return { stopped: info.id, room, state: info.state };
