@@ -107,7 +107,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   app.decorate("rooms", rooms);
   const auth = new Authorizer(config);
-  const metrics = createMetrics(rooms, recordingStats);
+  const metrics = createMetrics(rooms, recordingStats, bridges.supervisor);
 
   await app.register(cors, {
     origin: config.allowedOrigin === "*" ? "*" : config.allowedOrigin,

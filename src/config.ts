@@ -63,6 +63,8 @@ export interface Config {
   transcoderApiKey?: string;
   /** A /start-stream FFmpeg that is still up after this long (or already writing) counts as started. */
   startStreamProbeMs: number;
+  /** FFmpeg processes (HLS, restreams, ingest, /start-stream, relays) at once; beyond it → 503. 0 = unlimited. */
+  maxFfmpegJobs: number;
   /** Ingest file sources must resolve under this directory. */
   mediaDir: string;
   /** When non-empty, ingest network sources (API and callbacks) must be on one of these hosts ("*.example.com" allowed). */
@@ -333,6 +335,7 @@ export function loadConfig(env: Env = process.env): Config {
     hlsDir: hlsDir(env),
     transcoderApiKey: transcoderApiKey(env),
     startStreamProbeMs: int(env, "START_STREAM_PROBE_MS", 3000, 200, 60_000),
+    maxFfmpegJobs: int(env, "MAX_FFMPEG_JOBS", 16, 0, 10_000),
     mediaDir: mediaDir(env),
     ingestAllowedHosts: ingestAllowedHosts(env),
     srsCallbackSecret: srsCallbackSecret(env),

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { Supervisor } from "./bridges/supervisor.js";
 import type { RecordingStats } from "./recording/recorder.js";
 import type { Rooms } from "./sfu/rooms.js";
 
@@ -11,7 +12,7 @@ export interface MetricsSource {
  * The registry behind /metrics. Per-room series are rebuilt from the live rooms at every scrape,
  * so a room that ended leaves no label behind, and the forwarding path only bumps plain numbers.
  */
-export function createMetrics(rooms: Rooms, recording: RecordingStats): Registry {
+export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: Supervisor): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -88,5 +89,54 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats): Registry
       this.inc(recording.bytes);
     },
   });
+  if (ffmpeg) registerFfmpegMetrics(registry, ffmpeg);
   return registry;
+}
+
+/** FFmpeg bridge jobs (HLS, restreams, ingest, /start-stream, relays), rebuilt at every scrape. */
+function registerFfmpegMetrics(registry: Registry, ffmpeg: Supervisor): void {
+  new Gauge({
+    name: "live_ffmpeg_jobs",
+    help: "FFmpeg jobs by kind and state",
+    labelNames: ["kind", "state"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const job of ffmpeg.list()) this.inc({ kind: job.kind, state: job.state });
+    },
+  });
+  new Gauge({
+    name: "live_ffmpeg_processes",
+    help: "FFmpeg child processes running now",
+    registers: [registry],
+    collect() {
+      this.set(ffmpeg.pids().length);
+    },
+  });
+  new Gauge({
+    name: "live_ffmpeg_job_limit",
+    help: "MAX_FFMPEG_JOBS (0 = unlimited)",
+    registers: [registry],
+    collect() {
+      this.set(Number.isFinite(ffmpeg.maxJobs) ? ffmpeg.maxJobs : 0);
+    },
+  });
+  new Counter({
+    name: "live_ffmpeg_restarts_total",
+    help: "FFmpeg runs restarted by the supervisor after an exit or stall",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(ffmpeg.restartsTotal);
+    },
+  });
+  new Counter({
+    name: "live_ffmpeg_jobs_rejected_total",
+    help: "FFmpeg jobs refused because MAX_FFMPEG_JOBS were running (answered 503)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(ffmpeg.rejectedTotal);
+    },
+  });
 }

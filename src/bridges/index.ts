@@ -22,11 +22,11 @@ export interface Bridges {
 }
 
 export function createBridges(
-  config: Pick<Config, "hlsEnabled" | "hlsDir" | "startStreamProbeMs">,
+  config: Pick<Config, "hlsEnabled" | "hlsDir" | "startStreamProbeMs" | "maxFfmpegJobs">,
   log: SfuLogger,
   supervisorOptions: Partial<SupervisorOptions> = {},
 ): Bridges {
-  const supervisor = new Supervisor({ log, ...supervisorOptions });
+  const supervisor = new Supervisor({ log, maxJobs: config.maxFfmpegJobs > 0 ? config.maxFfmpegJobs : undefined, ...supervisorOptions });
   const hls = new HlsDirectories(config.hlsDir);
   const rooms = new RoomBridges({ supervisor, hls, hlsEnabled: config.hlsEnabled, log });
   const streams = new StreamJobs({ supervisor, hls, log, probeMs: config.startStreamProbeMs });

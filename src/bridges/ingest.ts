@@ -25,7 +25,7 @@ import type { Rooms, SfuLogger } from "../sfu/rooms.js";
 import { SfuError } from "../sfu/errors.js";
 import type { RtpSource, RtpTrackSpec } from "../sfu/rtp-source.js";
 import type { EndReason } from "../sfu/session.js";
-import { SupervisorClosedError, whitelistArgs, type Job, type JobInfo, type JobSpec, type JobState, type Supervisor } from "./supervisor.js";
+import { JobLimitError, SupervisorClosedError, whitelistArgs, type Job, type JobInfo, type JobSpec, type JobState, type Supervisor } from "./supervisor.js";
 
 /** An ingest request that cannot be served; the HTTP layer answers `status` with `message`. */
 export class IngestError extends Error {
@@ -425,6 +425,7 @@ export class Ingests {
     } catch (err) {
       await rtp.close("error");
       if (err instanceof SupervisorClosedError) throw new IngestError(503, "server is shutting down");
+      if (err instanceof JobLimitError) throw new IngestError(503, err.message);
       throw err;
     }
     entry = { id, room, source, loop, origin, createdAt, rtp, job };

@@ -15,7 +15,7 @@ import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
 import type { SfuLogger } from "../sfu/rooms.js";
 import { EgressError, RoomEgress } from "./egress.js";
 import { audioCodecArgs, copiesVideo, hlsOutputArgs, HlsConflictError, type HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "./hls.js";
-import { SupervisorClosedError, type Job, type JobInfo, type JobSpec, type Supervisor } from "./supervisor.js";
+import { JobLimitError, SupervisorClosedError, type Job, type JobInfo, type JobSpec, type Supervisor } from "./supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "./urls.js";
 
 /** A bridge request that cannot be served: the HTTP layer maps `status` and `message` as they are. */
@@ -160,6 +160,7 @@ export class RoomBridges {
       egress.close();
       undo();
       if (err instanceof SupervisorClosedError) throw new BridgeError(503, "server is shutting down");
+      if (err instanceof JobLimitError) throw new BridgeError(503, err.message);
       throw err;
     }
   }

@@ -8,7 +8,7 @@
 
 import type { SfuLogger } from "../sfu/rooms.js";
 import { hlsOutputArgs, HlsConflictError, type HlsDirectories } from "./hls.js";
-import type { Job, JobInfo, Supervisor } from "./supervisor.js";
+import { JobLimitError, type Job, type JobInfo, type Supervisor } from "./supervisor.js";
 
 /** Two-second segments of the source's own GOPs (the video is copied). */
 const SEGMENT_SECONDS = 2;
@@ -109,6 +109,7 @@ export class StreamJobs {
         });
       } catch (err) {
         hls.release(streamId, claim);
+        if (err instanceof JobLimitError) throw err;
         throw new StreamStartError((err as Error).message);
       }
       this.entries.set(streamId, { job, createdAt: new Date().toISOString() });

@@ -151,6 +151,8 @@ export interface SupervisorOptions {
   /** At most this many stderr lines per job per window are logged (default 20 per 10 s). */
   stderrLinesPerWindow?: number;
   stderrWindowMs?: number;
+  /** At most this many live jobs at once; start() beyond it throws JobLimitError (default unlimited). */
+  maxJobs?: number;
 }
 
 const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1000, maxMs: 30_000, resetAfterMs: 30_000 };
@@ -194,6 +196,14 @@ function isErrorLine(line: string): boolean {
 export class SupervisorClosedError extends Error {
   constructor() {
     super("the FFmpeg supervisor is closed");
+  }
+}
+
+/** Too many FFmpeg jobs: the caller answers 503 with Retry-After (RFC 9725 §4.6) and starts nothing. */
+export class JobLimitError extends Error {
+  readonly status = 503;
+  constructor(readonly limit: number) {
+    super(`FFmpeg job limit reached (${limit} running)`);
   }
 }
 
@@ -473,6 +483,7 @@ export class Job {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.restartsValue++;
+      this.sup.noteRestart();
       void this.run();
     }, delay);
   }
@@ -627,6 +638,7 @@ interface SupervisorInternals {
   readonly children: Set<ChildProcess>;
   ffmpegPath(): string;
   forget(job: Job): void;
+  noteRestart(): void;
 }
 
 export class Supervisor implements SupervisorInternals {
@@ -639,6 +651,11 @@ export class Supervisor implements SupervisorInternals {
   private readonly jobs = new Map<string, Job>();
   private closedValue = false;
   private readonly pathOf: () => string;
+  readonly maxJobs: number;
+  /** Restarts of every job since start (jobs that ended included), for /metrics. */
+  restartsTotal = 0;
+  /** start() calls refused by maxJobs, for /metrics. */
+  rejectedTotal = 0;
 
   constructor(opts: SupervisorOptions) {
     this.log = opts.log;
@@ -647,6 +664,11 @@ export class Supervisor implements SupervisorInternals {
     this.stderrLinesPerWindow = opts.stderrLinesPerWindow ?? 20;
     this.stderrWindowMs = opts.stderrWindowMs ?? 10_000;
     this.pathOf = opts.ffmpegPath ?? resolveFfmpeg;
+    this.maxJobs = opts.maxJobs ?? Infinity;
+  }
+
+  noteRestart(): void {
+    this.restartsTotal++;
   }
 
   get closed(): boolean {
@@ -662,6 +684,11 @@ export class Supervisor implements SupervisorInternals {
     if (this.closedValue) throw new SupervisorClosedError();
     if (this.jobs.has(spec.id)) throw new Error(`an FFmpeg job "${spec.id}" is already running`);
     protocolList(spec.protocols);
+    if (this.jobs.size >= this.maxJobs) {
+      this.rejectedTotal++;
+      this.log.warn({ job: spec.id, kind: spec.kind, ...spec.meta, limit: this.maxJobs }, "ffmpeg job refused: job limit reached");
+      throw new JobLimitError(this.maxJobs);
+    }
     const job = new Job(spec, this);
     this.jobs.set(spec.id, job);
     job.launch();

@@ -9,9 +9,10 @@ import { tokenMatches, type Authorizer } from "../auth/auth.js";
 import { BridgeError } from "../bridges/room-bridges.js";
 import type { Bridges } from "../bridges/index.js";
 import { StreamConflictError, StreamStartError } from "../bridges/streams.js";
+import { JobLimitError } from "../bridges/supervisor.js";
 import { parseRtmpUrl } from "../bridges/urls.js";
 import { ROOM_NAME_RE, type Config } from "../config.js";
-import { sendError } from "./errors.js";
+import { RETRY_AFTER_SECONDS, sendError } from "./errors.js";
 import { admitRoomManager, tokenOf, unauthorized } from "./guard.js";
 
 declare module "fastify" {
@@ -163,6 +164,10 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
         await bridges.streams.start(streamId, rtmpUrl);
       } catch (err) {
         if (err instanceof StreamConflictError) return seedError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
+        if (err instanceof JobLimitError) {
+          reply.header("Retry-After", RETRY_AFTER_SECONDS);
+          return seedError(reply, 503, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${err.message}.`);
+        }
         const reason = err instanceof StreamStartError ? err.message : "internal error";
         if (!(err instanceof StreamStartError)) request.log.error({ err, streamId }, "start-stream failed");
         const sentence = /[.!?]$/.test(reason) ? reason : `${reason}.`;

@@ -1,7 +1,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
+import { JobLimitError } from "../bridges/supervisor.js";
 import { SfuError } from "../sfu/errors.js";
 
+/** Retry-After of every 503 (RFC 9725 §4.6: a limit was reached, try again later). */
+export const RETRY_AFTER_SECONDS = "5";
+
 export function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
+  if (status === 503 && !reply.hasHeader("Retry-After")) reply.header("Retry-After", RETRY_AFTER_SECONDS);
   return reply.code(status).type("application/json; charset=utf-8").send({ error: message });
 }
 
@@ -9,10 +14,7 @@ export function sendError(reply: FastifyReply, status: number, message: string):
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
   app.setErrorHandler((err: FastifyError | SfuError | Error, request, reply) => {
-    if (err instanceof SfuError) {
-      if (err.status === 503) reply.header("Retry-After", "5");
-      return sendError(reply, err.status, err.message);
-    }
+    if (err instanceof SfuError || err instanceof JobLimitError) return sendError(reply, err.status, err.message);
     const code = (err as FastifyError).code;
     const status = (err as FastifyError).statusCode;
     if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendError(reply, 413, "request body too large");

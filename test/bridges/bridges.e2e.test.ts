@@ -565,3 +565,60 @@ describe("bridges with auth on (no media needed)", () => {
     expect(await off.json()).toEqual({ status: "error", message: "Forbidden" });
   });
 });
+
+describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
+  let server: TestServer;
+  let hlsDir: string;
+  const clients: WhipClient[] = [];
+  beforeAll(async () => {
+    hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-limit-"));
+    server = await startServer({ HLS_DIR: hlsDir, MAX_FFMPEG_JOBS: "1", TRANSCODER_API_KEY: API_KEY, LOG_LEVEL: "warn" });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.close();
+    rmSync(hlsDir, { recursive: true, force: true });
+  });
+
+  const metric = async (name: string): Promise<number> => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+  };
+
+  it("a job past the limit is 503 + Retry-After on every route that starts FFmpeg, counted in /metrics; nothing extra runs; room for one again once a job stops", async () => {
+    const { client } = await publishTestStream(server.whipUrl("lim"), { video: { codec: "H264" } });
+    clients.push(client);
+    const hls = await api(server, "POST", "/api/rooms/lim/hls");
+    expect(hls.status).toBe(201);
+    expect(server.app.bridges.supervisor.list()).toHaveLength(1);
+
+    const refusals: { status: number; json: any; retryAfter: string | null }[] = [];
+    const call = async (method: string, p: string, body: unknown, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${server.url}${p}`, { method, headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+      refusals.push({ status: res.status, json: await res.json(), retryAfter: res.headers.get("retry-after") });
+    };
+    await call("POST", "/api/rooms/lim/restreams", { url: "rtmp://127.0.0.1:1/live/x" });
+    await call("POST", "/api/rooms/other/ingest", { url: "rtmp://127.0.0.1:1/live/y" });
+    await call("POST", "/start-stream", { streamId: "cam1", rtmpUrl: "rtmp://127.0.0.1:1/live/z" }, { "X-API-Key": API_KEY });
+    for (const r of refusals) {
+      expect(r.status).toBe(503);
+      expect(r.retryAfter).toMatch(/^\d+$/);
+    }
+    expect(refusals[0].json).toEqual({ error: "FFmpeg job limit reached (1 running)" });
+    expect(refusals[1].json).toEqual({ error: "FFmpeg job limit reached (1 running)" });
+    expect(refusals[2].json).toEqual({ status: "error", message: "Failed to start FFmpeg process for stream cam1. Reason: FFmpeg job limit reached (1 running)." });
+    // The refused ingest left no room behind, the refused stream no entry.
+    expect(server.app.rooms.get("other")).toBeUndefined();
+    expect((await api(server, "GET", "/streams", undefined, { "X-API-Key": API_KEY })).json.streams).toEqual([]);
+    expect(server.app.bridges.supervisor.list()).toHaveLength(1);
+    expect(await metric("live_ffmpeg_jobs_rejected_total")).toBe(3);
+    expect(await metric("live_ffmpeg_job_limit")).toBe(1);
+    const jobs = await (await fetch(`${server.url}/metrics`)).text();
+    expect(jobs).toMatch(/^live_ffmpeg_jobs\{kind="hls",state="(starting|running)"\} 1$/m);
+
+    expect((await api(server, "DELETE", "/api/rooms/lim/hls")).status).toBe(200);
+    const again = await api(server, "POST", "/api/rooms/lim/restreams", { url: "rtmp://127.0.0.1:1/live/x" });
+    expect(again.status).toBe(201);
+  });
+});
