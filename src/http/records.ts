@@ -1,4 +1,4 @@
-import { readdir, stat } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
@@ -70,7 +70,8 @@ export async function listRecords(dir: string): Promise<RecordEntry[]> {
     const parsed = parseRecordName(name);
     if (!parsed) continue;
     try {
-      const st = await stat(path.join(dir, name));
+      // lstat: a symlink planted in RECORD_DIR is neither listed nor served (as /hls refuses them).
+      const st = await lstat(path.join(dir, name));
       if (!st.isFile()) continue;
       entries.push({
         name,
@@ -129,7 +130,7 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
     const file = path.join(root, name);
     if (path.dirname(file) !== root) return sendError(reply, 400, "invalid record name");
     try {
-      const st = await stat(file);
+      const st = await lstat(file);
       if (!st.isFile()) return sendError(reply, 404, "record not found");
     } catch {
       return sendError(reply, 404, "record not found");

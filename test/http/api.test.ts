@@ -1,7 +1,7 @@
 // The HTTP contract of spec/api.md, status for status and message for message, through the wire.
 // Publishers here are SDP offers whose ICE never completes: enough to hold a room for the
 // request-level cases (409, 422, 403) without media.
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import http from "node:http";
@@ -296,6 +296,9 @@ describe("records", () => {
     writeFileSync(path.join(dir, "demo_video0_1710123456.ivf"), Buffer.alloc(1000, 7));
     writeFileSync(path.join(dir, "demo_audio0_1710123457.ogg"), Buffer.from("OggS-data"));
     writeFileSync(path.join(dir, "notes.txt"), "not a recording");
+    // Symlinks with recording names, to a file outside and to a file inside: neither is listed or served.
+    symlinkSync(outside, path.join(dir, "demo_video1_1710123458.ivf"));
+    symlinkSync(path.join(dir, "demo_video0_1710123456.ivf"), path.join(dir, "demo_video2_1710123459.ivf"));
     server = await startServer({ RECORD_DIR: dir });
   });
   afterAll(() => server.close());
@@ -343,6 +346,8 @@ describe("records", () => {
     `/records/${encodeURIComponent(path.resolve("/etc/passwd"))}`,
     "/records/../../etc/passwd",
     "/records/./../secret.txt",
+    "/records/demo_video1_1710123458.ivf",
+    "/records/demo_video2_1710123459.ivf",
   ])("never serves %s", async (p) => {
     const { status, body } = await rawGet(p);
     expect([400, 404]).toContain(status);
