@@ -2,6 +2,7 @@ import cors from "@fastify/cors";
 import fastifyStatic from "@fastify/static";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from "fastify";
 import { existsSync } from "node:fs";
+import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { Authorizer } from "./auth/auth.js";
@@ -11,7 +12,7 @@ import type { Config } from "./config.js";
 import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
-import { createRateLimit } from "./http/guard.js";
+import { createRateLimit, type RateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
 import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
@@ -35,9 +36,54 @@ declare module "fastify" {
   }
 }
 
+/** The CORS headers of every answer, for the ones written before fastify sees the request. */
+function corsHeaders(origin: string): string {
+  return (
+    `Access-Control-Allow-Origin: ${origin}\r\nAccess-Control-Allow-Methods: ${CORS_METHODS}\r\n` +
+    `Access-Control-Allow-Headers: ${CORS_HEADERS}\r\nAccess-Control-Expose-Headers: ${CORS_EXPOSE}\r\n`
+  );
+}
+
+/**
+ * What Node's HTTP parser refuses (a broken request line, headers over the limit, a header
+ * timeout) never reaches fastify: answer it in the spec's shape, with CORS, and let it use up the
+ * sender's rate-limit bucket like any request.
+ */
+function clientErrorHandler(rateLimit: RateLimit, origin: string, log: () => SfuLogger | undefined) {
+  return (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, message] =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "request header fields too large"]
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [408, "Request Timeout", "request timeout"]
+          : [400, "Bad Request", "bad request"];
+    const answer = (code: number, text: string, error: string, extra = ""): void => {
+      const body = JSON.stringify({ error });
+      if (!socket.writable) return void socket.destroy();
+      socket.end(
+        `HTTP/1.1 ${code} ${text}\r\n${corsHeaders(origin)}${extra}Content-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    };
+    const ip = socket.remoteAddress ?? "unknown";
+    log()?.info({ ip, code: err.code, status }, "malformed request");
+    rateLimit.take(ip).then(
+      (retryAfter) => (retryAfter === undefined ? answer(status, reason, message) : answer(429, "Too Many Requests", "too many requests", `Retry-After: ${retryAfter}\r\n`)),
+      () => answer(status, reason, message),
+    );
+  };
+}
+
 /** The whole server as a fastify instance; `app.close()` ends every room and finalises recordings. */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
+  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst);
+  let appLog: SfuLogger | undefined;
   const app = Fastify({
+    clientErrorHandler: clientErrorHandler(rateLimit, config.allowedOrigin, () => appLog),
     logger: {
       level: config.logLevel,
       // Tokens travel in headers and in ?token=; neither may reach the log.
@@ -70,6 +116,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
 
   const log: SfuLogger = app.log;
+  appLog = log;
   const recordingStats = new RecordingStats();
   const hooks = new SessionHooks(new Hooks({ urls: config.hooks, timeoutMs: config.hookTimeoutMs, serverId: config.serverId }, log));
   // Each finished room session's track files are merged into one playable .webm/.mp4.
@@ -127,10 +174,9 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     return payload;
   });
 
-  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst);
   app.addHook("onRequest", async (request, reply) => {
     const url = request.url;
-    if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit(request, reply);
+    if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit.hook(request, reply);
   });
 
   registerErrorHandling(app);

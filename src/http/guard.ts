@@ -44,18 +44,31 @@ export function admitRoomManager(auth: Authorizer, request: FastifyRequest, repl
  * Per-client-IP limit with rate-limiter-flexible: BURST requests per BURST/RPS seconds, i.e. a
  * bucket of BURST refilled at RPS on average.
  */
-export function createRateLimit(rps: number, burst: number): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export interface RateLimit {
+  /** onRequest hook: 429 + Retry-After once the client's bucket is empty. */
+  hook(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /** Takes one point for an address; resolves with the Retry-After seconds when it is over the limit. */
+  take(ip: string): Promise<string | undefined>;
+}
+
+export function createRateLimit(rps: number, burst: number): RateLimit {
   const limiter = new RateLimiterMemory({ points: burst, duration: Math.max(1, Math.ceil(burst / rps)) });
-  return async (request, reply) => {
+  const take = async (ip: string): Promise<string | undefined> => {
     try {
-      await limiter.consume(request.ip);
+      await limiter.consume(ip);
+      return undefined;
     } catch (res) {
-      if (res instanceof RateLimiterRes) {
-        reply.header("Retry-After", String(Math.max(1, Math.ceil(res.msBeforeNext / 1000))));
-        await sendError(reply, 429, "too many requests");
-        return;
-      }
+      if (res instanceof RateLimiterRes) return String(Math.max(1, Math.ceil(res.msBeforeNext / 1000)));
       throw res;
     }
+  };
+  return {
+    take,
+    hook: async (request, reply) => {
+      const retryAfter = await take(request.ip);
+      if (retryAfter === undefined) return;
+      reply.header("Retry-After", retryAfter);
+      await sendError(reply, 429, "too many requests");
+    },
   };
 }

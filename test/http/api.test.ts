@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, symlinkSync } from
 import { tmpdir } from "node:os";
 import path from "node:path";
 import http from "node:http";
+import net from "node:net";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
@@ -276,6 +277,49 @@ describe("rate limit", () => {
       expect(Number(last?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
       expect(await last?.json()).toEqual({ error: "too many requests" });
       // Health and metrics stay reachable for probes.
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+/** Bytes written to a plain TCP socket, everything the server answers until it closes. */
+function rawExchange(url: string, bytes: string): Promise<{ status: number; head: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(new URL(url).port), "127.0.0.1");
+    const chunks: Buffer[] = [];
+    socket.on("data", (d) => chunks.push(d));
+    socket.on("error", reject);
+    socket.on("close", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const [head, body = ""] = text.split("\r\n\r\n");
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head, body });
+    });
+    socket.end(bytes);
+  });
+}
+
+describe("requests Node's HTTP parser refuses", () => {
+  it("400 and 431 in the spec's shape with CORS headers, and they spend the sender's rate-limit bucket", async () => {
+    const server = await startServer({ RATE_LIMIT_RPS: "1", RATE_LIMIT_BURST: "3", ALLOWED_ORIGIN: "https://app.example" });
+    try {
+      const bad = await rawExchange(server.url, "GARBAGE \x01\r\n\r\n");
+      expect(bad.status).toBe(400);
+      expect(bad.head).toMatch(/^Access-Control-Allow-Origin: https:\/\/app\.example$/im);
+      expect(bad.head).toMatch(/^Access-Control-Expose-Headers: .*Retry-After/im);
+      expect(JSON.parse(bad.body)).toEqual({ error: "bad request" });
+      const big = await rawExchange(server.url, `GET /api/rooms HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+      expect(big.status).toBe(431);
+      expect(big.head).toMatch(/^Access-Control-Allow-Origin: https:\/\/app\.example$/im);
+      expect(JSON.parse(big.body)).toEqual({ error: "request header fields too large" });
+      await rawExchange(server.url, "GARBAGE\r\n\r\n");
+      // Three points spent by malformed requests: the next well-formed API request is over the limit.
+      const after = await fetch(`${server.url}/api/rooms`);
+      expect(after.status).toBe(429);
+      const again = await rawExchange(server.url, "GARBAGE\r\n\r\n");
+      expect(again.status).toBe(429);
+      expect(again.head).toMatch(/^Retry-After: \d+$/im);
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     } finally {
       await server.close();
