@@ -57,9 +57,15 @@ interface ContainerWriter {
   frame(f: Frame): Buffer;
   /** Bytes to append at the end, and a header to rewrite at offset 0. */
   end(): { tail?: Buffer; header?: Buffer };
+  /** The header as it would be if the file ended now, rewritten about every second so a process
+   * killed without closing (SIGKILL, power loss) leaves a file whose duration is known. */
+  progressHeader?(): Buffer;
 }
 
 export type Recordable = RecordableCodec | "AV1";
+
+/** How often a growing file's header is rewritten with the duration so far (see progressHeader). */
+const HEADER_PATCH_MS = 1000;
 
 const FOURCC = { VP8: "VP80", VP9: "VP90", AV1: "AV01" } as const;
 
@@ -77,6 +83,7 @@ function containerFor(codec: Recordable, channels: number): ContainerWriter {
         },
         frame: (f) => (ivf as IvfWriter).frame(f.data, f.timestamp),
         end: () => (ivf ? { header: ivf.finalHeader() } : {}),
+        progressHeader: () => (ivf as IvfWriter).finalHeader(),
       };
     }
     case "H264": {
@@ -126,6 +133,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   private readonly clock = new TimestampUnwrapper();
   private startedAt = 0;
   private frames = 0;
+  private headerPatchedAt = 0;
   private firstTs = 0;
   private lastTs = 0;
   readonly fileName: string;
@@ -175,6 +183,13 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
       const bytes = this.container.frame(f);
       this.opts.stats.bytes += bytes.length;
       this.file.append(bytes);
+      if (this.container.progressHeader) {
+        const now = Date.now();
+        if (now - this.headerPatchedAt >= HEADER_PATCH_MS) {
+          this.headerPatchedAt = now;
+          this.file.writeAt(this.container.progressHeader(), 0);
+        }
+      }
     }
   }
 
