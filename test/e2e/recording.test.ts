@@ -7,6 +7,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { durationSeconds, probe, streamOf, type ProbeResult } from "../helpers/ffprobe.js";
 import { sleep, waitFor } from "../helpers/net.js";
+import { buildServer } from "../helpers/server-process.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { publishTestStream, WhipClient, type SourceSettings } from "../helpers/whip-client.js";
 
@@ -207,13 +208,6 @@ describe("recording", () => {
     }
   }, 30_000);
 });
-
-/** Compiles the server as `npm start` does, into a folder of its own so `dist/` is left alone. */
-function buildServer(): string {
-  const outDir = path.resolve("node_modules/.cache/sfu-test-build");
-  execFileSync(process.execPath, [path.resolve("node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", outDir], { stdio: "inherit" });
-  return path.join(outDir, "main.js");
-}
 
 describe("SIGTERM", () => {
   it("finalises every recording before the process exits", async () => {
