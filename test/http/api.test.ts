@@ -145,6 +145,14 @@ describe("WHIP/WHEP statuses and messages", () => {
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
     expect(res.headers.get("access-control-allow-methods")).toBe("GET, POST, PATCH, DELETE, OPTIONS");
     expect(res.headers.get("access-control-expose-headers")).toBe("Location, Link, ETag, Accept-Patch, Accept-Post, Retry-After");
+    // Credentials are bearer tokens, never cookies: no origin is ever granted credentialed access.
+    expect(res.headers.get("access-control-allow-credentials")).toBeNull();
+    const preflight = await fetch(`${server.url}/api/whip/publish/x`, {
+      method: "OPTIONS",
+      headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization" },
+    });
+    expect(preflight.headers.get("access-control-allow-credentials")).toBeNull();
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
   });
 
   it("status routes", async () => {
