@@ -8,7 +8,7 @@
 //   npm run soak                      # 120 s
 //   SOAK_SECONDS=600 SOAK_ROOMS=4 SOAK_SUBS=4 npm run soak
 //
-// Not part of `npm test`. The server is this checkout's src/, compiled into .tmp/soak-dist.
+// `npm test` runs it (120 s) after the suite; the server is this checkout's src/, compiled into .tmp/soak-dist.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";

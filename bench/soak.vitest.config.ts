@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// The soak runs apart from `npm test`: `npm run soak` (SOAK_SECONDS, default 120).
+// The soak: the second half of `npm test` (2 minutes, after the suite, so nothing else loads the
+// machine while it measures), and `npm run soak` for longer runs (SOAK_SECONDS).
 export default defineConfig({
   test: {
     root: new URL("..", import.meta.url).pathname,
