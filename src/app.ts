@@ -8,12 +8,14 @@ import path from "node:path";
 import { Authorizer } from "./auth/auth.js";
 import { createBridges } from "./bridges/index.js";
 import { Ingests } from "./bridges/ingest.js";
+import { RelayTasks } from "./bridges/relay/tasks.js";
 import type { Config } from "./config.js";
 import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
+import { registerRelayRoutes } from "./http/relay.js";
 import { sessionRoutes } from "./http/sessions.js";
 import { registerStatusRoutes } from "./http/status.js";
 import { Hooks, SessionHooks } from "./hooks/callbacks.js";
@@ -212,9 +214,25 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
   });
   registerIngestRoutes(app, { auth, ingests });
   await registerCallbackReceiver(app, { ingests, log, secret: config.srsCallbackSecret, authEnabled: auth.enabled });
+  // Relay tasks (VOD files looped out live to RTMP or into rooms), FFmpeg under the same supervisor.
+  const relays = new RelayTasks({
+    supervisor: bridges.supervisor,
+    rooms,
+    log,
+    mediaDir: config.mediaDir,
+    allowedHosts: config.ingestAllowedHosts,
+    stateFile: path.resolve(config.relayStateFile),
+    resumeMs: config.relayResumeHours * 3_600_000,
+    callbackTimeoutMs: config.relayCallbackTimeoutMs,
+    callbackTries: 3,
+    callbackRetryMs: 1000,
+  });
+  await registerRelayRoutes(app, { relays, config });
+  if (config.relayKey !== undefined) await relays.restore();
 
   app.addHook("onClose", async () => {
-    // Ingest FFmpegs first: their rooms end with them.
+    // Relays and ingest FFmpegs first: their rooms end with them (relay state stays on disk for the next start).
+    await relays.close();
     await ingests.close();
     await rooms.close();
     // The rooms stopped their bridges as they closed; /start-stream jobs and anything left end here.

@@ -65,6 +65,21 @@ export interface Config {
   startStreamProbeMs: number;
   /** FFmpeg processes (HLS, restreams, ingest, /start-stream, relays) at once; beyond it → 503. 0 = unlimited. */
   maxFfmpegJobs: number;
+  /** Relay tasks (seed 002): the MD5 key of n/r/k; unset = the relay API answers 403. */
+  relayKey?: string;
+  /** Account names (`n`) the relay API accepts; empty = any. */
+  relayAccounts: string[];
+  /** Relay task state, kept across restarts. */
+  relayStateFile: string;
+  /** `end` at least this long after `start` and after now (the seed: 300 s). */
+  relayMinWindowSeconds: number;
+  /** A stopped relay can be resumed this long (the seed: 48 h). */
+  relayResumeHours: number;
+  /** Each relay callback try waits this long for an answer (the seed: 10 s, 3 tries). */
+  relayCallbackTimeoutMs: number;
+  /** Calls per account per relayRateWindowSeconds (the seed: 100 per 5 minutes). */
+  relayRateLimit: number;
+  relayRateWindowSeconds: number;
   /** Ingest file sources must resolve under this directory. */
   mediaDir: string;
   /** When non-empty, ingest network sources (API and callbacks) must be on one of these hosts ("*.example.com" allowed). */
@@ -265,6 +280,14 @@ function transcoderApiKey(env: Env): string | undefined {
   return v;
 }
 
+function relayKey(env: Env): string | undefined {
+  const v = str(env, "RELAY_KEY");
+  if (v === undefined) return undefined;
+  if (/\s/.test(v)) throw new ConfigError("RELAY_KEY", "must not contain whitespace");
+  if (v.length < 8) throw new ConfigError("RELAY_KEY", `must be at least 8 characters, got ${v.length}`);
+  return v;
+}
+
 function mediaDir(env: Env): string {
   const v = str(env, "MEDIA_DIR") ?? "./media";
   if (v.includes("\0")) throw new ConfigError("MEDIA_DIR", "contains a NUL character");
@@ -336,6 +359,14 @@ export function loadConfig(env: Env = process.env): Config {
     transcoderApiKey: transcoderApiKey(env),
     startStreamProbeMs: int(env, "START_STREAM_PROBE_MS", 3000, 200, 60_000),
     maxFfmpegJobs: int(env, "MAX_FFMPEG_JOBS", 16, 0, 10_000),
+    relayKey: relayKey(env),
+    relayAccounts: (str(env, "RELAY_ACCOUNTS") ?? "").split(",").map((a) => a.trim()).filter((a) => a !== ""),
+    relayStateFile: str(env, "RELAY_STATE_FILE") ?? "./data/relay-tasks.json",
+    relayMinWindowSeconds: int(env, "RELAY_MIN_WINDOW_SECONDS", 300, 0, 86_400),
+    relayResumeHours: num(env, "RELAY_RESUME_HOURS", 48, 0, 8760),
+    relayCallbackTimeoutMs: int(env, "RELAY_CALLBACK_TIMEOUT_MS", 10_000, 100, 120_000),
+    relayRateLimit: int(env, "RELAY_RATE_LIMIT", 100, 1, 1_000_000),
+    relayRateWindowSeconds: int(env, "RELAY_RATE_WINDOW_SECONDS", 300, 1, 86_400),
     mediaDir: mediaDir(env),
     ingestAllowedHosts: ingestAllowedHosts(env),
     srsCallbackSecret: srsCallbackSecret(env),

@@ -201,7 +201,7 @@ export interface IngestArgsOptions {
   ssrcs: readonly [number, number];
 }
 
-function rtpOutput(port: number): string[] {
+export function rtpOutput(port: number): string[] {
   // RTCP to the RTP port itself (RtpSource drops it there); FFmpeg would otherwise send it to port+1.
   return [...whitelistArgs(["rtp", "udp"]), "-f", "rtp", `rtp://127.0.0.1:${port}?rtcpport=${port}&pkt_size=${PACKET_SIZE}`];
 }

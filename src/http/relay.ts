@@ -1,0 +1,107 @@
+// The seed's relay API (seed 002, bridges.md §5): POST /api/relay and its original path
+// /api/cdn/v2/forwardRequest.action, GET /api/relay[/{id}]. Auth is the seed's n/r/k
+// (k = md5(r + RELAY_KEY)), 100 calls per 5 minutes per account; replies in the seed's shape.
+
+import { createHash } from "node:crypto";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { tokenMatches } from "../auth/auth.js";
+import { parseRelayRequest, RelayRequestError } from "../bridges/relay/request.js";
+import { RelayClosedError, type RelayTasks } from "../bridges/relay/tasks.js";
+import { JobLimitError } from "../bridges/supervisor.js";
+import type { Config } from "../config.js";
+import { RETRY_AFTER_SECONDS } from "./errors.js";
+
+export interface RelayRouteDeps {
+  relays: RelayTasks;
+  config: Pick<Config, "relayKey" | "relayAccounts" | "relayMinWindowSeconds" | "relayRateLimit" | "relayRateWindowSeconds">;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    relays: RelayTasks;
+  }
+}
+
+const reply = (res: FastifyReply, status: number, msg: string): FastifyReply =>
+  res.code(status).type("application/json; charset=utf-8").send({ http_code: String(status), msg, call_time: Date.now() });
+
+export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRouteDeps): Promise<void> {
+  const { relays, config } = deps;
+  app.decorate("relays", relays);
+  const limiter = new RateLimiterMemory({ points: config.relayRateLimit, duration: config.relayRateWindowSeconds });
+
+  /** n/r/k: the account, a nonce of at most 10 characters, md5(r + key) in hex. */
+  const authorize = async (request: FastifyRequest, res: FastifyReply): Promise<boolean> => {
+    const q = request.query as Record<string, unknown>;
+    const key = config.relayKey;
+    if (key === undefined) {
+      await reply(res, 403, "forbidden: the relay API is off (RELAY_KEY is not set)");
+      return false;
+    }
+    const { n, r, k } = q;
+    if (typeof n !== "string" || n === "" || n.length > 64 || typeof r !== "string" || r === "" || r.length > 10 || typeof k !== "string") {
+      await reply(res, 403, "forbidden: n, r (at most 10 characters) and k are required");
+      return false;
+    }
+    if (config.relayAccounts.length > 0 && !config.relayAccounts.includes(n)) {
+      await reply(res, 403, "forbidden: unknown account");
+      return false;
+    }
+    const expected = createHash("md5").update(r + key, "utf8").digest("hex");
+    if (!tokenMatches(k.toLowerCase(), expected)) {
+      await reply(res, 403, "forbidden: k does not match md5(r + key)");
+      return false;
+    }
+    try {
+      await limiter.consume(n);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      res.header("Retry-After", String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))));
+      await reply(res, 429, `too many requests: at most ${config.relayRateLimit} calls per ${config.relayRateWindowSeconds} s`);
+      return false;
+    }
+    return true;
+  };
+
+  await app.register(async (scope) => {
+    // Bad JSON and wrong content types answer in the seed's shape too.
+    scope.setErrorHandler((err: FastifyError, request, res) => {
+      const status = err.statusCode ?? 500;
+      if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply(res, 413, "request body too large");
+      if (status >= 400 && status < 500) return reply(res, 400, "the body must be JSON (Content-Type: application/json)");
+      request.log.error({ err }, "relay request failed");
+      return reply(res, 500, "internal server error");
+    });
+
+    const post = async (request: FastifyRequest, res: FastifyReply) => {
+      if (!(await authorize(request, res))) return res;
+      try {
+        const command = parseRelayRequest(request.body, { minWindowMs: config.relayMinWindowSeconds * 1000, now: Date.now() });
+        await relays.execute(command);
+        request.log.info({ cmd: command.cmd, relays: command.tasks.map((t) => t.id) }, "relay command");
+      } catch (err) {
+        if (err instanceof RelayRequestError) return reply(res, err.status, err.message);
+        if (err instanceof JobLimitError || err instanceof RelayClosedError) {
+          res.header("Retry-After", RETRY_AFTER_SECONDS);
+          return reply(res, 503, err.message);
+        }
+        throw err;
+      }
+      return reply(res, 200, "receive task success!");
+    };
+    scope.post("/api/relay", post);
+    scope.post("/api/cdn/v2/forwardRequest.action", post);
+
+    scope.get("/api/relay", async (request, res) => {
+      if (!(await authorize(request, res))) return res;
+      return relays.list();
+    });
+    scope.get<{ Params: { id: string } }>("/api/relay/:id", async (request, res) => {
+      if (!(await authorize(request, res))) return res;
+      const info = relays.get(request.params.id);
+      if (!info) return reply(res, 404, "no relay task with this id");
+      return info;
+    });
+  });
+}

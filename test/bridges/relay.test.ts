@@ -1,0 +1,340 @@
+// Relay tasks (seed 002, bridges.md §5): the seed's own bodies, n/r/k auth and its call limit, bad
+// input starting nothing, and end to end with real FFmpeg: two short files looped to a real
+// nginx-rtmp (read back with ffprobe) and into a room a werift WHEP viewer decodes, the seed's
+// callbacks received by a real HTTP listener, stop of one of two targets, list replacement,
+// resume, and tasks picked up again by a restarted server.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
+import { parseRelayRequest, RelayRequestError } from "../../src/bridges/relay/request.js";
+import { advance, ffconcat, planEntries } from "../../src/bridges/relay/plan.js";
+import { probe } from "../helpers/ffprobe.js";
+import { waitFor } from "../helpers/net.js";
+import { requireOrSkip } from "../helpers/requirements.js";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { playStream, type WhepClient } from "../helpers/whep-client.js";
+import { startNginxRtmp, type NginxRtmp } from "./nginx-rtmp.js";
+
+// The seed's own example: key 012f37a3f2952, r 1409284800 → k b9fed80be752551834eec3e52fa94115.
+const KEY = "012f37a3f2952";
+const SEED_AUTH = "n=portal&r=1409284800&k=b9fed80be752551834eec3e52fa94115";
+const auth = (r = String(Date.now() % 1e10)) => `n=portal&r=${r}&k=${createHash("md5").update(r + KEY).digest("hex")}`;
+
+// The seed's bodies, unchanged.
+const SEED_START = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/abc.mp4" }, { "url": "http://www.video.com/live/1.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/2.mp4", "relofftime": "300-500" } ], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" } ], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0" } }] }`;
+const SEED_STOP = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "2", "type": "video", "list": [{ "id": "123", "src": [{ "url": "" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }] }] }`;
+const SEED_SCHEDULED = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/abc.mp4" }, { "url": "http://www.video.com/live/1.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/2.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0" }, "start": "1540216800000", "end": "1540220400000" }] }`;
+const SEED_UPDATE = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "3", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/d.mp4" }, { "url": "http://www.video.com/live/3.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/4.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0", "waitCrtUrlFinish": "0" } }] }`;
+const SEED_RESUME = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "5", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/d.mp4" }, { "url": "http://www.video.com/live/3.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/4.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2", "resetUrl": "rtmp://www.push3.com/live/test3" }] }] }`;
+const SEED_FOPS = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/d.mp4", "wmimage": "http://ws.test.com/live/picture1.jpg", "wmgravity": "TOP_LEFT" }, { "url": "http://www.video.com/live/3.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/4.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }], "fops": { "bps": "1200", "res": "25", "fps": "1280x640", "vcodec": "libx265", "acodec": "libmp3lame" } }] }`;
+
+const limits = { minWindowMs: 300_000, now: Date.parse("2026-11-23T00:00:00Z") };
+const reason = (body: unknown): string => {
+  try {
+    parseRelayRequest(body, limits);
+  } catch (err) {
+    if (err instanceof RelayRequestError) return err.message;
+    throw err;
+  }
+  return "accepted";
+};
+
+describe("relay requests (pure)", () => {
+  it("reads the seed's start, stop, update and resume bodies", () => {
+    const start = parseRelayRequest(JSON.parse(SEED_START), limits);
+    expect(start.cmd).toBe("1");
+    expect(start.callbackUrl).toBe("http://www.callback.com/api");
+    const t = start.tasks[0]!;
+    expect(t).toMatchObject({ id: "123", loop: 1, index: 0, callBackFileInfo: false });
+    expect(t.src[1]!.absWindows).toEqual([{ fromMs: Date.UTC(2018, 9, 22, 15, 30), toMs: Date.UTC(2018, 9, 22, 15, 50) }]);
+    expect(t.src[2]!.windows).toEqual([{ from: 300, to: 500 }]);
+    expect(t.forward.map((f) => f.target)).toEqual([
+      { kind: "rtmp", url: "rtmp://www.push1.com/live/test" },
+      { kind: "rtmp", url: "rtmp://www.push2.com/live/test2" },
+    ]);
+    expect(parseRelayRequest(JSON.parse(SEED_STOP), limits).tasks[0]!.src).toEqual([]);
+    expect(parseRelayRequest(JSON.parse(SEED_UPDATE), limits).tasks[0]!.waitCrtUrlFinish).toBe(false);
+    const resume = parseRelayRequest(JSON.parse(SEED_RESUME), limits).tasks[0]!;
+    expect(resume.forward[1]!.resetTo).toEqual({ kind: "rtmp", url: "rtmp://www.push3.com/live/test3" });
+  });
+
+  it("refuses what the seed refuses, each with its reason", () => {
+    // The seed's own transcoding example swaps res and fps.
+    expect(reason(JSON.parse(SEED_FOPS))).toMatch(/fops.res "25" must be WIDTHxHEIGHT.*swapped/);
+    // The seed's schedule lies in 2018: its end is not 5 minutes after now.
+    expect(reason(JSON.parse(SEED_SCHEDULED))).toMatch(/end must be at least 5 minute\(s\) after now/);
+    const base = JSON.parse(SEED_START);
+    const task = (over: Record<string, unknown>) => ({ ...base, list: [{ ...base.list[0], ...over }] });
+    expect(reason({ ...base, cmd: "4" })).toMatch(/cmd "4" is not one of/);
+    expect(reason({ ...base, type: "audio" })).toMatch(/type must be "video"/);
+    expect(reason({ ...base, list: [] })).toMatch(/list must be a non-empty list/);
+    expect(reason(task({ id: "" }))).toMatch(/id is required/);
+    expect(reason(task({ src: [] }))).toMatch(/src needs at least one url/);
+    expect(reason(task({ forward: [{ url: "http://x/y" }] }))).toMatch(/rtmp:\/\/ or rtmps:\/\/ URL, or room:\{name\}/);
+    expect(reason(task({ forward: [{ url: "room:../x" }] }))).toMatch(/invalid room name/);
+    expect(reason(task({ src: [{ url: "a.mp4", relofftime: "500-300" }] }))).toMatch(/end must be after the start/);
+    expect(reason(task({ src: [{ url: "a.mp4", relofftime: "abc" }] }))).toMatch(/expected seconds like 300-500/);
+    expect(reason(task({ src: [{ url: "a.mp4", absofftime: "20181322153000-20181322155000" }] }))).toMatch(/yyyymmddHHMMSS/);
+    expect(reason(task({ extendParam: { index: "4" } }))).toMatch(/index 4 is past the 3 file/);
+    expect(reason(task({ fops: { bps: "1200" } }))).toMatch(/need fops.vcodec/);
+    expect(reason(task({ fops: { vcodec: "libx265" } }))).toMatch(/libx265 cannot be carried over RTMP/);
+    expect(reason(task({ fops: { vcodec: "libx264", acodec: "libvorbis" } }))).toMatch(/libvorbis cannot be carried over RTMP/);
+    expect(reason(task({ forward: [{ url: "room:cinema" }], fops: { vcodec: "libx264", acodec: "aac" } }))).toMatch(/into a WebRTC room/);
+    expect(reason(task({ start: "12345" }))).toMatch(/13-digit/);
+    expect(reason(task({ start: String(limits.now), end: String(limits.now + 60_000) }))).toMatch(/at least 5 minute/);
+    expect(reason({ ...base, cmd: "5", list: [{ ...base.list[0] }] })).toMatch(/fops and extendParam are not accepted with cmd 5/);
+    expect(reason(task({ src: [{ url: "a.mp4", wmimage: "w.png", wmgravity: "MIDDLE" }] }))).toMatch(/wmgravity must be one of/);
+    // A well-formed schedule is accepted.
+    expect(reason(task({ start: String(limits.now + 60_000), end: String(limits.now + 60_000 + 300_000) }))).toBe("accepted");
+  });
+
+  it("plans windows, walks positions across entries, writes ffconcat lists from a position", () => {
+    const files = [
+      { input: "file:/m/a.mp4", duration: 10 },
+      { input: "file:/m/b.mp4", duration: 600, creationMs: Date.UTC(2018, 9, 22, 15, 0) },
+      { input: "file:/m/c.mp4", duration: 100 },
+    ];
+    const entries = planEntries(files, [
+      {},
+      { absWindows: [{ fromMs: Date.UTC(2018, 9, 22, 15, 1), toMs: Date.UTC(2018, 9, 22, 15, 2) }] },
+      { windows: [{ from: 20, to: 30 }, { from: 90, to: 200 }] },
+    ]);
+    expect(entries.map((e) => [e.file, e.from, e.to, e.seconds])).toEqual([
+      [0, 0, undefined, 10],
+      [1, 60, 120, 60],
+      [2, 20, 30, 10],
+      [2, 90, 100, 10],
+    ]);
+    expect(advance(entries, { pass: 0, entry: 0, offset: 0 }, 75)).toEqual({ pass: 0, entry: 2, offset: 5 });
+    expect(advance(entries, { pass: 0, entry: 1, offset: 30 }, 200)).toEqual({ pass: 0, entry: 4, offset: 0 });
+    expect(ffconcat(entries, { pass: 0, entry: 1, offset: 15 })).toBe(
+      "ffconcat version 1.0\nfile 'file:/m/b.mp4'\ninpoint 75.000\noutpoint 120.000\nfile 'file:/m/c.mp4'\ninpoint 20.000\noutpoint 30.000\nfile 'file:/m/c.mp4'\ninpoint 90.000\noutpoint 100.000\n",
+    );
+    expect(() => planEntries([{ input: "x", duration: 5 }], [{ windows: [{ from: 10, to: 20 }] }])).toThrow(/no time window/);
+    expect(() => planEntries([{ input: "x", duration: 5 }], [{ absWindows: [{ fromMs: 0, toMs: 1000 }] }])).toThrow(/no creation_time/);
+  });
+});
+
+/** A listener for the seed's callbacks: answers 200 "ok" (or what `answer` says) and keeps each body. */
+async function callbackListener(): Promise<{ url: string; bodies: Record<string, string>[]; answer: { status: number; body: string }; close(): Promise<void> }> {
+  const bodies: Record<string, string>[] = [];
+  const state = { status: 200, body: "ok" };
+  const server = http.createServer((req, res) => {
+    let data = "";
+    req.on("data", (d) => (data += d));
+    req.on("end", () => {
+      try {
+        bodies.push(JSON.parse(data) as Record<string, string>);
+      } catch {
+        bodies.push({ invalid: data });
+      }
+      res.writeHead(state.status).end(state.body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}/cb`, bodies, answer: state, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+async function makeClip(file: string, color: string, seconds: number): Promise<void> {
+  const r = spawn(resolveFfmpeg(), [
+    "-hide_banner", "-loglevel", "error",
+    "-f", "lavfi", "-i", `color=c=${color}:size=320x240:rate=25`,
+    "-f", "lavfi", "-i", "sine=sample_rate=44100",
+    "-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+    "-y", file,
+  ], { stdio: "ignore" });
+  await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`clip: exit ${code}`)))));
+}
+
+const need = requireOrSkip("ffmpeg", "ffprobe", "nginx-rtmp");
+
+describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
+  let server: TestServer;
+  let nginx: NginxRtmp;
+  let media: string;
+  let stateDir: string;
+  let cb: Awaited<ReturnType<typeof callbackListener>>;
+  const viewers: WhepClient[] = [];
+  const env = () => ({ MEDIA_DIR: media, RELAY_KEY: KEY, RELAY_STATE_FILE: path.join(stateDir, "relay.json"), RELAY_MIN_WINDOW_SECONDS: "5", RELAY_CALLBACK_TIMEOUT_MS: "2000", LOG_LEVEL: process.env.RELAY_LOG ?? "warn" });
+
+  beforeAll(async () => {
+    media = mkdtempSync(path.join(tmpdir(), "relay-media-"));
+    stateDir = mkdtempSync(path.join(tmpdir(), "relay-state-"));
+    await Promise.all([makeClip(path.join(media, "red.mp4"), "red", 2), makeClip(path.join(media, "blue.mp4"), "blue", 2)]);
+    nginx = await startNginxRtmp();
+    cb = await callbackListener();
+    server = await startServer(env());
+  });
+  afterAll(async () => {
+    await Promise.all(viewers.map((v) => v.close()));
+    await server?.close();
+    await nginx?.stop();
+    await cb?.close();
+    rmSync(media, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const post = async (body: unknown, query = auth(), p = "/api/relay") => {
+    const res = await fetch(`${server.url}${p}?${query}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get("retry-after") };
+  };
+  const task = async (id: string) => (await (await fetch(`${server.url}/api/relay/${encodeURIComponent(id)}?${auth()}`)).json()) as { state: string; src: string[]; targets: { url: string; state: string; file?: number; pass: number; offsetSeconds: number; lastError?: string; resumableUntil?: string }[] };
+  const startBody = (id: string, src: string[], forward: string[], extend: Record<string, string> = {}) => ({
+    transcallbackurl: cb.url,
+    cmd: "1",
+    type: "video",
+    list: [{ id, src: src.map((url) => ({ url })), forward: forward.map((url) => ({ url })), extendParam: extend }],
+  });
+
+  it("n/r/k: the seed's example key works on both paths; missing, wrong or long r is 403; the relay API is off without RELAY_KEY", async () => {
+    const ok = await post(SEED_STOP.replace('"cmd": "2"', '"cmd": "2"'), SEED_AUTH, "/api/cdn/v2/forwardRequest.action");
+    // Authorized: the body is read (no such task yet → 400 with the reason).
+    expect(ok.status).toBe(400);
+    expect(ok.json).toMatchObject({ http_code: "400", msg: 'no relay task with id "123"' });
+    expect(typeof ok.json.call_time).toBe("number");
+    for (const q of ["", "n=portal&r=1409284800", "n=portal&r=1409284800&k=00000000000000000000000000000000", `n=portal&r=12345678901&k=${createHash("md5").update("12345678901" + KEY).digest("hex")}`]) {
+      const res = await post(SEED_START, q);
+      expect(res.status).toBe(403);
+      expect(res.json.http_code).toBe("403");
+    }
+    const off = await startServer({ MEDIA_DIR: media });
+    try {
+      const res = await fetch(`${off.url}/api/relay?${SEED_AUTH}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: SEED_START });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { msg: string }).msg).toMatch(/RELAY_KEY is not set/);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it("bad sources and targets are 400 with the reason, and start nothing", async () => {
+    const bad: [string[], string[], RegExp][] = [
+      [["/etc/passwd"], [nginx.url("x")], /src\[0\]: invalid url/],
+      [["file:///etc/passwd"], [nginx.url("x")], /src\[0\]: invalid url/],
+      [["concat:red.mp4|blue.mp4"], [nginx.url("x")], /src\[0\]: invalid url/],
+      [["../red.mp4"], [nginx.url("x")], /src\[0\]: invalid url: file paths must not contain '\.\.'/],
+      [["missing.mp4"], [nginx.url("x")], /no such file under MEDIA_DIR/],
+      [[nginx.url("live")], [nginx.url("x")], /plays files/],
+      [["red.mp4"], ["file:///tmp/out.flv"], /rtmp:\/\/ or rtmps:\/\/ URL, or room/],
+    ];
+    for (const [src, fwd, re] of bad) {
+      const res = await post(startBody("bad", src, fwd));
+      expect(res.status, `${src} → ${fwd}`).toBe(400);
+      expect(String(res.json.msg)).toMatch(re);
+    }
+    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect((await fetch(`${server.url}/api/relay/bad?${auth()}`)).status).toBe(404);
+  });
+
+  it("loops two files twice to nginx-rtmp and into a room: ffprobe reads the RTMP stream, a WHEP viewer decodes the room, callbacks per file and at the end", async () => {
+    cb.bodies.length = 0;
+    const res = await post(startBody("loop2", ["red.mp4", "blue.mp4"], [nginx.url("relay1"), "room:cinema"], { loop: "2", callBackFileInfo: "1" }));
+    expect(res.json).toMatchObject({ http_code: "200", msg: "receive task success!" });
+    expect(res.status).toBe(200);
+    await waitFor(() => server.app.rooms.get("cinema") !== undefined, { timeoutMs: 10_000, what: "room cinema" });
+    const { client } = await playStream(server.whepUrl("cinema"), { video: [{ codec: "H264", profileLevelId: "42e01f" }] });
+    viewers.push(client);
+    await client.waitForKeyframes(1, 15_000);
+    await client.waitForFrames(25, 15_000, "video");
+    await client.waitForPackets(25, "audio", 10_000);
+    const p = await probe(nginx.url("relay1"), { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
+    expect(p.streams.map((s) => s.codec_name).sort()).toEqual(["aac", "h264"]);
+    const running = await task("loop2");
+    expect(running.state).toBe("running");
+    expect(running.targets.map((t) => t.url).sort()).toEqual(["room:cinema", "rtmp://127.0.0.1:" + nginx.port + "/live/****"].sort());
+    // 2 passes × (2 s + 2 s), in real time: finished well within 30 s.
+    await waitFor(() => cb.bodies.filter((b) => b.msg === "Push finished!").length === 2, { timeoutMs: 30_000, what: "both targets finished", describe: () => JSON.stringify(cb.bodies.map((b) => b.msg)) });
+    const done = await task("loop2");
+    expect(done.state).toBe("finished");
+    await waitFor(() => server.app.rooms.get("cinema") === undefined, { timeoutMs: 5000, what: "the room to end with the relay" });
+    for (const b of cb.bodies) {
+      expect(b).toMatchObject({ code: "0", id: "loop2", srcurl: JSON.stringify([{ url: "red.mp4" }, { url: "blue.mp4" }]) });
+      expect(["room:cinema", nginx.url("relay1")]).toContain(b.forwardurl);
+    }
+    const msgs = cb.bodies.filter((b) => b.forwardurl === "room:cinema").map((b) => b.msg);
+    expect(msgs[0]).toBe("Start pushing!");
+    expect(msgs.at(-1)).toBe("Push finished!");
+    // The second file started in each pass (progress is followed once a second, so at least one of them is seen).
+    expect(msgs.filter((m) => m === "Start pushing file blue.mp4").length).toBeGreaterThanOrEqual(1);
+    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+  }, 60_000);
+
+  it("cmd 2 stops one of two targets and keeps the other; cmd 3 replaces the list; cmd 5 resumes the stopped one", async () => {
+    cb.bodies.length = 0;
+    const a = nginx.url("relayA");
+    const b = nginx.url("relayB");
+    expect((await post(startBody("forever", ["red.mp4", "blue.mp4"], [a, b]))).status).toBe(200);
+    await waitFor(() => server.app.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, { timeoutMs: 15_000, what: "two relay jobs running" });
+    const stop = await post({ transcallbackurl: cb.url, cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }] }] });
+    expect(stop.status).toBe(200);
+    let t = await task("forever");
+    expect(t.targets.find((x) => x.url.endsWith("relayA") || x.url.includes("****"))).toBeDefined();
+    const [ta, tb] = [t.targets[0]!, t.targets[1]!];
+    expect(ta.state).toBe("stopped");
+    expect(ta.resumableUntil).toBeDefined();
+    expect(tb.state).toBe("running");
+    expect(server.app.bridges.supervisor.list("relay")).toHaveLength(1);
+    await waitFor(() => cb.bodies.some((x) => x.cmd === "2" && x.msg === "Stop pushing!" && x.forwardurl === a), { timeoutMs: 5000, what: "the stop callback" });
+    // A forward url the task does not have: 400, nothing changes.
+    const wrong = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: nginx.url("other") }] }] });
+    expect(wrong.status).toBe(400);
+    expect(String(wrong.json.msg)).toMatch(/has no forward url/);
+
+    const update = await post({ cmd: "3", type: "video", list: [{ id: "forever", src: [{ url: "blue.mp4" }], forward: [{ url: b }], extendParam: { waitCrtUrlFinish: "0" } }] });
+    expect(update.status).toBe(200);
+    t = await task("forever");
+    expect(t.src).toEqual(["blue.mp4"]);
+    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 10_000, what: "B playing the new list" });
+
+    const resume = await post({ transcallbackurl: cb.url, cmd: "5", type: "video", list: [{ id: "forever", src: [{ url: "red.mp4" }, { url: "blue.mp4" }], forward: [{ url: a }] }] });
+    expect(resume.status).toBe(200);
+    await expect.poll(async () => (await task("forever")).targets[0]?.state, { timeout: 10_000 }).toBe("running");
+    await waitFor(() => server.app.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, { timeoutMs: 15_000, what: "A's job running" });
+    const p = await probe(a, { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
+    expect(p.streams.map((s) => s.codec_name)).toContain("h264");
+    const stopAll = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }, { url: b }] }] });
+    expect(stopAll.status).toBe(200);
+    expect((await task("forever")).state).toBe("stopped");
+    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+  }, 60_000);
+
+  it("a target that cannot be reached ends as failed with a code 1 callback; the server goes on", async () => {
+    cb.bodies.length = 0;
+    expect((await post(startBody("unreachable", ["red.mp4"], ["rtmp://127.0.0.1:1/live/nothing"]))).status).toBe(200);
+    // Three retries with back-off (1 s, 2 s, 4 s) after the first failure.
+    await expect.poll(async () => (await task("unreachable")).state, { timeout: 30_000, interval: 500 }).toBe("failed");
+    const t = await task("unreachable");
+    expect(t.targets[0]!.lastError).toBeTruthy();
+    await waitFor(() => cb.bodies.some((b) => b.id === "unreachable" && b.code === "1"), { timeoutMs: 5000, what: "the failure callback" });
+    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  }, 45_000);
+
+  it("a restarted server picks its running relay up again from the state file; 100 calls per window then 429", async () => {
+    expect((await post(startBody("persist", ["red.mp4", "blue.mp4"], [nginx.url("persist")]))).status).toBe(200);
+    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
+    await server.close();
+    const saved = JSON.parse(readFileSync(path.join(stateDir, "relay.json"), "utf8")) as { tasks: { spec: { id: string }; targets: { state: string }[] }[] };
+    expect(saved.tasks.find((t) => t.spec.id === "persist")?.targets[0]?.state).toBe("running");
+    server = await startServer({ ...env(), RELAY_RATE_LIMIT: "3" });
+    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), { timeoutMs: 15_000, what: "the relay restored" });
+    // Stopped tasks stay stopped across the restart.
+    expect((await task("forever")).state).toBe("stopped");
+    expect((await task("persist")).state).toBe("running");
+    const p = await probe(nginx.url("persist"), { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
+    expect(p.streams.map((s) => s.codec_name)).toContain("h264");
+    // GET above spent calls of the account's window too: 3 per window here.
+    const statuses: number[] = [];
+    let last: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 0; i < 3; i++) statuses.push((last = await post({ cmd: "2", type: "video", list: [{ id: "persist", src: [{ url: "" }], forward: [{ url: nginx.url("persist") }] }] })).status);
+    expect(statuses.at(-1)).toBe(429);
+    expect(last?.json.http_code).toBe("429");
+    expect(Number(last?.retryAfter)).toBeGreaterThan(0);
+  }, 60_000);
+});
