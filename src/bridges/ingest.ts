@@ -25,6 +25,7 @@ import type { Rooms, SfuLogger } from "../sfu/rooms.js";
 import { SfuError } from "../sfu/errors.js";
 import type { RtpSource, RtpTrackSpec } from "../sfu/rtp-source.js";
 import type { EndReason } from "../sfu/session.js";
+import { copiesIntoRoom, probeMedia } from "./probe.js";
 import { JobLimitError, SupervisorClosedError, whitelistArgs, type Job, type JobInfo, type JobSpec, type JobState, type Supervisor } from "./supervisor.js";
 
 /** An ingest request that cannot be served; the HTTP layer answers `status` with `message`. */
@@ -196,9 +197,25 @@ export function randomSsrc(): number {
 export interface IngestArgsOptions {
   source: IngestSource;
   loop: boolean;
-  /** RtpSource.ports: [video, audio]. */
+  /** RtpSource.ports, in the order of `tracksFor(streams)`: video first when there is video. */
   ports: readonly number[];
   ssrcs: readonly [number, number];
+  /** What the source holds (from ffprobe); both, re-encoded, when unknown. */
+  streams?: IngestStreams;
+}
+
+/** The streams an ingest forwards, and whether its H.264 goes into the room as it is. */
+export interface IngestStreams {
+  video: boolean;
+  audio: boolean;
+  copyVideo: boolean;
+}
+
+const BOTH: IngestStreams = { video: true, audio: true, copyVideo: false };
+
+/** The room tracks of an ingest of these streams (RtpSource ports follow this order). */
+export function tracksFor(streams: IngestStreams = BOTH): RtpTrackSpec[] {
+  return INGEST_TRACKS.filter((t) => (t.kind === "video" ? streams.video : streams.audio));
 }
 
 export function rtpOutput(port: number): string[] {
@@ -208,67 +225,42 @@ export function rtpOutput(port: number): string[] {
 
 /** FFmpeg arguments of an ingest (after the supervisor's global ones; it adds the input whitelist). */
 export function ingestArgs(o: IngestArgsOptions): string[] {
-  const [videoPort, audioPort] = o.ports;
-  if (videoPort === undefined || audioPort === undefined) throw new Error("an ingest needs a video and an audio port");
+  const streams = o.streams ?? BOTH;
+  const ports = [...o.ports];
+  const videoPort = streams.video ? ports.shift() : undefined;
+  const audioPort = streams.audio ? ports.shift() : undefined;
+  if ((streams.video && videoPort === undefined) || (streams.audio && audioPort === undefined)) throw new Error("an ingest needs a port per stream");
+  if (!streams.video && !streams.audio) throw new Error("an ingest needs a video or an audio stream");
   const input: string[] = [];
   // Files and VOD URLs are read at their own pace; live sources arrive in real time already.
   if (o.source.kind !== "rtmp") input.push("-re");
   if (o.loop) input.push("-stream_loop", "-1");
   if (o.source.kind !== "file") input.push("-rw_timeout", String(RW_TIMEOUT_US));
-  return [
-    ...input,
-    "-i",
-    o.source.input,
-    // Video: always re-encoded, so B-frames and high profiles never reach a WebRTC viewer, and
-    // keyframes come every GOP frames (joiners get the room's GOP cache). At most 1280x720.
-    "-map",
-    "0:v:0",
-    "-vf",
-    "scale=w='min(iw,1280)':h='min(ih,720)':force_original_aspect_ratio=decrease:force_divisible_by=2",
-    "-c:v",
-    "libx264",
-    "-preset",
-    "veryfast",
-    "-tune",
-    "zerolatency",
-    "-profile:v",
-    "baseline",
-    "-bf",
-    "0",
-    "-g",
-    String(GOP),
-    "-keyint_min",
-    String(GOP),
-    "-sc_threshold",
-    "0",
-    "-pix_fmt",
-    "yuv420p",
-    "-maxrate",
-    "2500k",
-    "-bufsize",
-    "2500k",
-    "-payload_type",
-    String(VIDEO_PAYLOAD_TYPE),
-    "-ssrc",
-    String(o.ssrcs[0]),
-    ...rtpOutput(videoPort),
+  const args = [...input, "-i", o.source.input];
+  if (videoPort !== undefined) {
+    args.push("-map", "0:v:0");
+    if (streams.copyVideo) {
+      // Baseline H.264 without B-frames is what the room announces: copied, no encoder in the way.
+      // MP4/FLV carry SPS/PPS out of band; viewers need them in-band before every keyframe.
+      args.push("-c:v", "copy", "-bsf:v", "h264_mp4toannexb,dump_extra=freq=keyframe");
+    } else {
+      // Re-encoded, so B-frames and high profiles never reach a WebRTC viewer, and keyframes come
+      // every GOP frames (joiners get the room's GOP cache). At most 1280x720.
+      args.push(
+        "-vf", "scale=w='min(iw,1280)':h='min(ih,720)':force_original_aspect_ratio=decrease:force_divisible_by=2",
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0",
+        "-g", String(GOP), "-keyint_min", String(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+        "-maxrate", "2500k", "-bufsize", "2500k",
+      );
+    }
+    args.push("-payload_type", String(VIDEO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[0]), ...rtpOutput(videoPort));
+  }
+  if (audioPort !== undefined) {
     // Audio: AAC (RTMP, HLS, MP4) or whatever it is, to Opus 48 kHz stereo.
-    "-map",
-    "0:a:0",
-    "-c:a",
-    "libopus",
-    "-ar",
-    "48000",
-    "-ac",
-    "2",
-    "-b:a",
-    "96k",
-    "-payload_type",
-    String(AUDIO_PAYLOAD_TYPE),
-    "-ssrc",
-    String(o.ssrcs[1]),
-    ...rtpOutput(audioPort),
-  ];
+    args.push("-map", "0:a:0", "-c:a", "libopus", "-ar", "48000", "-ac", "2", "-b:a", "96k");
+    args.push("-payload_type", String(AUDIO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[1]), ...rtpOutput(audioPort));
+  }
+  return args;
 }
 
 // ---- the ingests of one server ------------------------------------------------------------------
@@ -293,6 +285,9 @@ export interface IngestInfo {
   outSeconds?: number;
   /** RTP packets the room has received from it. */
   packets: number;
+  /** How the source's video reaches the room ("none": an audio-only source). */
+  video: "copy" | "transcode" | "none";
+  audio: boolean;
 }
 
 interface Entry {
@@ -304,6 +299,7 @@ interface Entry {
   createdAt: string;
   rtp: RtpSource;
   job: Job;
+  streams: IngestStreams;
   /** Why the room ends when the job is stopped on purpose. */
   stopReason?: EndReason;
   /** The final info, once the job has ended. */
@@ -334,6 +330,8 @@ export interface StartOptions {
 }
 
 const MAX_FINISHED = 256;
+/** How long a network source may take to show its streams to ffprobe. */
+const PROBE_MS = 8000;
 
 export class Ingests {
   private readonly live = new Map<string, Entry>();
@@ -381,9 +379,16 @@ export class Ingests {
 
   private async launch(room: string, source: IngestSource, loop: boolean, origin: IngestOrigin): Promise<IngestInfo> {
     const { rooms, supervisor, log } = this.opts;
+    // Which streams exist (an audio-only or video-only source maps only what it has) and whether
+    // its H.264 can be copied. A source that cannot be probed yet (a live stream about to start)
+    // is taken as audio + video, re-encoded. Not for publish callbacks: nginx-rtmp and SRS wait for
+    // the callback's answer before they accept the stream, so there is nothing to probe yet.
+    const probed = origin === "api" ? await probeMedia(source.input, source.protocols, source.kind === "file" ? 5000 : PROBE_MS) : undefined;
+    if (probed && !probed.video && !probed.audio) throw new IngestError(422, "the source has neither video nor audio");
+    const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: copiesIntoRoom(probed) } : BOTH;
     let rtp: RtpSource;
     try {
-      rtp = await rooms.ingest(room, [...INGEST_TRACKS]);
+      rtp = await rooms.ingest(room, tracksFor(streams));
     } catch (err) {
       if (err instanceof SfuError) throw new IngestError(err.status, err.message);
       if (/shutting down/.test((err as Error).message)) throw new IngestError(503, "server is shutting down");
@@ -404,7 +409,7 @@ export class Ingests {
       maxRestarts: origin === "api" ? (this.opts.maxRestarts ?? 5) : (this.opts.callbackMaxRestarts ?? 3),
       stallTimeoutMs: this.opts.stallTimeoutMs ?? 15_000,
       redact: redactorFor(source, rawUrl),
-      args: () => ingestArgs({ source, loop, ports: rtp.ports, ssrcs }),
+      args: () => ingestArgs({ source, loop, ports: rtp.ports, ssrcs, streams }),
       cleanup: async () => {
         const e = entry;
         if (!e) {
@@ -428,7 +433,7 @@ export class Ingests {
       if (err instanceof JobLimitError) throw new IngestError(503, err.message);
       throw err;
     }
-    entry = { id, room, source, loop, origin, createdAt, rtp, job };
+    entry = { id, room, source, loop, origin, createdAt, rtp, job, streams };
     const e = entry;
     this.live.set(room, e);
     this.finished.delete(room);
@@ -468,6 +473,8 @@ export class Ingests {
       ...(j.lastError ? { lastError: j.lastError } : {}),
       ...(j.outSeconds !== undefined ? { outSeconds: j.outSeconds } : {}),
       packets: e.rtp.packets,
+      video: e.streams.video ? (e.streams.copyVideo ? "copy" : "transcode") : "none",
+      audio: e.streams.audio,
     };
   }
 

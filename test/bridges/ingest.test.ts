@@ -342,4 +342,44 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(await roomNames(server)).toEqual([]);
     expect(server.app.bridges.supervisor.pids()).toEqual([]);
   }, 40_000);
+
+  it("an audio-only file, a video-only file and Baseline H.264 without B-frames: only the streams there are, the H.264 copied", async () => {
+    const make = async (name: string, args: string[]) => {
+      const r = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", ...args, "-t", "3", "-y", path.join(media, name)], { stdio: "ignore" });
+      await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${name}: exit ${code}`)))));
+    };
+    await Promise.all([
+      make("tone.mp4", ["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac"]),
+      make("mute.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p"]),
+      make("baseline.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+    ]);
+    const tone = await api(server, "POST", "/api/rooms/tone/ingest", { url: "tone.mp4", loop: true });
+    const mute = await api(server, "POST", "/api/rooms/mute/ingest", { url: "mute.mp4", loop: true });
+    const base = await api(server, "POST", "/api/rooms/base/ingest", { url: "baseline.mp4", loop: true });
+    expect([tone.status, mute.status, base.status]).toEqual([201, 201, 201]);
+    expect(tone.json).toMatchObject({ video: "none", audio: true });
+    expect(mute.json).toMatchObject({ video: "transcode", audio: false });
+    expect(base.json).toMatchObject({ video: "copy", audio: true });
+    const rooms = (await api(server, "GET", "/api/rooms")).json as { name: string; codecs: string[] }[];
+    const codecs = Object.fromEntries(rooms.map((r) => [r.name, r.codecs]));
+    expect(codecs).toMatchObject({ tone: ["opus"], mute: ["H264"], base: ["H264", "opus"] });
+
+    const toneView = await playStream(server.whepUrl("tone"), { video: false });
+    clients.push(toneView.client);
+    await toneView.client.waitForPackets(50, "audio", 10_000);
+    const muteView = await view(server, "mute");
+    clients.push(muteView.client);
+    await muteView.client.waitForFrames(25, 10_000, "video");
+    const baseView = await view(server, "base");
+    clients.push(baseView.client);
+    await baseView.client.waitForKeyframes(1, 10_000);
+    await baseView.client.waitForFrames(25, 10_000, "video");
+    await baseView.client.waitForPackets(25, "audio", 10_000);
+    // Copied as it is: the viewer's SPS is the file's (Baseline, profile_idc 66), and the job has no encoder.
+    expect(baseView.client.video.spsProfileLevelId).toMatch(/^42/);
+    const job = server.app.ingests.job("base")!;
+    expect(job.info().state).not.toBe("failed");
+    for (const room of ["tone", "mute", "base"]) expect((await api(server, "DELETE", `/api/rooms/${room}/ingest`)).status).toBe(200);
+    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+  }, 60_000);
 });

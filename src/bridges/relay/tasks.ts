@@ -5,7 +5,6 @@
 // progress, so a stop can be resumed and a crash restarts where it was. Task state is a JSON file
 // written atomically; a restarted server picks its tasks up again.
 
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { realpath } from "node:fs/promises";
@@ -13,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Rooms, SfuLogger } from "../../sfu/rooms.js";
 import type { RtpSource } from "../../sfu/rtp-source.js";
-import { resolveFfprobe } from "../ffmpeg-path.js";
+import { probeMedia } from "../probe.js";
 import { INGEST_TRACKS, randomSsrc, resolveIngestSource, type IngestSource } from "../ingest.js";
 import { JobLimitError, type Job, type Supervisor } from "../supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "../urls.js";
@@ -93,25 +92,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const displayUrl = (t: RelayTarget) => (t.kind === "rtmp" ? maskRtmpUrl(t.url) : t.url);
 
 /** ffprobe's duration and creation_time of a source, under the source's whitelist. */
-function probeSource(src: IngestSource): Promise<ResolvedFile> {
-  return new Promise((resolve) => {
-    execFile(
-      resolveFfprobe(),
-      ["-v", "error", "-protocol_whitelist", src.protocols.join(","), "-show_entries", "format=duration:format_tags=creation_time", "-of", "json", src.input],
-      { timeout: PROBE_TIMEOUT_MS, maxBuffer: 1 << 20 },
-      (err, stdout) => {
-        if (err) return resolve({ input: src.input });
-        try {
-          const f = (JSON.parse(stdout) as { format?: { duration?: string; tags?: { creation_time?: string } } }).format;
-          const duration = Number(f?.duration);
-          const creation = f?.tags?.creation_time ? Date.parse(f.tags.creation_time) : NaN;
-          resolve({ input: src.input, duration: Number.isFinite(duration) ? duration : undefined, creationMs: Number.isFinite(creation) ? creation : undefined });
-        } catch {
-          resolve({ input: src.input });
-        }
-      },
-    );
-  });
+async function probeSource(src: IngestSource): Promise<ResolvedFile> {
+  const p = await probeMedia(src.input, src.protocols, PROBE_TIMEOUT_MS);
+  return { input: src.input, duration: p?.duration, creationMs: p?.creationMs };
 }
 
 /** One forward target of a task: its FFmpeg runs, its room (for room: targets), its position. */
