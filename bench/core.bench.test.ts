@@ -1,13 +1,19 @@
-// Core numbers of the SFU, measured in one run: join latency (WHEP POST -> first keyframe at the
-// subscriber) and server CPU per forwarded packet with 1 publisher and N subscribers. The server
-// runs in its own process (the built `dist/`), so its CPU is not mixed with the peers'.
+// Core numbers of the SFU, measured in one run so their ratios hold on a noisy machine: join
+// latency (WHEP POST -> first keyframe at the subscriber), the per-packet floor (SRTP protect +
+// dgram.send in this Node), and per N subscribers of a 2.5 Mbit/s VP8 room the server's CPU per
+// forwarded packet, event-loop delay, loss, NACKs and RSS, for both forwarding paths. The server
+// runs in its own process (the built `dist/`) pinned to one core, the peers on the other.
+// Writes bench/results/latest.json and prints the tables of BENCHMARKS.md.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, it } from "vitest";
+import { resolveFfmpeg } from "../src/bridges/ffmpeg-path.js";
 import { sleep } from "../test/helpers/net.js";
 import { playStream, type WhepClient } from "../test/helpers/whep-client.js";
 import { publishTestStream } from "../test/helpers/whip-client.js";
+import { measureFloor, type FloorResult } from "./floor.js";
 
 let server: ChildProcess;
 let base: string;
@@ -27,9 +33,11 @@ async function metrics(): Promise<Map<string, number>> {
 const cpuSeconds = (m: Map<string, number>) => (m.get("process_cpu_user_seconds_total") ?? 0) + (m.get("process_cpu_system_seconds_total") ?? 0);
 
 /** The built server in its own process; resolves with its base URL once /healthz answers. */
-async function startBenchServer(env: Record<string, string> = {}): Promise<{ proc: ChildProcess; base: string }> {
+async function startBenchServer(env: Record<string, string> = {}, pin = false): Promise<{ proc: ChildProcess; base: string }> {
   const port = 19000 + Math.floor(Math.random() * 500);
-  const proc = spawn(process.execPath, ["dist/main.js"], {
+  // Pinned to core 0 (taskset) when the bench process is pinned to the other one.
+  const [cmd, args] = pin ? ["taskset", ["-c", "0", process.execPath, "dist/main.js"]] : [process.execPath, ["dist/main.js"]];
+  const proc = spawn(cmd, args, {
     env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", RATE_LIMIT_RPS: "1000", RATE_LIMIT_BURST: "1000", ...env },
     stdio: "inherit",
   });
@@ -50,10 +58,55 @@ beforeAll(async () => {
 
 afterAll(async () => {
   server?.kill("SIGTERM");
+  results.machine = { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, date: new Date().toISOString() };
   mkdirSync("bench/results", { recursive: true });
-  writeFileSync("bench/results/core.json", JSON.stringify(results, null, 2));
+  writeFileSync("bench/results/latest.json", JSON.stringify(results, null, 2));
   console.log(JSON.stringify(results, null, 2));
+  console.log(markdown(results));
 });
+
+type Row = Record<string, number | null | boolean>;
+
+/** The tables of BENCHMARKS.md, from one run; the forwarding/floor ratio last. */
+function markdown(r: Record<string, unknown>): string {
+  const out: string[] = [];
+  const m = r.machine as { cpus: number; model: string; node: string; date: string };
+  out.push(`Machine: ${m.cpus} × ${m.model}, Node ${m.node}, ${m.date}`, "");
+  const floor = r.floor as FloorResult | undefined;
+  if (floor) {
+    out.push("| floor (µs CPU per 1200-byte packet) | send only | AES-CM + HMAC-SHA1-80 + send | AEAD-AES-128-GCM + send |", "|---|---|---|---|");
+    out.push(`| this Node | ${floor.sendOnlyUs} | ${floor.aesCmHmacSha1_80Us} | ${floor.aeadAes128GcmUs} |`, "");
+  }
+  const fwd = r.forwarding as Record<string, Row[] | unknown> | undefined;
+  if (fwd) {
+    const cols: [string, string][] = [
+      ["subscribers", "N"], ["serverCpuPercent", "server CPU %"], ["packetsInPerSecond", "packets in/s"],
+      ["marginalCpuUsPerForwardedPacket", "µs/forwarded packet"], ["eventLoopP50Ms", "loop delay p50 ms"], ["eventLoopP99Ms", "loop delay p99 ms"],
+      ["lossPercent", "loss %"], ["nacksPerSecond", "NACKed/s"], ["retransmittedPerSecond", "resent/s"], ["rssPerSubscriberKiB", "RSS KiB/sub"], ["subscribersConnected", "connected"],
+    ];
+    for (const pathName of ["werift", "fast"]) {
+      const rows = fwd[pathName] as Row[] | undefined;
+      if (!rows) continue;
+      out.push(`Forwarding, FORWARD_PATH=${pathName} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`, "");
+      out.push(`| ${cols.map((c) => c[1]).join(" | ")} |`, `|${cols.map(() => "---").join("|")}|`);
+      for (const row of rows) out.push(`| ${cols.map(([k]) => String(row[k] ?? "–")).join(" | ")} |`);
+      out.push("");
+    }
+    const j = r.join as { withoutGopCache: Row; withGopCache: Row } | undefined;
+    if (j) {
+      out.push("| join (WHEP POST → first keyframe, 20 joins) | p50 ms | p95 ms |", "|---|---|---|");
+      out.push(`| without GOP cache | ${j.withoutGopCache.p50} | ${j.withoutGopCache.p95} |`, `| with GOP_CACHE | ${j.withGopCache.p50} | ${j.withGopCache.p95} |`, "");
+    }
+    const last = (name: string) => (fwd[name] as Row[] | undefined)?.at(-1);
+    if (floor && last("fast") && last("werift")) {
+      const f = last("fast")!;
+      const w = last("werift")!;
+      const ratio = (x: Row) => Math.round(((x.marginalCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100;
+      out.push(`forwarding/floor at N = ${String(f.subscribers)}: fast ${ratio(f)}×, werift ${ratio(w)}× (floor ${floor.floorUs} µs)`);
+    }
+  }
+  return out.join("\n");
+}
 
 async function joins(base: string): Promise<{ p50: number; p95: number; max: number; failedToConnect: number }> {
   const { client: pub } = await publishTestStream(`${base}/api/whip/publish/join`, {
@@ -99,35 +152,109 @@ it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP (F
   }
 });
 
+// ---- floor -------------------------------------------------------------------------------------
+
+it("floor: SRTP protect of a 1200-byte packet (both profiles) plus dgram.send, µs of CPU per packet", async () => {
+  results.floor = await measureFloor();
+});
+
+// ---- forwarding ----------------------------------------------------------------------------------
+
+const FORWARD_NS = [0, 1, 10, 20, 40];
+const VIDEO_KBPS = 2500;
+const WINDOW_MS = 8000;
+
+/** A 2.5 Mbit/s VP8 file, encoded once: the publisher replays it, so no encoder runs during the measurement. */
+function encodedVp8(): string {
+  const dir = path.resolve(".tmp/bench");
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `vp8-${VIDEO_KBPS}k.webm`);
+  if (!existsSync(file)) {
+    execFileSync(resolveFfmpeg(), [
+      "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "20",
+      "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-auto-alt-ref", "0", "-g", "60",
+      "-b:v", `${VIDEO_KBPS}k`, "-minrate", `${VIDEO_KBPS}k`, "-maxrate", `${VIDEO_KBPS}k`, "-bufsize", `${VIDEO_KBPS}k`, "-y", file,
+    ], { stdio: "inherit" });
+  }
+  return file;
+}
+
+/**
+ * prom-client's event-loop percentiles are intervals between ticks of a 10 ms timer
+ * (monitorEventLoopDelay records the whole interval): the delay is what exceeds the tick.
+ */
+const LOOP_TICK_MS = 10;
+const loopDelayMs = (seconds: number | undefined) => Math.max(0, Math.round(((seconds ?? 0) * 1000 - LOOP_TICK_MS) * 10) / 10);
+
+interface ForwardRow {
+  subscribers: number;
+  serverCpuPercent: number;
+  packetsInPerSecond: number;
+  marginalCpuUsPerForwardedPacket: number | null;
+  eventLoopP50Ms: number;
+  eventLoopP99Ms: number;
+  /** Sequence gaps seen by the subscribers over the window / packets they received. */
+  lossPercent: number;
+  nacksPerSecond: number;
+  retransmittedPerSecond: number;
+  rssMiB: number;
+  rssPerSubscriberKiB: number | null;
+  subscribersConnected: number;
+}
+
 /** Server CPU per forwarded packet for one forwarding path, against its own server process. */
-async function cpuTable(serverBase: string, metricsOf: () => Promise<Map<string, number>>): Promise<Record<string, unknown>[]> {
+async function forwardTable(serverBase: string, metricsOf: () => Promise<Map<string, number>>, file: string): Promise<ForwardRow[]> {
   const { client: pub } = await publishTestStream(`${serverBase}/api/whip/publish/cpu`, {
     video: { codec: "VP8" },
-    audio: true,
-    source: { gop: 60, bitrateKbps: 1500, width: 640, height: 360, pattern: "testsrc" },
+    audio: false,
+    source: { file },
   });
-  const table: Record<string, unknown>[] = [];
+  const table: ForwardRow[] = [];
   const subs: WhepClient[] = [];
   try {
     await sleep(1500);
-    let baseline = 0;
-    for (const n of [0, 1, 10, 20]) {
-      while (subs.length < n) subs.push((await playStream(`${serverBase}/api/whep/play/cpu`)).client);
-      await sleep(1500);
-      const before = await metricsOf();
+    let baselineCpu = 0;
+    let baselineRss = 0;
+    for (const n of FORWARD_NS) {
+      while (subs.length < n) {
+        try {
+          subs.push((await playStream(`${serverBase}/api/whep/play/cpu`, { audio: false })).client);
+        } catch {
+          // Counted below as subscribers that are not connected.
+        }
+        if (subs.length < n && subs.length % 10 === 9) await sleep(200);
+      }
+      await sleep(2000);
+      const before = await metricsOf(); // also resets the event-loop percentiles
+      const gaps0 = subs.reduce((a, x) => a + x.video.sequenceGaps, 0);
+      const pk0 = subs.reduce((a, x) => a + x.video.packets, 0);
       const start = Date.now();
-      await sleep(5000);
+      await sleep(WINDOW_MS);
       const after = await metricsOf();
       const seconds = (Date.now() - start) / 1000;
+      const gaps = subs.reduce((a, x) => a + x.video.sequenceGaps, 0) - gaps0;
+      const received = subs.reduce((a, x) => a + x.video.packets, 0) - pk0;
       const cpu = cpuSeconds(after) - cpuSeconds(before);
       const inPackets = (after.get('live_rtp_packets_total{room="cpu"}') ?? 0) - (before.get('live_rtp_packets_total{room="cpu"}') ?? 0);
-      if (n === 0) baseline = cpu;
+      const rss = (after.get("process_resident_memory_bytes") ?? 0) / 1048576;
+      const delta = (name: string) => ((after.get(name) ?? 0) - (before.get(name) ?? 0)) / seconds;
+      if (n === 0) {
+        baselineCpu = cpu;
+        baselineRss = rss;
+      }
       table.push({
         subscribers: n,
         serverCpuPercent: Math.round((cpu / seconds) * 1000) / 10,
         packetsInPerSecond: Math.round(inPackets / seconds),
-        marginalCpuUsPerForwardedPacket: n === 0 ? null : Math.round(((cpu - baseline) * 1e6) / (inPackets * n)),
-        videoGapsPerSubscriber: subs.length ? Math.round(subs.reduce((s, x) => s + x.video.sequenceGaps, 0) / subs.length) : 0,
+        marginalCpuUsPerForwardedPacket: n === 0 ? null : Math.round(((cpu - baselineCpu) * 1e6 * 10) / (inPackets * n)) / 10,
+        eventLoopP50Ms: loopDelayMs(after.get("nodejs_eventloop_lag_p50_seconds")),
+        eventLoopP99Ms: loopDelayMs(after.get("nodejs_eventloop_lag_p99_seconds")),
+        lossPercent: received + gaps > 0 ? Math.round((gaps / (received + gaps)) * 10000) / 100 : 0,
+        nacksPerSecond: Math.round(delta("live_nack_requested_packets_total")),
+        retransmittedPerSecond: Math.round(delta("live_retransmitted_packets_total")),
+        rssMiB: Math.round(rss * 10) / 10,
+        rssPerSubscriberKiB: n === 0 ? null : Math.round(((rss - baselineRss) * 1024) / n),
+        subscribersConnected: subs.filter((x) => x.pc.connectionState === "connected").length,
       });
     }
   } finally {
@@ -137,10 +264,12 @@ async function cpuTable(serverBase: string, metricsOf: () => Promise<Map<string,
   return table;
 }
 
-it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers, werift's send path against the fast path", async () => {
-  results.cpu = {};
+it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWARD_NS.slice(1).join(", ")} subscribers, werift's send path against the fast path`, async () => {
+  const file = encodedVp8();
+  const pinned = pinBenchProcess();
+  results.forwarding = { pinned, videoKbps: VIDEO_KBPS, windowSeconds: WINDOW_MS / 1000 };
   for (const forwardPath of ["werift", "fast"]) {
-    const srv = await startBenchServer({ FORWARD_PATH: forwardPath });
+    const srv = await startBenchServer({ FORWARD_PATH: forwardPath }, pinned);
     try {
       const metricsOf = async () => {
         const text = await (await fetch(`${srv.base}/metrics`)).text();
@@ -152,9 +281,20 @@ it("cpu: 1 publisher (VP8 1.5 Mbps + Opus) and N subscribers, werift's send path
         }
         return out;
       };
-      (results.cpu as Record<string, unknown>)[forwardPath] = await cpuTable(srv.base, metricsOf);
+      (results.forwarding as Record<string, unknown>)[forwardPath] = await forwardTable(srv.base, metricsOf, file);
     } finally {
       srv.proc.kill("SIGTERM");
     }
   }
 });
+
+/** The bench process (subscribers, publisher FFmpeg) on the last core, the server on core 0, where there are two. */
+function pinBenchProcess(): boolean {
+  if (cpus().length < 2 || !existsSync("/usr/bin/taskset")) return false;
+  try {
+    execFileSync("taskset", ["-pc", String(cpus().length - 1), String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}

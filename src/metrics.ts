@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Supervisor } from "./bridges/supervisor.js";
 import type { RecordingStats } from "./recording/recorder.js";
+import { nackStats } from "./sfu/fast-sender.js";
 import type { Rooms } from "./sfu/rooms.js";
 
 /** Extra series a component can report at scrape time (recording errors, bridges, ...). */
@@ -87,6 +88,24 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: 
     collect() {
       this.reset();
       this.inc(recording.bytes);
+    },
+  });
+  new Counter({
+    name: "live_nack_requested_packets_total",
+    help: "Packets subscribers asked again for with NACKs (fast path)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(nackStats.requested);
+    },
+  });
+  new Counter({
+    name: "live_retransmitted_packets_total",
+    help: "Packets sent again from the retransmission history after a NACK (fast path)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(nackStats.retransmitted);
     },
   });
   if (ffmpeg) registerFfmpegMetrics(registry, ffmpeg);

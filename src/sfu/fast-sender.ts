@@ -32,6 +32,9 @@ function ntp(ms: number): bigint {
   return (BigInt(seconds + NTP_EPOCH_OFFSET) << 32n) | BigInt(fraction);
 }
 
+/** Process-wide NACK counters of every FastSender, read by /metrics (plain numbers, no labels). */
+export const nackStats = { requested: 0, retransmitted: 0 };
+
 export class FastSender implements PacketSink {
   private readonly header: RtpHeader;
   private readonly history: (Buffer | undefined)[] = new Array<Buffer | undefined>(HISTORY);
@@ -91,11 +94,13 @@ export class FastSender implements PacketSink {
   /** A retransmission is the same SRTP packet again: the receiver never got that index. */
   private onNack(nack: GenericNack): void {
     for (const seq of nack.lost) {
+      nackStats.requested++;
       const slot = seq % HISTORY;
       const data = this.history[slot];
       if (data && this.historySeq[slot] === seq) {
         this.send(data);
         this.retransmitted++;
+        nackStats.retransmitted++;
       }
     }
   }

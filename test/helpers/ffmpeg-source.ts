@@ -41,6 +41,12 @@ export interface VideoSourceOptions {
   h264Level?: string; // "3.1"
   /** lavfi pattern: testsrc2 (moving, default) or testsrc. */
   pattern?: "testsrc2" | "testsrc";
+  /**
+   * Replay this already-encoded file (in `codec`) in real time, looped, without encoding: the
+   * benchmarks' publisher, so no encoder competes with the server for the CPU. Size, rate and
+   * GOP are then the file's.
+   */
+  file?: string;
   payloadType?: number;
   ssrc?: number;
 }
@@ -160,7 +166,8 @@ export function buildFfmpegArgs(opts: FfmpegSourceOptions): {
     const width = v.width ?? 640;
     const height = v.height ?? 360;
     const fps = v.fps ?? 30;
-    args.push("-re", "-f", "lavfi", "-i", `${v.pattern ?? "testsrc2"}=size=${width}x${height}:rate=${fps}`);
+    if (v.file) args.push("-re", "-stream_loop", "-1", "-i", v.file);
+    else args.push("-re", "-f", "lavfi", "-i", `${v.pattern ?? "testsrc2"}=size=${width}x${height}:rate=${fps}`);
     inputs.push({ kind: "video", index: input++ });
     const gop = v.gop ?? fps;
     const profile = v.codec === "H264" ? (v.h264Profile ?? "baseline") : undefined;
@@ -202,6 +209,11 @@ export function buildFfmpegArgs(opts: FfmpegSourceOptions): {
       const v = opts.video;
       const rate = `${v.bitrateKbps ?? 800}k`;
       args.push("-map", `${index}:v`);
+      if (v.file) {
+        args.push("-c:v", "copy", "-payload_type", String(video.payloadType), "-ssrc", String(video.ssrc));
+        args.push("-f", "rtp", rtpUrl(v.host ?? LOOPBACK, v.port, packetSize));
+        continue;
+      }
       switch (v.codec) {
         case "VP8":
           args.push("-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-auto-alt-ref", "0");
