@@ -1,13 +1,13 @@
 // Recording through the wire: publish real media, end the session every way the spec names,
 // and open each file with the real ffprobe.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { durationSeconds, probe, streamOf, type ProbeResult } from "../helpers/ffprobe.js";
 import { sleep, waitFor } from "../helpers/net.js";
-import { buildServer } from "../helpers/server-process.js";
+import { startServerProcess } from "../helpers/server-process.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { publishTestStream, WhipClient, type SourceSettings } from "../helpers/whip-client.js";
 
@@ -212,28 +212,17 @@ describe("recording", () => {
 describe("SIGTERM", () => {
   it("finalises every recording before the process exits", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "sigterm-records-"));
-    const port = 18000 + Math.floor(Math.random() * 2000);
-    const child = spawn(process.execPath, [buildServer()], {
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RECORD_ENABLED: "true", RECORD_DIR: dir, ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn" },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (d) => (stderr += String(d)));
+    const server = await startServerProcess({ RECORD_ENABLED: "true", RECORD_DIR: dir });
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
-        await sleep(100);
-      }
-      const { sent } = await publishCounted(`${base}/api/whip/publish/term`, "VP8");
+      const { sent } = await publishCounted(`${server.base}/api/whip/publish/term`, "VP8");
       await sleep(3000);
       // Everything sent before the signal must be in the files (see sentMedia).
       const before = sent.seconds();
       sent.stop();
       expect(before.video).toBeGreaterThan(1.5);
       expect(before.audio).toBeGreaterThan(1.5);
-      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-      child.kill("SIGTERM");
+      const exited = new Promise<number | null>((r) => server.child.once("exit", (code) => r(code)));
+      server.child.kill("SIGTERM");
       expect(await exited).toBe(0);
       const files = recordings(dir, "term");
       expect(files).toHaveLength(2);
@@ -243,9 +232,10 @@ describe("SIGTERM", () => {
         const kind = f.startsWith("term_video") ? "video" : "audio";
         expect(durationOf(p)).toBeGreaterThan(before[kind] - 1.0);
       }
+      rmSync(dir, { recursive: true, force: true });
     } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      if (stderr.includes("Error")) console.error(stderr);
+      await server.kill();
+      if (server.stderr().includes("Error")) console.error(server.stderr());
     }
   }, 40_000);
 });
@@ -253,33 +243,22 @@ describe("SIGTERM", () => {
 describe("SIGKILL", () => {
   it.each(["VP8", "H264"] as const)("leaves %s + Opus recordings readable up to about the last second written", async (codec) => {
     const dir = mkdtempSync(path.join(tmpdir(), "sigkill-records-"));
-    const port = 18000 + Math.floor(Math.random() * 2000);
-    const child = spawn(process.execPath, [buildServer()], {
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", RECORD_ENABLED: "true", RECORD_DIR: dir, ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn" },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (d) => (stderr += String(d)));
+    const server = await startServerProcess({ RECORD_ENABLED: "true", RECORD_DIR: dir });
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
-        await sleep(100);
-      }
-      const { sent } = await publishCounted(`${base}/api/whip/publish/kill`, codec);
+      const { sent } = await publishCounted(`${server.base}/api/whip/publish/kill`, codec);
       await sleep(4000);
       const before = sent.seconds();
       sent.stop();
       expect(before.video).toBeGreaterThan(2);
       expect(before.audio).toBeGreaterThan(2);
-      const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, signal) => r(signal)));
-      child.kill("SIGKILL");
+      const exited = new Promise<NodeJS.Signals | null>((r) => server.child.once("exit", (_code, signal) => r(signal)));
+      server.child.kill("SIGKILL");
       expect(await exited).toBe("SIGKILL");
       const files = recordings(dir, "kill");
       expect(files).toHaveLength(2);
       for (const f of files) {
-        // No header was patched and nothing was closed: the demuxers must still read every frame
-        // that reached the kernel. Frames in the recorder's reorder buffer (≤ 1 s) may be lost, and the header is rewritten once a second.
+        // Nothing was closed: the demuxers must still read every frame that reached the kernel.
+        // Frames in the recorder's reorder buffer (≤ 1 s) may be lost; IVF headers are rewritten once a second.
         const p = await probe(path.join(dir, f));
         const kind = f.startsWith("kill_video") ? "video" : "audio";
         expect(p.streams[0]?.codec_name).toBe(kind === "audio" ? "opus" : codec === "VP8" ? "vp8" : "h264");
@@ -287,9 +266,8 @@ describe("SIGKILL", () => {
       }
       rmSync(dir, { recursive: true, force: true });
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      if (stderr.includes("Error")) console.error(stderr);
+      await server.kill();
+      if (server.stderr().includes("Error")) console.error(server.stderr());
     }
   }, 40_000);
 });
-
