@@ -213,6 +213,17 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     }
   });
 
+  it("the seed's start body, sent unchanged, is accepted; its sources cannot be read from here, so both targets fail with the reason", async () => {
+    const res = await post(SEED_START);
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ http_code: "200", msg: "receive task success!" });
+    await expect.poll(async () => (await task("123")).state, { timeout: 10_000 }).toBe("failed");
+    const t = await task("123");
+    expect(t.targets).toHaveLength(2);
+    for (const target of t.targets) expect(target.lastError).toBe("src[0] http://www.video.com/live/abc.mp4 cannot be read");
+    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+  }, 30_000);
+
   it("bad sources and targets are 400 with the reason, and start nothing", async () => {
     const bad: [string[], string[], RegExp][] = [
       [["/etc/passwd"], [nginx.url("x")], /src\[0\]: invalid url/],

@@ -92,9 +92,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const displayUrl = (t: RelayTarget) => (t.kind === "rtmp" ? maskRtmpUrl(t.url) : t.url);
 
 /** ffprobe's duration and creation_time of a source, under the source's whitelist. */
-async function probeSource(src: IngestSource): Promise<ResolvedFile> {
+async function probeSource(src: IngestSource): Promise<ResolvedFile & { readable: boolean }> {
   const p = await probeMedia(src.input, src.protocols, PROBE_TIMEOUT_MS);
-  return { input: src.input, duration: p?.duration, creationMs: p?.creationMs };
+  return { input: src.input, duration: p?.duration, creationMs: p?.creationMs, readable: p !== undefined };
 }
 
 /** One forward target of a task: its FFmpeg runs, its room (for room: targets), its position. */
@@ -125,6 +125,7 @@ class TargetRunner {
     this.stopping = false;
     this.rec.state = "running";
     this.rec.lastError = undefined;
+    if (this.task.unreadable) return this.fail(this.task.unreadable);
     const t = this.rec.target;
     if (t.kind === "room" && (!this.room || this.room.closed)) {
       try {
@@ -311,6 +312,8 @@ class RelayTask {
   /** cmd 3 with waitCrtUrlFinish: the list still playing until its current file ends. */
   oldEntries: PlanEntry[] | undefined;
   protocols: string[] = ["file"];
+  /** Why the sources cannot be played (set by prepare() when one could not be read). */
+  unreadable: string | undefined;
   watermark: { input: string; gravity: Gravity } | undefined;
   readonly runners: TargetRunner[] = [];
   readonly dir: string;
@@ -359,6 +362,16 @@ class RelayTask {
       watermark = { input: img.input, gravity: this.spec.watermark.gravity };
     }
     const files = await Promise.all(sources.map(probeSource));
+    // A source that cannot be read now (host down, file not there yet) is no fault of the request:
+    // the task is accepted and its targets fail with a code 1 callback when they start.
+    const unreadable = files.findIndex((f) => !f.readable);
+    this.unreadable = unreadable >= 0 ? `src[${unreadable}] ${this.spec.src[unreadable]?.url ?? ""} cannot be read` : undefined;
+    if (this.unreadable) {
+      this.entries = [];
+      this.protocols = [...protocols];
+      this.watermark = watermark;
+      return;
+    }
     let entries: PlanEntry[];
     try {
       entries = planEntries(
