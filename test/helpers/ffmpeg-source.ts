@@ -39,6 +39,8 @@ export interface VideoSourceOptions {
   bitrateKbps?: number; // 800
   h264Profile?: H264Profile; // baseline
   h264Level?: string; // "3.1"
+  /** VP9 profile: 0 (8-bit 4:2:0, default) or 2 (10-bit 4:2:0). */
+  vp9Profile?: 0 | 2;
   /** lavfi pattern: testsrc2 (moving, default) or testsrc. */
   pattern?: "testsrc2" | "testsrc";
   /**
@@ -187,7 +189,7 @@ export function buildFfmpegArgs(opts: FfmpegSourceOptions): {
         v.codec === "H264"
           ? `profile-level-id=${profileLevelId};packetization-mode=1;level-asymmetry-allowed=1`
           : v.codec === "VP9"
-            ? "profile-id=0"
+            ? `profile-id=${v.vp9Profile ?? 0}`
             : "",
     };
   }
@@ -222,6 +224,7 @@ export function buildFfmpegArgs(opts: FfmpegSourceOptions): {
           // FFmpeg's VP9 RTP packetizer is marked experimental.
           args.push("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1");
           args.push("-auto-alt-ref", "0", "-strict", "experimental");
+          if (v.vp9Profile === 2) args.push("-pix_fmt", "yuv420p10le", "-profile:v", "2");
           break;
         case "H264":
           args.push("-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0");

@@ -142,6 +142,8 @@ export interface WhipVideoOptions {
   h264Level?: string;
   /** H.264: profile-level-id to advertise instead of the one derived from h264Profile/h264Level. */
   profileLevelId?: string;
+  /** VP9: profile the source encodes and the offer announces (profile-id), default 0; 2 is 10-bit. */
+  vp9Profile?: 0 | 2;
 }
 
 export interface WhipClientOptions {
@@ -169,7 +171,7 @@ export interface PublishResult {
 }
 
 /** Extra source settings for startSource(); codec and ports come from the client. */
-export type SourceSettings = Omit<NonNullable<FfmpegSourceOptions["video"]>, "port" | "codec" | "h264Profile" | "h264Level"> & {
+export type SourceSettings = Omit<NonNullable<FfmpegSourceOptions["video"]>, "port" | "codec" | "h264Profile" | "h264Level" | "vp9Profile"> & {
   audioFrequency?: number;
   audioBitrateKbps?: number;
   durationSeconds?: number;
@@ -232,7 +234,7 @@ export class WhipClient {
       headerExtensions: browserLikeHeaderExtensions(),
       codecs: {
         video: this.video
-          ? [videoCodecParameters({ codec: this.video.codec, profileLevelId: this.video.profileLevelId })]
+          ? [videoCodecParameters({ codec: this.video.codec, profileLevelId: this.video.profileLevelId, profileId: this.video.vp9Profile })]
           : [],
         audio: this.audio ? [opusCodecParameters()] : [],
       },
@@ -331,6 +333,7 @@ export class WhipClient {
             codec: this.video.codec,
             h264Profile: this.video.h264Profile,
             h264Level: this.video.h264Level,
+            vp9Profile: this.video.vp9Profile,
           }
         : undefined,
       audio: this.audio
