@@ -247,6 +247,20 @@ function shapedJson(rng: Rng): unknown {
     ]);
   const o: Record<string, unknown> = {};
   for (const k of ["url", "streamId", "rtmpUrl", "loop", "id"]) if (rng.chance(0.6)) o[k] = value();
+  // The relay API's fields (seed 002), some of them well-formed.
+  if (rng.chance(0.3)) {
+    o.cmd = rng.pick(["1", "2", "3", "5", "4", 1, "", null]);
+    o.type = rng.pick(["video", "audio", 1]);
+    const item = () => ({
+      id: rng.chance(0.8) ? validName(rng) : value(),
+      src: rng.chance(0.8) ? [{ url: rng.pick(["a.mp4", "../a.mp4", "/etc/passwd", "file:///etc/passwd", "concat:a.mp4|b.mp4", "http://127.0.0.1:1/a.mp4"]), relofftime: rng.chance(0.3) ? rng.pick(["300-500", "5-1", "x"]) : undefined }] : value(),
+      forward: rng.chance(0.8) ? [{ url: rng.pick(["rtmp://127.0.0.1:1/live/x", "room:x", "room:../x", "file:///tmp/x"]) }] : value(),
+      extendParam: rng.chance(0.3) ? { loop: rng.pick(["1", "0", "-1", "x"]), index: rng.pick(["1", "9", "0"]) } : undefined,
+      fops: rng.chance(0.2) ? { res: rng.pick(["25", "1280x720"]), fps: rng.pick(["25", "1280x720"]), vcodec: rng.pick(["libx264", "libx265", "x"]) } : undefined,
+      start: rng.chance(0.2) ? rng.pick(["1540216800000", "x", String(Date.now() + 1e6)]) : undefined,
+    });
+    o.list = rng.chance(0.9) ? Array.from({ length: rng.int(0, 3) }, item) : value();
+  }
   return o;
 }
 

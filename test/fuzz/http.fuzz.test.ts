@@ -2,6 +2,7 @@
 // under the file routes sent raw (encoded traversal, NUL, over-long, double encoding). Canary
 // files sit next to RECORD_DIR, HLS_DIR and WEB_DIR; their content must never come back, and a
 // 200 must be one of the files the server is meant to serve.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -15,6 +16,7 @@ import { HttpTarget, type RawResponse } from "./raw-http.js";
 
 const ADMIN = "fuzz-admin-token";
 const API_KEY = "fuzz-transcoder-key";
+const RELAY_KEY = "fuzz-relay-key";
 
 let server: TestServer;
 let files: FuzzFiles;
@@ -30,6 +32,9 @@ beforeAll(async () => {
     WEB_DIR: files.webDir,
     ADMIN_TOKEN: ADMIN,
     TRANSCODER_API_KEY: API_KEY,
+    RELAY_KEY: RELAY_KEY,
+    RELAY_RATE_LIMIT: "1000000",
+    RELAY_STATE_FILE: path.join(files.recordDir, "..", "relay-state.json"),
     RATE_LIMIT_RPS: "1000000",
     RATE_LIMIT_BURST: "1000000",
     LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "error",
@@ -177,6 +182,8 @@ interface JsonRoute {
   parsed: number[];
   /** The error shape of this route family (the seed's transcoding API has its own). */
   seedShape?: boolean;
+  /** The relay API's reply shape (seed 002): {http_code, msg, call_time}. */
+  relayShape?: boolean;
 }
 
 function jsonRoutes(): Record<string, JsonRoute> {
@@ -208,6 +215,16 @@ function jsonRoutes(): Record<string, JsonRoute> {
   if (hasRoute("POST", "/stop-stream")) {
     routes["stop-stream"] = { path: () => "/stop-stream", allowed: [200, 400, 403, 404, 413, 415], headers: key, parsed: [200, 400, 403, 404], seedShape: true };
   }
+  if (hasRoute("POST", "/api/relay")) {
+    // n/r/k right most of the time, else wrong, missing or with r over 10 characters.
+    const relayPath = (rng: Rng) => {
+      const r = rng.chance(0.9) ? String(rng.int(0, 1e9)) : "x".repeat(rng.int(0, 20));
+      const k = rng.chance(0.85) ? createHash("md5").update(r + RELAY_KEY).digest("hex") : rng.pick(["", "0".repeat(32), "zz"]);
+      const base = rng.pick(["/api/relay", "/api/cdn/v2/forwardRequest.action"]);
+      return rng.chance(0.95) ? `${base}?n=fuzz&r=${r}&k=${k}` : base;
+    };
+    routes.relay = { path: relayPath, allowed: [200, 400, 403, 413, 429, 503], headers: () => [], parsed: [200, 400, 403, 503], relayShape: true };
+  }
   return routes;
 }
 
@@ -230,7 +247,10 @@ async function jsonCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
   if (body !== undefined && body.length > BODY_LIMIT && readable && res.status !== 413 && res.status !== 403) fail(`${what}: a body over 1 MiB answered ${describeResponse(res)}`);
   if (parses && !route.parsed.includes(res.status)) fail(`${what}: a well-formed JSON body answered ${describeResponse(res)}, expected one of [${route.parsed.join(", ")}]`);
   if (res.status >= 400) {
-    if (route.seedShape) {
+    if (route.relayShape) {
+      const parsed = JSON.parse(res.body.toString("utf8")) as { http_code?: unknown; msg?: unknown; call_time?: unknown };
+      if (parsed.http_code !== String(res.status) || typeof parsed.msg !== "string" || typeof parsed.call_time !== "number") fail(`${what}: not the relay API's reply shape: ${describeResponse(res)}`);
+    } else if (route.seedShape) {
       const parsed = JSON.parse(res.body.toString("utf8")) as { status?: unknown; message?: unknown };
       if (parsed.status !== "error" || typeof parsed.message !== "string") fail(`${what}: not the seed's error shape: ${describeResponse(res)}`);
       if (res.status === 500 && !parsed.message.startsWith("Failed to start FFmpeg process for stream ")) fail(`${what}: undocumented 500: ${describeResponse(res)}`);
