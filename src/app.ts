@@ -228,7 +228,8 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     callbackRetryMs: 1000,
   });
   await registerRelayRoutes(app, { relays, config });
-  if (config.relayKey !== undefined) await relays.restore();
+  // Relays of the last run pick up in the background: the server answers at once.
+  if (config.relayKey !== undefined) void relays.restore().catch((err: Error) => log.error({ err: err.message }, "relay tasks not restored"));
 
   app.addHook("onClose", async () => {
     // Relays and ingest FFmpegs first: their rooms end with them (relay state stays on disk for the next start).

@@ -276,6 +276,19 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
   }, 60_000);
 
+  it("files without audio relay into a room with a video track only, which a viewer decodes", async () => {
+    const r = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-y", path.join(media, "silent.mp4")], { stdio: "ignore" });
+    await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`clip: exit ${code}`)))));
+    expect((await post(startBody("silent", ["silent.mp4"], ["room:silent"], { loop: "1" }))).status).toBe(200);
+    await waitFor(() => server.app.rooms.get("silent") !== undefined, { timeoutMs: 10_000, what: "room silent" });
+    const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; codecs: string[] }[];
+    expect(rooms.find((x) => x.name === "silent")?.codecs).toEqual(["H264"]);
+    const { client } = await playStream(server.whepUrl("silent"), { audio: false, video: [{ codec: "H264", profileLevelId: "42e01f" }] });
+    viewers.push(client);
+    await client.waitForFrames(25, 10_000, "video");
+    await expect.poll(async () => (await task("silent")).state, { timeout: 15_000 }).toBe("finished");
+  }, 40_000);
+
   it("cmd 2 stops one of two targets and keeps the other; cmd 3 replaces the list; cmd 5 resumes the stopped one", async () => {
     cb.bodies.length = 0;
     const a = nginx.url("relayA");

@@ -149,10 +149,12 @@ export function runArgs(o: RunArgsOptions): string[] {
     args.push(...rtmpOutputArgs(o.target.url));
     return args;
   }
+  // Ports of the room's tracks: [video] for a list without audio, else [video, audio].
   const [videoPort, audioPort] = o.ports ?? [];
-  if (videoPort === undefined || audioPort === undefined || !o.ssrcs) throw new Error("a room target needs its RTP ports and SSRCs");
+  if (videoPort === undefined || !o.ssrcs) throw new Error("a room target needs its RTP ports and SSRCs");
   args.push("-payload_type", String(VIDEO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[0]), ...rtpOutput(videoPort));
-  args.push("-map", "0:a:0?", "-c:a", "libopus", "-ar", "48000", "-ac", "2", "-b:a", "96k");
+  if (audioPort === undefined) return args;
+  args.push("-map", "0:a:0", "-c:a", "libopus", "-ar", "48000", "-ac", "2", "-b:a", "96k");
   args.push("-payload_type", String(AUDIO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[1]), ...rtpOutput(audioPort));
   return args;
 }

@@ -13,7 +13,7 @@ import path from "node:path";
 import type { Rooms, SfuLogger } from "../../sfu/rooms.js";
 import type { RtpSource } from "../../sfu/rtp-source.js";
 import { probeMedia } from "../probe.js";
-import { INGEST_TRACKS, randomSsrc, resolveIngestSource, type IngestSource } from "../ingest.js";
+import { randomSsrc, resolveIngestSource, tracksFor, type IngestSource } from "../ingest.js";
 import { JobLimitError, type Job, type Supervisor } from "../supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "../urls.js";
 import { advance, ffconcat, PlanError, planEntries, runArgs, type PlanEntry, type PlayPosition, type ResolvedFile } from "./plan.js";
@@ -92,9 +92,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const displayUrl = (t: RelayTarget) => (t.kind === "rtmp" ? maskRtmpUrl(t.url) : t.url);
 
 /** ffprobe's duration and creation_time of a source, under the source's whitelist. */
-async function probeSource(src: IngestSource): Promise<ResolvedFile & { readable: boolean }> {
+async function probeSource(src: IngestSource): Promise<ResolvedFile & { readable: boolean; audio: boolean }> {
   const p = await probeMedia(src.input, src.protocols, PROBE_TIMEOUT_MS);
-  return { input: src.input, duration: p?.duration, creationMs: p?.creationMs, readable: p !== undefined };
+  return { input: src.input, duration: p?.duration, creationMs: p?.creationMs, readable: p !== undefined, audio: p?.audio !== undefined };
 }
 
 /** One forward target of a task: its FFmpeg runs, its room (for room: targets), its position. */
@@ -129,7 +129,8 @@ class TargetRunner {
     const t = this.rec.target;
     if (t.kind === "room" && (!this.room || this.room.closed)) {
       try {
-        this.room = await opts.rooms.ingest(t.room, [...INGEST_TRACKS]);
+        // A room gets an audio track when every file of the list has audio (one FFmpeg plays them all).
+        this.room = await opts.rooms.ingest(t.room, tracksFor({ video: true, audio: this.task.hasAudio, copyVideo: false }));
       } catch (err) {
         this.fail(`room ${t.room}: ${(err as Error).message}`);
         return;
@@ -174,7 +175,8 @@ class TargetRunner {
             watermark: this.task.watermark,
             fops: this.task.spec.fops,
             target: t,
-            ports: this.room?.ports,
+            // A list replaced by cmd 3 may lack the audio the room was opened with: video only then.
+            ports: this.task.hasAudio ? this.room?.ports : this.room?.ports.slice(0, 1),
             ssrcs: this.ssrcs,
           }),
         onExit: () => {
@@ -314,6 +316,8 @@ class RelayTask {
   protocols: string[] = ["file"];
   /** Why the sources cannot be played (set by prepare() when one could not be read). */
   unreadable: string | undefined;
+  /** Every file has audio. */
+  hasAudio = true;
   watermark: { input: string; gravity: Gravity } | undefined;
   readonly runners: TargetRunner[] = [];
   readonly dir: string;
@@ -385,6 +389,7 @@ class RelayTask {
     this.entries = entries;
     this.protocols = [...protocols];
     this.watermark = watermark;
+    this.hasAudio = files.every((f) => f.audio);
   }
 
   /** A watermark image: http(s) .png/.jpg, or a .png/.jpg file that resolves under MEDIA_DIR. */
@@ -534,7 +539,10 @@ export class RelayTasks {
     this.saveTimer.unref();
   }
 
-  /** Picks up the tasks of the state file: running ones resume where they were, scheduled ones are re-armed. */
+  /**
+   * Picks up the tasks of the state file: running ones resume where they were, scheduled ones are
+   * re-armed. Runs beside start-up (probing a remote source can take seconds); close() ends it.
+   */
   async restore(): Promise<void> {
     let state: StateFile;
     try {
@@ -549,6 +557,7 @@ export class RelayTasks {
       const task = new RelayTask(this, rec);
       try {
         await task.prepare();
+        if (this.closed) return;
       } catch (err) {
         for (const t of rec.targets) if (t.state === "running" || t.state === "scheduled") Object.assign(t, { state: "failed", lastError: (err as Error).message });
         this.tasks.set(task.id, task);
@@ -657,6 +666,7 @@ export class RelayTasks {
       task.entries = next.entries;
       task.protocols = next.protocols;
       task.watermark = next.watermark;
+      task.hasAudio = next.hasAudio;
       if (command.callbackUrl) task.rec.callbackUrl = command.callbackUrl;
       const start: PlayPosition = { pass: 0, entry: spec.index, offset: 0 };
       for (const r of task.runners) {
