@@ -22,8 +22,8 @@ interface NominatedPair {
 }
 
 /**
- * Retransmission history, as a ring of fixed slots allocated up front: protected packets are copied
- * in rather than kept as the Buffers SRTP returned (thousands of retained Buffers per subscriber
+ * Retransmission history, as a ring of fixed slots allocated up front: payloads are copied in
+ * rather than kept as the Buffers werift handed over (thousands of retained Buffers per subscriber
  * were promoted to V8's old space and cost major GCs under load). Video: 2048 packets, over 1 s at
  * 5 Mbit/s of 1200-byte packets; audio: 512 packets, 10 s of Opus. Larger packets are not kept.
  */
@@ -47,6 +47,12 @@ export class FastSender implements PacketSink {
   private readonly ring: Buffer;
   private readonly historyLength: Uint16Array;
   private readonly historySeq: Int32Array;
+  private readonly historyTimestamp: Uint32Array;
+  private readonly historyMarker: Uint8Array;
+  /** Header of retransmissions: the original SSRC, or the RTX stream's when RTX was negotiated (RFC 4588). */
+  private readonly resendHeader: RtpHeader;
+  private readonly rtx: boolean;
+  private rtxSequence = Math.floor(Math.random() * 0x10000);
   private readonly report: SenderReportState;
   private readonly timer: NodeJS.Timeout;
   private lastTimestamp = 0;
@@ -68,6 +74,14 @@ export class FastSender implements PacketSink {
     this.ring = Buffer.allocUnsafeSlow(size.slots * size.bytes);
     this.historyLength = new Uint16Array(size.slots);
     this.historySeq = new Int32Array(size.slots).fill(-1);
+    this.historyTimestamp = new Uint32Array(size.slots);
+    this.historyMarker = new Uint8Array(size.slots);
+    // werift keeps the negotiated RTX payload type private; rtxSsrc is public.
+    const rtxPayloadType = (sender as unknown as { rtxPayloadType?: number }).rtxPayloadType;
+    this.rtx = rtxPayloadType !== undefined;
+    this.resendHeader = rtxPayloadType !== undefined
+      ? new RtpHeader({ payloadType: rtxPayloadType, ssrc: sender.rtxSsrc })
+      : new RtpHeader({ payloadType: codec.payloadType, ssrc: sender.ssrc });
     this.report = sender as unknown as SenderReportState;
     sender.onGenericNack.subscribe((nack) => this.onNack(nack));
     // Sender reports need the (NTP, RTP) pair of the newest packet; refreshing werift's copy a few
@@ -86,11 +100,15 @@ export class FastSender implements PacketSink {
     const payload = packet.payload;
     const protected_ = this.dtls.srtp.encrypt(payload, h);
     this.send(protected_);
+    // The plain payload is kept: a retransmission is protected again (the same index and content
+    // give the same SRTP bytes), or wrapped as RTX under its own SSRC and sequence.
     const slot = src.sequenceNumber % this.slots;
-    if (protected_.length <= this.slotBytes) {
-      protected_.copy(this.ring, slot * this.slotBytes);
-      this.historyLength[slot] = protected_.length;
+    if (payload.length <= this.slotBytes) {
+      payload.copy(this.ring, slot * this.slotBytes);
+      this.historyLength[slot] = payload.length;
       this.historySeq[slot] = src.sequenceNumber;
+      this.historyTimestamp[slot] = src.timestamp;
+      this.historyMarker[slot] = src.marker ? 1 : 0;
     } else {
       this.historySeq[slot] = -1;
     }
@@ -110,18 +128,31 @@ export class FastSender implements PacketSink {
     else connection.send(data).catch(() => undefined);
   }
 
-  /** A retransmission is the same SRTP packet again: the receiver never got that index. */
+  /** NACKed packets from the history: plain again, or as RTX (OSN + payload) when negotiated. */
   private onNack(nack: GenericNack): void {
     for (const seq of nack.lost) {
       nackStats.requested++;
       const slot = seq % this.slots;
-      if (this.historySeq[slot] === seq) {
-        // A copy: the slot is reused a ring later, possibly before an async send is done.
-        const at = slot * this.slotBytes;
-        this.send(Buffer.from(this.ring.subarray(at, at + this.historyLength[slot]!)));
-        this.retransmitted++;
-        nackStats.retransmitted++;
+      if (this.historySeq[slot] !== seq) continue;
+      const at = slot * this.slotBytes;
+      const length = this.historyLength[slot]!;
+      const h = this.resendHeader;
+      h.marker = this.historyMarker[slot] === 1;
+      h.timestamp = this.historyTimestamp[slot]!;
+      let payload: Buffer;
+      if (this.rtx) {
+        payload = Buffer.allocUnsafe(2 + length);
+        payload.writeUInt16BE(seq, 0);
+        this.ring.copy(payload, 2, at, at + length);
+        h.sequenceNumber = this.rtxSequence;
+        this.rtxSequence = (this.rtxSequence + 1) & 0xffff;
+      } else {
+        payload = Buffer.from(this.ring.subarray(at, at + length));
+        h.sequenceNumber = seq;
       }
+      this.send(this.dtls.srtp.encrypt(payload, h));
+      this.retransmitted++;
+      nackStats.retransmitted++;
     }
   }
 

@@ -26,6 +26,10 @@ const VIDEO_FEEDBACK = [
 
 /** werift codec parameters carrying exactly the offered codec (its payload type and fmtp). */
 export function toWeriftCodec(kind: MediaKind, c: SdpCodec): RTCRtpCodecParameters {
+  if (c.name.toLowerCase() === "rtx") {
+    // RFC 4588 retransmissions of the codec its apt names; no feedback of its own.
+    return new RTCRtpCodecParameters({ mimeType: `${kind}/rtx`, clockRate: c.clockRate, payloadType: c.payloadType, parameters: c.fmtp, rtcpFeedback: [] });
+  }
   const name = c.name.toUpperCase() === "OPUS" ? "opus" : c.name.toUpperCase() === "AV1X" ? "AV1" : c.name.toUpperCase();
   return new RTCRtpCodecParameters({
     mimeType: `${kind}/${name}`,

@@ -10,7 +10,7 @@ import type { PacketSink } from "./forward.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import type { PublishedTrack } from "./publisher.js";
 import type { RoomSource } from "./room.js";
-import { codecMatches, describeCodec, narrowOffer, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
+import { codecMatches, describeCodec, narrowOffer, rtxFor, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
 
 /**
@@ -93,12 +93,22 @@ export class Subscriber extends PeerSession {
   static async create(room: string, offer: ParsedSdp, publisher: RoomSource, opts: SubscriberOptions): Promise<{ subscriber: Subscriber; answer: string }> {
     const { ice } = opts;
     const matches = matchOffer(offer, publisher);
+    // RTX for the chosen video codec when the viewer offers it: NACKed packets go out as RTX.
+    const rtxOf = (m: (typeof matches)[number]) => (m.track.kind === "video" ? rtxFor(m.section, m.codec.payloadType) : undefined);
     const byKind = (kind: string): RTCRtpCodecParameters[] =>
-      matches.filter((m) => m.track.kind === kind).map((m) => toWeriftCodec(m.track.kind, m.codec));
+      matches
+        .filter((m) => m.track.kind === kind)
+        .flatMap((m) => {
+          const rtx = rtxOf(m);
+          return rtx ? [toWeriftCodec(m.track.kind, m.codec), toWeriftCodec(m.track.kind, rtx)] : [toWeriftCodec(m.track.kind, m.codec)];
+        });
     const handle = createPeer(ice, { video: byKind("video"), audio: byKind("audio") });
     const subscriber = new Subscriber(room, handle, opts);
     try {
-      const narrowed = narrowOffer(offer, new Map(matches.map((m) => [m.section, [m.codec.payloadType]])));
+      const narrowed = narrowOffer(
+        offer,
+        new Map(matches.map((m) => [m.section, [m.codec.payloadType, ...(rtxOf(m) ? [rtxOf(m)!.payloadType] : [])]])),
+      );
       await applyOffer(handle.pc, narrowed);
       const transceivers = handle.pc.getTransceivers();
       for (const m of matches) {

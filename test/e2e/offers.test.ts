@@ -134,12 +134,18 @@ function checkAnswer(offerText: string, answerText: string, role: "whip" | "whep
       expect(a.formats).toEqual(["webrtc-datachannel"]);
       return;
     }
-    // Exactly one payload type: the chosen codec, in the offer's numbering, with the offer's fmtp.
-    expect(a.formats, `payload types of section ${e.mid}`).toEqual([String(e.pt)]);
+    // The chosen codec, in the offer's numbering, with the offer's fmtp; for a WHEP viewer also the
+    // RTX the offer pairs with it (apt), so NACKed packets go out as RTX; nothing else.
+    const rtx = role === "whep" && o.kind === "video" ? [...o.fmtp.entries()].find(([pt, f]) => params(f).includes(`apt=${e.pt}`) && o.rtpmap.get(pt)?.toLowerCase().startsWith("rtx/"))?.[0] : undefined;
+    expect(a.formats, `payload types of section ${e.mid}`).toEqual(rtx === undefined ? [String(e.pt)] : [String(e.pt), String(rtx)]);
+    if (rtx !== undefined) {
+      expect(params(a.fmtp.get(rtx))).toEqual([`apt=${e.pt}`]);
+      expect(a.lines.some((l) => /^a=ssrc-group:FID \d+ \d+$/.test(l)), `FID group in section ${e.mid}`).toBe(true);
+    }
     expect(a.rtpmap.get(e.pt)?.toLowerCase()).toBe(o.rtpmap.get(e.pt)?.toLowerCase());
     expect(a.rtpmap.get(e.pt)?.split("/")[0].toLowerCase()).toBe(e.codec.toLowerCase());
     expect(params(a.fmtp.get(e.pt)), `fmtp of ${e.pt} in section ${e.mid}`).toEqual(params(o.fmtp.get(e.pt)));
-    expect([...a.rtpmap.keys()]).toEqual([e.pt]);
+    expect([...a.rtpmap.keys()]).toEqual(rtx === undefined ? [e.pt] : [e.pt, rtx]);
     expect(a.direction, `direction of section ${e.mid}`).toBe(role === "whip" ? "recvonly" : "sendonly");
     // No simulcast negotiated: the client sends one stream per section.
     expect(a.lines.filter((l) => /^a=(rid|simulcast):/.test(l))).toEqual([]);

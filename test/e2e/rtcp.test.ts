@@ -64,4 +64,33 @@ describe("RTCP", () => {
       await publisher.close();
     }
   }, 30_000);
+
+  it("a viewer that offers RTX gets it (FID group in the answer) and its NACKs are answered as RTX, which it unwraps", async () => {
+    const { client: publisher } = await publishTestStream(server.whipUrl("rtx"), { video: { codec: "VP8" }, audio: false });
+    const viewer = new WhepClient({ audio: false, rtx: true, video: ["VP8"], peerConfig: { debug: { inboundPacketLoss: 95 } } });
+    try {
+      const result = await viewer.play(server.whepUrl("rtx"), {});
+      expect(result.answer).toMatch(/^a=rtpmap:97 rtx\/90000\r?$/m);
+      expect(result.answer).toMatch(/^a=fmtp:97 apt=96\r?$/m);
+      const fid = /^a=ssrc-group:FID (\d+) (\d+)\r?$/m.exec(result.answer);
+      expect(fid).not.toBeNull();
+      const before = await resentTotal(server);
+      await new Promise((r) => setTimeout(r, 4000));
+      // werift unwraps RTX into the original sequence numbers: late packets in the video track
+      // can only have come as RTX, since nothing is sent again under the original SSRC.
+      expect(viewer.video.reordered).toBeGreaterThan(0);
+      expect((await resentTotal(server)) - before).toBeGreaterThan(0);
+      // Packets arrived under the RTX SSRC of the FID group (werift counts a stream per SSRC before it unwraps).
+      const receiver = viewer.pc.getTransceivers().find((t) => t.kind === "video")!.receiver as unknown as { remoteStreams: Record<number, { packets_received: number }> };
+      expect(receiver.remoteStreams[Number(fid![2])]?.packets_received ?? 0).toBeGreaterThan(0);
+    } finally {
+      await viewer.close();
+      await publisher.close();
+    }
+  }, 30_000);
 });
+
+async function resentTotal(server: TestServer): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return Number(/^live_retransmitted_packets_total (\d+)/m.exec(text)?.[1] ?? 0);
+}

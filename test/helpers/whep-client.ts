@@ -1,7 +1,7 @@
 // A WHEP subscriber on werift that counts what arrives per track: packets, bytes, frames,
 // keyframes (by looking into the payload), sequence gaps, codec and payload type, and how long
 // after the POST the first keyframe came.
-import { RTCPeerConnection, type PeerConfig, type RtpPacket } from "werift";
+import { RTCPeerConnection, RTCRtpCodecParameters, type PeerConfig, type RtpPacket } from "werift";
 import { deleteSession, postSdp, SdpStatusError, type SdpRequestOptions, type SdpResponse } from "./http.js";
 import { loopbackPeerConfig, waitFor } from "./net.js";
 import {
@@ -367,6 +367,21 @@ export interface WhepClientOptions {
   audio?: boolean;
   peerConfig?: Partial<PeerConfig>;
   connectTimeoutMs?: number;
+  /** Offer RTX (RFC 4588) after each video codec, as browsers do: video codecs get PTs 96, 98, … and their RTX the next one. */
+  rtx?: boolean;
+}
+
+/** Video codecs with explicit payload types, each followed by its RTX (apt) when asked. */
+function videoCodecList(video: WhepVideoCodec[], rtx: boolean): RTCRtpCodecParameters[] {
+  if (!rtx) return video.map((c) => videoCodecParameters(c));
+  return video.flatMap((c, i) => {
+    const spec = typeof c === "string" ? { codec: c } : c;
+    const pt = spec.payloadType ?? 96 + 2 * i;
+    return [
+      videoCodecParameters({ ...spec, payloadType: pt }),
+      new RTCRtpCodecParameters({ mimeType: "video/rtx", clockRate: 90000, payloadType: pt + 1, parameters: `apt=${pt}` }),
+    ];
+  });
 }
 
 export const DEFAULT_WHEP_VIDEO: WhepVideoCodec[] = [
@@ -415,7 +430,7 @@ export class WhepClient {
       bundlePolicy: "max-bundle",
       headerExtensions: browserLikeHeaderExtensions(),
       codecs: {
-        video: video === false ? [] : video.map((c) => videoCodecParameters(c)),
+        video: video === false ? [] : videoCodecList(video, opts.rtx ?? false),
         audio: audio ? [opusCodecParameters()] : [],
       },
       ...loopbackPeerConfig(),
