@@ -289,6 +289,48 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     await expect.poll(async () => (await task("silent")).state, { timeout: 15_000 }).toBe("finished");
   }, 40_000);
 
+  it("fops and a watermark transcode what reaches the target: the size, frame rate and codec asked for", async () => {
+    const png = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=white:size=40x20", "-frames:v", "1", "-y", path.join(media, "logo.png")], { stdio: "ignore" });
+    await new Promise<void>((resolve, reject) => png.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`png: exit ${code}`)))));
+    const body = {
+      cmd: "1",
+      type: "video",
+      list: [{
+        id: "fops",
+        src: [{ url: "red.mp4", wmimage: "logo.png", wmgravity: "BOTTOM_RIGHT" }, { url: "blue.mp4" }],
+        forward: [{ url: nginx.url("fops") }],
+        fops: { bps: "300", res: "320x180", fps: "15", vcodec: "libx264", acodec: "libmp3lame" },
+      }],
+    };
+    expect((await post(body)).status).toBe(200);
+    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
+    const p = await probe(nginx.url("fops"), { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
+    const v = p.streams.find((x) => x.codec_type === "video");
+    const a = p.streams.find((x) => x.codec_type === "audio");
+    expect(v).toMatchObject({ codec_name: "h264", width: 320, height: 180 });
+    expect(v?.r_frame_rate).toBe("15/1");
+    expect(a?.codec_name).toBe("mp3");
+    expect((await post({ cmd: "2", type: "video", list: [{ id: "fops", src: [{ url: "" }], forward: [{ url: nginx.url("fops") }] }] })).status).toBe(200);
+  }, 40_000);
+
+  it("start and end schedule a task: scheduled, then running at start, stopped at end", async () => {
+    cb.bodies.length = 0;
+    const start = Date.now() + 2500;
+    const end = start + 6000; // RELAY_MIN_WINDOW_SECONDS is 5 here
+    const body = { ...startBody("sched", ["red.mp4", "blue.mp4"], [nginx.url("sched")]), transcallbackurl: cb.url };
+    (body.list[0] as Record<string, unknown>).start = String(start);
+    (body.list[0] as Record<string, unknown>).end = String(end);
+    expect((await post(body)).status).toBe(200);
+    expect((await task("sched")).state).toBe("scheduled");
+    expect(server.app.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
+    await expect.poll(async () => (await task("sched")).state, { timeout: 10_000, interval: 200 }).toBe("running");
+    expect(Date.now()).toBeGreaterThanOrEqual(start);
+    await expect.poll(async () => (await task("sched")).state, { timeout: 15_000, interval: 200 }).toBe("stopped");
+    expect(Date.now()).toBeGreaterThanOrEqual(end);
+    expect(server.app.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
+    await waitFor(() => cb.bodies.some((b) => b.id === "sched" && b.cmd === "2"), { timeoutMs: 5000, what: "the stop callback at end" });
+  }, 40_000);
+
   it("cmd 2 stops one of two targets and keeps the other; cmd 3 replaces the list; cmd 5 resumes the stopped one", async () => {
     cb.bodies.length = 0;
     const a = nginx.url("relayA");
