@@ -161,7 +161,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   let stateDir: string;
   let cb: Awaited<ReturnType<typeof callbackListener>>;
   const viewers: WhepClient[] = [];
-  const env = () => ({ MEDIA_DIR: media, RELAY_KEY: KEY, RELAY_STATE_FILE: path.join(stateDir, "relay.json"), RELAY_MIN_WINDOW_SECONDS: "5", RELAY_CALLBACK_TIMEOUT_MS: "2000", LOG_LEVEL: process.env.RELAY_LOG ?? "warn" });
+  const env = () => ({ MEDIA_DIR: media, RELAY_KEY: KEY, RELAY_STATE_FILE: path.join(stateDir, "relay.json"), RELAY_MIN_WINDOW_SECONDS: "5", RELAY_CALLBACK_TIMEOUT_MS: "2000", RELAY_RATE_LIMIT: "100000", LOG_LEVEL: process.env.RELAY_LOG ?? "warn" });
 
   beforeAll(async () => {
     media = mkdtempSync(path.join(tmpdir(), "relay-media-"));
