@@ -108,8 +108,10 @@ describe("WHIP/WHEP statuses and messages", () => {
     const viewer = await sdpPost(server.url, "/api/whep/play/busy", playOffer);
     expect(viewer.status).toBe(201);
     const answer = await viewer.text();
-    // Exactly the publisher's profile, in the viewer's payload type (106 in Chrome's offer).
-    expect(answer).toMatch(/m=video \d+ UDP\/TLS\/RTP\/SAVPF 106\r\n/);
+    // Exactly the publisher's profile, in the viewer's payload type (106 in Chrome's offer), with
+    // the RTX Chrome pairs with it (107, apt=106).
+    expect(answer).toMatch(/m=video \d+ UDP\/TLS\/RTP\/SAVPF 106 107\r\n/);
+    expect(answer).toMatch(/a=fmtp:107 apt=106\r\n/);
     expect(answer).toMatch(/a=fmtp:106 .*profile-level-id=42e01f/);
     expect(answer).toMatch(/a=sendonly/);
     await expectError(await sdpPost(server.url, "/api/whep/play/busy", playOffer), 403, "subscriber limit reached");
