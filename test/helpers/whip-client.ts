@@ -135,7 +135,8 @@ export function isRtcp(buf: Buffer): boolean {
 // ---- the publisher ----------------------------------------------------------------------------
 
 export interface WhipVideoOptions {
-  codec: SourceVideoCodec;
+  /** AV1: FFmpeg cannot packetize it; feed the port with test/helpers/av1-source.ts instead of startSource(). */
+  codec: SourceVideoCodec | "AV1";
   /** H.264: x264 profile the source encodes with (default baseline). */
   h264Profile?: H264Profile;
   /** H.264 level, default "3.1". */
@@ -324,13 +325,15 @@ export class WhipClient {
     if (this.source) throw new Error("source already started");
     if (this.closing) throw new Error("client is closed");
     const { audioFrequency, audioBitrateKbps, durationSeconds, ...video } = settings;
+    const codec = this.video?.codec;
+    if (codec === "AV1") throw new Error("FFmpeg has no AV1 RTP packetizer: feed port(\"video\") with test/helpers/av1-source.ts");
     const source = startFfmpegSource({
       durationSeconds,
-      video: this.video
+      video: this.video && codec
         ? {
             ...video,
             port: this.port("video"),
-            codec: this.video.codec,
+            codec,
             h264Profile: this.video.h264Profile,
             h264Level: this.video.h264Level,
             vp9Profile: this.video.vp9Profile,
