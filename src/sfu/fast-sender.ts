@@ -5,6 +5,7 @@
 import type dgram from "node:dgram";
 import { RtpHeader, type GenericNack, type RTCDtlsTransport, type RTCRtpSender, type RtpPacket } from "werift";
 import type { PacketSink } from "./forward.js";
+import { nackedSequences } from "./sequence.js";
 
 /** werift sender fields its RTCP loop reads for sender reports; not public API, hence one typed view. */
 interface SenderReportState {
@@ -130,7 +131,7 @@ export class FastSender implements PacketSink {
 
   /** NACKed packets from the history: plain again, or as RTX (OSN + payload) when negotiated. */
   private onNack(nack: GenericNack): void {
-    for (const seq of nack.lost) {
+    for (const seq of nackedSequences(nack)) {
       nackStats.requested++;
       const slot = seq % this.slots;
       if (this.historySeq[slot] !== seq) continue;

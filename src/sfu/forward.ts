@@ -5,6 +5,7 @@
 import type { RtpPacket } from "werift";
 import { startsKeyframe } from "./keyframes.js";
 import type { CodecName, MediaKind } from "./sdp.js";
+import { SequenceCompactor } from "./sequence.js";
 
 /** Where a forwarded packet goes: a subscriber's sender, a recorder, an egress port. */
 export interface PacketSink {
@@ -26,6 +27,7 @@ export class TrackFanout {
   /** Video packets since the last keyframe's first packet, replayed to a joiner (GOP cache). */
   private gop: RtpPacket[] = [];
   private gopTimestamp = -1;
+  private readonly sequence = new SequenceCompactor();
 
   constructor(
     readonly kind: MediaKind,
@@ -76,13 +78,18 @@ export class TrackFanout {
       header.extensions = [];
       header.extension = false;
     }
-    // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream;
-    // padding on media packets is dropped since werift's send path would not re-append it.
+    // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream:
+    // they are dropped and what follows is renumbered, so viewers see no gap to NACK.
+    // Padding on media packets is dropped since werift's send path would not re-append it.
     if (header.padding) {
       header.padding = false;
       header.paddingSize = 0;
     }
-    if (packet.payload.length === 0) return;
+    if (packet.payload.length === 0) {
+      this.sequence.drop(header.sequenceNumber);
+      return;
+    }
+    header.sequenceNumber = this.sequence.map(header.sequenceNumber);
     let keyframe = -1;
     if (this.gopCachePackets > 0) {
       keyframe = startsKeyframe(this.codec, packet.payload) ? 1 : 0;

@@ -65,6 +65,25 @@ describe("RTCP", () => {
     }
   }, 30_000);
 
+  it("padding-only probes in the publisher's sequence space leave no hole at viewers, so nothing is NACKed in vain", async () => {
+    // Chrome probes bandwidth this way when its WHIP session has no RTX; dropped without
+    // renumbering, each probe was a gap the viewer NACKed forever and froze on until a keyframe.
+    const { client: publisher } = await publishTestStream(server.whipUrl("probes"), { video: { codec: "VP8", paddingEvery: 7 }, audio: false });
+    const viewer = new WhepClient({ audio: false });
+    try {
+      await viewer.play(server.whepUrl("probes"), {});
+      const nacksBefore = await metric(server, "live_nack_requested_packets_total");
+      await viewer.waitForPackets(300, "video", 15_000);
+      expect(publisher.paddingSent).toBeGreaterThan(20);
+      expect(viewer.video.sequenceGaps).toBe(0);
+      expect(viewer.video.frames).toBeGreaterThan(10);
+      expect((await metric(server, "live_nack_requested_packets_total")) - nacksBefore).toBe(0);
+    } finally {
+      await viewer.close();
+      await publisher.close();
+    }
+  }, 30_000);
+
   it("a viewer that offers RTX gets it (FID group in the answer) and its NACKs are answered as RTX, which it unwraps", async () => {
     const { client: publisher } = await publishTestStream(server.whipUrl("rtx"), { video: { codec: "VP8" }, audio: false });
     const viewer = new WhepClient({ audio: false, rtx: true, video: ["VP8"], peerConfig: { debug: { inboundPacketLoss: 95 } } });
@@ -90,7 +109,9 @@ describe("RTCP", () => {
   }, 30_000);
 });
 
-async function resentTotal(server: TestServer): Promise<number> {
+async function metric(server: TestServer, name: string): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
-  return Number(/^live_retransmitted_packets_total (\d+)/m.exec(text)?.[1] ?? 0);
+  return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
 }
+
+const resentTotal = (server: TestServer) => metric(server, "live_retransmitted_packets_total");

@@ -145,6 +145,11 @@ export interface WhipVideoOptions {
   profileLevelId?: string;
   /** VP9: profile the source encodes and the offer announces (profile-id), default 0; 2 is 10-bit. */
   vp9Profile?: 0 | 2;
+  /**
+   * After every this many video packets, an empty packet in the media's own sequence space, as
+   * Chrome's padding-only bandwidth probes are when the publisher has no RTX (default: none).
+   */
+  paddingEvery?: number;
 }
 
 export interface WhipClientOptions {
@@ -185,6 +190,20 @@ interface Outbound {
   sender: RTCRtpSender;
 }
 
+/**
+ * A packet with no payload after `after`, standing for a padding-only probe: werift's SRTP cannot
+ * send RTP padding (it keeps the P bit but drops the padding bytes), and once parsed, Chrome's
+ * probe is exactly this to the server, a packet in the sequence space with nothing to forward.
+ */
+function paddingProbe(after: Buffer, seq: number): Buffer {
+  const probe = Buffer.alloc(12);
+  probe[0] = 0x80; // V=2, no padding, extension or CSRC
+  probe[1] = after[1]! & 0x7f; // same payload type, no marker
+  probe.writeUInt16BE(seq, 2);
+  after.copy(probe, 4, 4, 12); // timestamp and SSRC of the packet before it
+  return probe;
+}
+
 export class WhipClient {
   readonly pc: RTCPeerConnection;
   readonly video?: WhipVideoOptions & { profileLevelId?: string };
@@ -195,6 +214,8 @@ export class WhipClient {
   firs = 0;
   /** Generic NACK packets the server sent us. */
   nacks = 0;
+  /** Padding-only packets sent (WhipVideoOptions.paddingEvery). */
+  paddingSent = 0;
   /** RTP packets / RTCP packets FFmpeg delivered to the sockets, per kind. */
   readonly rtpIn = { video: 0, audio: 0 };
   readonly rtcpIn = { video: 0, audio: 0 };
@@ -262,6 +283,7 @@ export class WhipClient {
     const track = new MediaStreamTrack({ kind });
     const transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
     const sender = transceiver.sender;
+    const paddingEvery = kind === "video" ? (this.video?.paddingEvery ?? 0) : 0;
     socket.on("message", (msg) => {
       if (isRtcp(msg)) {
         this.rtcpIn[kind]++;
@@ -269,7 +291,18 @@ export class WhipClient {
       }
       if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
       this.rtpIn[kind]++;
+      if (paddingEvery === 0) {
+        track.writeRtp(msg);
+        return;
+      }
+      // Each probe takes the next sequence number, so FFmpeg's later packets move up by one.
+      const seq = (msg.readUInt16BE(2) + this.paddingSent) & 0xffff;
+      msg.writeUInt16BE(seq, 2);
       track.writeRtp(msg);
+      if (this.rtpIn[kind] % paddingEvery === 0) {
+        track.writeRtp(paddingProbe(msg, (seq + 1) & 0xffff));
+        this.paddingSent++;
+      }
     });
     sender.onPictureLossIndication.subscribe(() => this.keyframeRequested("pli"));
     sender.onRtcp.subscribe((rtcp) => {
