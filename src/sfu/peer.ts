@@ -2,7 +2,9 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   useAbsSendTime,
+  useRepairedRtpStreamId,
   useSdesMid,
+  useSdesRTPStreamId,
   useTransportWideCC,
   type PeerConfig,
 } from "werift";
@@ -47,7 +49,12 @@ export interface PeerHandle {
   lastSeen(): number;
 }
 
-export function createPeer(ice: IceSettings, codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] }): PeerHandle {
+export function createPeer(
+  ice: IceSettings,
+  codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] },
+  /** Receiving simulcast: the rid extensions tell the layers apart (RFC 8852). */
+  opts: { simulcast?: boolean } = {},
+): PeerHandle {
   let seen = performance.now();
   const touch = (): void => {
     seen = performance.now();
@@ -56,7 +63,12 @@ export function createPeer(ice: IceSettings, codecs: { audio: RTCRtpCodecParamet
   const pc = new RTCPeerConnection({
     codecs,
     headerExtensions: {
-      video: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+      video: [
+        useSdesMid(),
+        useAbsSendTime(),
+        useTransportWideCC(),
+        ...(opts.simulcast ? [useSdesRTPStreamId(), useRepairedRtpStreamId()] : []),
+      ],
       audio: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
     },
     // The server gathers host candidates only unless told otherwise: no outside STUN traffic.
@@ -133,7 +145,8 @@ export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): P
   }
   const sdp = pc.localDescription?.sdp;
   if (!sdp) throw new Error("werift produced no local description");
-  const answer = rewriteAnswerCandidates(sdp, ice.iceHosts, ice.icePublicIps);
+  // werift ends its a=simulcast line with a space (RFC 8853's grammar has none there).
+  const answer = rewriteAnswerCandidates(sdp, ice.iceHosts, ice.icePublicIps).replace(/^(a=simulcast:.*?) +\r$/gm, "$1\r");
   // werift swallows a failed bind (every port of ICE_PORT_RANGE taken) and answers without that
   // candidate; an answer with none at all can never connect.
   if (!/^a=candidate:/m.test(answer)) throw new NoCandidatesError();

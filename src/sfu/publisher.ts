@@ -15,6 +15,8 @@ import {
   type SdpMedia,
 } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
+import { SimulcastSelector } from "./simulcast.js";
+import { TwccRecorder } from "./twcc.js";
 
 /** One track a publisher sends: its negotiated codec and the fan-out every sink hangs on. */
 export interface PublishedTrack {
@@ -26,6 +28,8 @@ export interface PublishedTrack {
   index: number;
   fanout: TrackFanout;
   keyframes: KeyframeRequester;
+  /** Set when the publisher sends simulcast layers (rids) on this track: one of them is forwarded. */
+  simulcast?: SimulcastSelector;
 }
 
 interface Choice {
@@ -60,6 +64,59 @@ interface Router {
 }
 
 const SDES_MID = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const TRANSPORT_CC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/** How often transport-wide feedback goes to the publisher (libwebrtc sends it every 50–100 ms). */
+const TWCC_INTERVAL_MS = 50;
+
+/** werift receiver fields replaced here: its own transport-wide feedback generator. */
+interface TwccReceiverView {
+  receiverTWCC?: unknown;
+  setupTWCC: (ssrc: number) => void;
+  dtlsTransport?: { sendRtcp(packets: { serialize(): Buffer }[]): Promise<unknown> };
+}
+
+/**
+ * Sends the publisher transport-wide feedback built by TwccRecorder in place of werift's (see
+ * twcc.ts for why). Every packet the router sees is recorded before werift handles it. Returns
+ * the function that stops it.
+ */
+function installTransportFeedback(pc: RTCPeerConnection): () => void {
+  const router = (pc as unknown as { router?: Router }).router;
+  const receivers = pc.getTransceivers().map((t) => t.receiver as unknown as TwccReceiverView);
+  if (!router || typeof router.routeRtp !== "function" || receivers.length === 0) return () => undefined;
+  const idEntry = Object.entries(router.extIdUriMap).find(([, uri]) => uri === TRANSPORT_CC);
+  if (!idEntry) return () => undefined;
+  const id = Number(idEntry[0]);
+  for (const r of receivers) {
+    r.receiverTWCC = undefined;
+    r.setupTWCC = () => undefined;
+  }
+  const recorder = new TwccRecorder(Math.floor(Math.random() * 0xffffffff));
+  const route = router.routeRtp;
+  router.routeRtp = (packet: RtpPacket) => {
+    const extensions = packet.header.extensions;
+    for (let i = 0; i < extensions.length; i++) {
+      const e = extensions[i]!;
+      if (e.id === id && e.payload.length >= 2) {
+        recorder.record(e.payload.readUInt16BE(0), performance.now() * 1000, packet.header.ssrc);
+        break;
+      }
+    }
+    route(packet);
+  };
+  let fbCount = 0;
+  const timer = setInterval(() => {
+    const transport = receivers.find((r) => r.dtlsTransport)?.dtlsTransport;
+    if (!transport) return;
+    for (let feedback = recorder.build(fbCount); feedback; feedback = recorder.build(fbCount)) {
+      fbCount = (fbCount + 1) & 0xff;
+      const bytes = feedback;
+      transport.sendRtcp([{ serialize: () => bytes }]).catch(() => undefined);
+    }
+  }, TWCC_INTERVAL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
 
 /**
  * werift routes incoming RTP by the SSRCs the offer declares (a=ssrc) or by rid, never by mid or
@@ -76,7 +133,9 @@ function learnUndeclaredSsrcs(pc: RTCPeerConnection, choices: Choice[]): void {
   const open = choices
     .map((c) => ({ choice: c, transceiver: pc.getTransceivers().find((t) => t.mid !== undefined && t.mid === c.section.mid) }))
     .filter((x): x is { choice: Choice; transceiver: RTCRtpTransceiver } => !!x.transceiver)
-    .filter((x) => Object.keys(x.transceiver.receiver.trackBySSRC).length === 0);
+    .filter((x) => Object.keys(x.transceiver.receiver.trackBySSRC).length === 0)
+    // Simulcast layers are routed by werift itself, by their rid.
+    .filter((x) => x.choice.section.rids.length === 0);
   if (open.length === 0) return;
   const route = router.routeRtp;
   router.routeRtp = (packet: RtpPacket) => {
@@ -122,14 +181,12 @@ export class Publisher extends PeerSession {
     const counts = { audio: 0, video: 0 };
     this.tracks = choices.map((c) => {
       const keyframes = new KeyframeRequester(() => this.sendKeyframeRequest(c.kind));
-      return {
-        kind: c.kind,
-        codecName: c.codecName,
-        codec: c.codec,
-        index: counts[c.kind]++,
-        fanout: new TrackFanout(c.kind, c.codecName, () => keyframes.request(), opts.gopCachePackets),
-        keyframes,
-      };
+      const fanout = new TrackFanout(c.kind, c.codecName, () => keyframes.request(), opts.gopCachePackets);
+      const simulcast =
+        c.kind === "video" && c.section.rids.length > 1
+          ? new SimulcastSelector(c.codecName, c.codec.clockRate, (packet) => fanout.forward(packet), () => keyframes.request())
+          : undefined;
+      return { kind: c.kind, codecName: c.codecName, codec: c.codec, index: counts[c.kind]++, fanout, keyframes, simulcast };
     });
   }
 
@@ -143,10 +200,14 @@ export class Publisher extends PeerSession {
     if (choices.filter((c) => c.kind === "video").length > 1 || choices.filter((c) => c.kind === "audio").length > 1) {
       throw errors.invalidSdp();
     }
-    const handle = createPeer(ice, {
-      video: choices.filter((c) => c.kind === "video").map((c) => toWeriftCodec("video", c.codec)),
-      audio: choices.filter((c) => c.kind === "audio").map((c) => toWeriftCodec("audio", c.codec)),
-    });
+    const handle = createPeer(
+      ice,
+      {
+        video: choices.filter((c) => c.kind === "video").map((c) => toWeriftCodec("video", c.codec)),
+        audio: choices.filter((c) => c.kind === "audio").map((c) => toWeriftCodec("audio", c.codec)),
+      },
+      { simulcast: choices.some((c) => c.section.rids.length > 0) },
+    );
     const publisher = new Publisher(room, handle, opts, choices);
     // onTrack fires inside setRemoteDescription: wire it first.
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
@@ -154,6 +215,7 @@ export class Publisher extends PeerSession {
       const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType]])));
       await applyOffer(handle.pc, narrowed);
       learnUndeclaredSsrcs(handle.pc, choices);
+      publisher.stopFeedback = installTransportFeedback(handle.pc);
       const answer = await completeAnswer(handle.pc, ice);
       return { publisher, answer };
     } catch (err) {
@@ -162,13 +224,27 @@ export class Publisher extends PeerSession {
     }
   }
 
+  private stopFeedback = (): void => undefined;
   private readonly inbound = new Map<MediaKind, { track: MediaStreamTrack; transceiver: RTCRtpTransceiver | undefined }>();
 
   private attachTrack(track: MediaStreamTrack): void {
     const published = this.tracks.find((t) => t.kind === track.kind);
-    if (!published || this.inbound.has(published.kind)) return;
+    if (!published) return;
     // A section without a=ssrc gets the receiver's default track, which is not in receiver.tracks.
     const transceiver = this.peer.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track) || t.receiver.track === track);
+    const selector = published.simulcast;
+    if (selector && track.rid && transceiver) {
+      // werift has a track per rid but announces only the first: the selector takes them all.
+      if (this.inbound.has(published.kind)) return;
+      this.inbound.set(published.kind, { track, transceiver });
+      for (const layerTrack of transceiver.receiver.tracks) {
+        if (!layerTrack.rid) continue;
+        const layer = selector.addLayer(layerTrack.rid);
+        layerTrack.onReceiveRtp.subscribe((packet) => selector.write(layer, packet));
+      }
+      return;
+    }
+    if (this.inbound.has(published.kind)) return;
     this.inbound.set(published.kind, { track, transceiver });
     const fanout = published.fanout;
     track.onReceiveRtp.subscribe((packet) => fanout.forward(packet));
@@ -176,10 +252,12 @@ export class Publisher extends PeerSession {
 
   private sendKeyframeRequest(kind: MediaKind): void {
     const inbound = this.inbound.get(kind);
-    const ssrc = inbound?.track.ssrc;
+    const receiver = inbound?.transceiver?.receiver;
+    if (!receiver) return;
+    const selector = this.tracks.find((t) => t.kind === kind)?.simulcast;
+    const ssrcs = selector ? selector.keyframeSsrcs() : inbound.track.ssrc === undefined ? [] : [inbound.track.ssrc];
     // Before the first packet the SSRC is unknown, and the stream's first frame is a keyframe anyway.
-    if (!inbound?.transceiver || ssrc === undefined) return;
-    inbound.transceiver.receiver.sendRtcpPLI(ssrc).catch(() => undefined);
+    for (const ssrc of ssrcs) receiver.sendRtcpPLI(ssrc).catch(() => undefined);
   }
 
   get packets(): number {
@@ -193,8 +271,10 @@ export class Publisher extends PeerSession {
   protected onConnected(): void {}
 
   protected release(_reason: EndReason): void {
+    this.stopFeedback();
     for (const t of this.tracks) {
       t.keyframes.close();
+      t.simulcast?.close();
       t.fanout.close();
     }
   }

@@ -4,6 +4,7 @@ import { Publisher } from "./publisher.js";
 import { Room, type TrackConsumerFactory } from "./room.js";
 import { parseSdp, SdpError, type ParsedSdp } from "./sdp.js";
 import type { EndReason, Liveness } from "./session.js";
+import type { LayerState } from "./simulcast.js";
 import { Subscriber } from "./subscriber.js";
 import { RtpSource, type RtpTrackSpec } from "./rtp-source.js";
 
@@ -49,12 +50,19 @@ export interface RoomInfo {
   subscribers: number;
   codecs: string[];
   since: string;
+  /** Simulcast publishers only: each layer (rid, bitrate, arriving) and the one forwarded. */
+  layers?: LayerState[];
 }
 
 export interface SessionEntry {
   kind: SessionKind;
   room: Room;
   session: Publisher | Subscriber;
+}
+
+function layersOf(source: Room["publisher"]): { layers?: LayerState[] } {
+  const layers = source?.tracks.find((t) => t.simulcast)?.simulcast?.layerStates;
+  return layers && layers.length > 0 ? { layers } : {};
 }
 
 function parseOffer(text: string): ParsedSdp {
@@ -129,6 +137,7 @@ export class Rooms {
         subscribers: r.subscribers.size,
         codecs: r.publisher?.tracks.map((t) => t.codecName) ?? [],
         since: r.createdAt.toISOString(),
+        ...layersOf(r.publisher),
       }));
   }
 

@@ -23,7 +23,8 @@ export interface SdpMedia {
   mid?: string;
   direction: "sendrecv" | "sendonly" | "recvonly" | "inactive";
   codecs: SdpCodec[];
-  hasRid: boolean;
+  /** Simulcast layers the client sends (`a=rid:<id> send`, RFC 8851), in offer order. */
+  rids: string[];
   /** `a=bundle-only` (JSEP §5.2.1): port 0 then means "bundled with the first section", not rejected. */
   bundleOnly: boolean;
   /** Line indexes [start, end) of this section in the session's line array. */
@@ -74,7 +75,7 @@ export function parseSdp(text: string): ParsedSdp {
         formats: m[4].trim().split(" "),
         direction: "sendrecv",
         codecs: [],
-        hasRid: false,
+        rids: [],
         bundleOnly: false,
         start: i,
         end: lines.length,
@@ -99,7 +100,10 @@ export function parseSdp(text: string): ParsedSdp {
         current.direction = name;
         break;
       case "rid":
-        current.hasRid = true;
+        {
+          const rid = /^([A-Za-z0-9_-]+) send(?: |$)/.exec(value);
+          if (rid && !current.rids.includes(rid[1]!)) current.rids.push(rid[1]!);
+        }
         break;
       case "bundle-only":
         current.bundleOnly = true;
@@ -277,11 +281,9 @@ export function rtxFor(media: SdpMedia, pt: number): SdpCodec | undefined {
  * (with their rtpmap/fmtp/rtcp-fb lines). werift then has exactly one choice per MIME type.
  *
  * In those sections it also:
- * - drops `a=rid`/`a=simulcast`: the SFU forwards one stream per track, and werift's simulcast
- *   receive needs the rtp-stream-id extension the server does not negotiate, so the layers would
- *   not be told apart. Answered without simulcast, the client sends a single stream: its first
- *   encoding (RFC 8853 §5.3, what Chrome and Firefox do), which is the highest layer for the usual
- *   `h;m;l` order and the lowest for Chrome's own `q;h;f` examples.
+ * - keeps `a=rid` lines as `a=rid:<id> send`: werift reads everything after the id as the
+ *   direction, so restrictions (`pt=`, `max-width=`) would turn into a wrong direction in the
+ *   answer; the payload types they name may be gone anyway.
  * - turns a bundle-only section (port 0 + `a=bundle-only`, Firefox with max-bundle) into an
  *   ordinary bundled one on port 9: werift treats every port-0 section as rejected.
  * - drops an `a=extmap` whose id an earlier kept section already gave another URI (aiortc numbers
@@ -310,7 +312,13 @@ export function narrowOffer(sdp: ParsedSdp, keep: Map<SdpMedia, number[]>): stri
     }
     const m = /^a=(rtpmap|fmtp|rtcp-fb):(\d{1,3}) /.exec(line);
     if (m && !kept.includes(Number(m[2]))) continue;
-    if (/^a=(rid|simulcast):/.test(line) || line === "a=bundle-only") continue;
+    if (line === "a=bundle-only") continue;
+    const rid = /^a=rid:([A-Za-z0-9_-]+) send(?: |$)/.exec(line);
+    if (rid) {
+      out.push(`a=rid:${rid[1]} send`);
+      continue;
+    }
+    if (line.startsWith("a=rid:")) continue; // a recv rid means nothing in an offer to a receiver
     const ext = /^a=extmap:(\d+)(?:\/\S+)? (\S+)/.exec(line);
     if (ext) {
       const known = extUri.get(ext[1]);

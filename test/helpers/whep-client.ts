@@ -193,6 +193,8 @@ export interface TrackStats {
   /** VP8: size in the first keyframe. */
   width?: number;
   height?: number;
+  /** VP8: size in the latest keyframe (changes when a simulcast layer is switched). */
+  latestSize?: { width: number; height: number };
   /** performance.now() of the latest packet. */
   lastPacketAt?: number;
 }
@@ -272,9 +274,10 @@ export class TrackCounter {
         if (plid) s.spsProfileLevelId = plid;
       }
     }
-    if (key && s.width === undefined && name.toUpperCase() === "VP8") {
+    if (key && name.toUpperCase() === "VP8") {
       const size = vp8KeyframeSize(p.payload);
-      if (size) Object.assign(s, size);
+      if (size && s.width === undefined) Object.assign(s, size);
+      if (size) s.latestSize = size;
     }
 
     // Frames: one per RTP timestamp; video frames end at the marker bit.

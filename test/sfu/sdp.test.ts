@@ -113,12 +113,23 @@ describe("narrowOffer", () => {
 });
 
 describe("narrowOffer on offer shapes from the wild", () => {
-  it("drops rid/simulcast in the narrowed section so the client sends one stream", () => {
+  it("keeps the send rids of a simulcast section, reduced to id and direction", () => {
     const sdp = parseSdp(offer("chrome-simulcast.sdp"));
-    expect(sdp.media[1].hasRid).toBe(true);
+    expect(sdp.media[1].rids).toEqual(["h", "m", "l"]);
     const narrowed = narrowOffer(sdp, new Map([[sdp.media[1], [96]]]));
-    expect(narrowed).not.toMatch(/a=(rid|simulcast):/);
-    expect(parseSdp(narrowed).media[1]).toMatchObject({ hasRid: false, formats: ["96"] });
+    expect(narrowed).toMatch(/\r\na=rid:h send\r\na=rid:m send\r\na=rid:l send\r\na=simulcast:send h;m;l\r\n/);
+    expect(parseSdp(narrowed).media[1]).toMatchObject({ rids: ["h", "m", "l"], formats: ["96"] });
+  });
+
+  it("strips rid restrictions werift would read as the direction, and recv rids", () => {
+    const text = offer("chrome-simulcast.sdp")
+      .replace("a=rid:h send", "a=rid:h send pt=96;max-width=1280")
+      .replace("a=rid:l send", "a=rid:l recv");
+    const sdp = parseSdp(text);
+    expect(sdp.media[1].rids).toEqual(["h", "m"]);
+    const narrowed = narrowOffer(sdp, new Map([[sdp.media[1], [96]]]));
+    expect(narrowed).toMatch(/\r\na=rid:h send\r\na=rid:m send\r\na=simulcast/);
+    expect(narrowed).not.toMatch(/max-width|a=rid:l/);
   });
 
   it("turns a bundle-only section into an ordinary bundled one on port 9", () => {
