@@ -7,6 +7,7 @@ import {
   canonicalName,
   FORWARDABLE,
   narrowOffer,
+  rtxFor,
   usableMedia,
   type CodecName,
   type MediaKind,
@@ -37,6 +38,11 @@ interface Choice {
   kind: MediaKind;
   codec: SdpCodec;
   codecName: CodecName;
+  /**
+   * The offer's RTX for the codec, kept where the offer names the RTX SSRC (FID group): werift
+   * maps retransmissions to their stream only through it, and cannot for simulcast layers.
+   */
+  rtx?: SdpCodec;
 }
 
 /** Picks, per offered section, the first codec (in the client's order of preference) the SFU forwards. */
@@ -48,7 +54,8 @@ function chooseCodecs(offer: ParsedSdp): Choice[] {
     for (const codec of section.codecs) {
       const name = canonicalName(codec.name);
       if (name && FORWARDABLE[kind].includes(name)) {
-        choices.push({ section, kind, codec, codecName: name });
+        const rtx = kind === "video" && section.rtxSsrcGroup && section.rids.length === 0 ? rtxFor(section, codec.payloadType) : undefined;
+        choices.push({ section, kind, codec, codecName: name, rtx });
         break;
       }
     }
@@ -203,7 +210,7 @@ export class Publisher extends PeerSession {
     const handle = createPeer(
       ice,
       {
-        video: choices.filter((c) => c.kind === "video").map((c) => toWeriftCodec("video", c.codec)),
+        video: choices.filter((c) => c.kind === "video").flatMap((c) => [toWeriftCodec("video", c.codec), ...(c.rtx ? [toWeriftCodec("video", c.rtx)] : [])]),
         audio: choices.filter((c) => c.kind === "audio").map((c) => toWeriftCodec("audio", c.codec)),
       },
       { simulcast: choices.some((c) => c.section.rids.length > 0) },
@@ -212,7 +219,7 @@ export class Publisher extends PeerSession {
     // onTrack fires inside setRemoteDescription: wire it first.
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
     try {
-      const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType]])));
+      const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType, ...(c.rtx ? [c.rtx.payloadType] : [])]])));
       await applyOffer(handle.pc, narrowed);
       learnUndeclaredSsrcs(handle.pc, choices);
       publisher.stopFeedback = installTransportFeedback(handle.pc);

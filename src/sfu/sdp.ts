@@ -25,6 +25,8 @@ export interface SdpMedia {
   codecs: SdpCodec[];
   /** Simulcast layers the client sends (`a=rid:<id> send`, RFC 8851), in offer order. */
   rids: string[];
+  /** `a=ssrc-group:FID`: the client names the SSRC its RTX retransmissions come from (RFC 4588). */
+  rtxSsrcGroup: boolean;
   /** `a=bundle-only` (JSEP §5.2.1): port 0 then means "bundled with the first section", not rejected. */
   bundleOnly: boolean;
   /** Line indexes [start, end) of this section in the session's line array. */
@@ -76,6 +78,7 @@ export function parseSdp(text: string): ParsedSdp {
         direction: "sendrecv",
         codecs: [],
         rids: [],
+        rtxSsrcGroup: false,
         bundleOnly: false,
         start: i,
         end: lines.length,
@@ -107,6 +110,9 @@ export function parseSdp(text: string): ParsedSdp {
         break;
       case "bundle-only":
         current.bundleOnly = true;
+        break;
+      case "ssrc-group":
+        if (/^FID \d+ \d+$/.test(value)) current.rtxSsrcGroup = true;
         break;
       case "rtpmap": {
         // A clock rate past 10 digits is no number werift can write back (it answered "VP8/NaN").

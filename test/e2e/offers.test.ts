@@ -133,9 +133,12 @@ function checkAnswer(offerText: string, answerText: string, role: "whip" | "whep
       expect(a.formats).toEqual(["webrtc-datachannel"]);
       return;
     }
-    // The chosen codec, in the offer's numbering, with the offer's fmtp; for a WHEP viewer also the
-    // RTX the offer pairs with it (apt), so NACKed packets go out as RTX; nothing else.
-    const rtx = role === "whep" && o.kind === "video" ? [...o.fmtp.entries()].find(([pt, f]) => params(f).includes(`apt=${e.pt}`) && o.rtpmap.get(pt)?.toLowerCase().startsWith("rtx/"))?.[0] : undefined;
+    // The chosen codec, in the offer's numbering, with the offer's fmtp; also the RTX the offer
+    // pairs with it (apt), for a WHEP viewer (NACKed packets go out as RTX) and for a publisher
+    // that names its RTX SSRC (FID group) and sends no simulcast; nothing else.
+    const rtxNegotiable =
+      role === "whep" || (o.lines.some((l) => /^a=ssrc-group:FID \d+ \d+$/.test(l)) && !o.lines.some((l) => l.startsWith("a=rid:")));
+    const rtx = rtxNegotiable && o.kind === "video" ? [...o.fmtp.entries()].find(([pt, f]) => params(f).includes(`apt=${e.pt}`) && o.rtpmap.get(pt)?.toLowerCase().startsWith("rtx/"))?.[0] : undefined;
     expect(a.formats, `payload types of section ${e.mid}`).toEqual(rtx === undefined ? [String(e.pt)] : [String(e.pt), String(rtx)]);
     if (rtx !== undefined) {
       expect(params(a.fmtp.get(rtx))).toEqual([`apt=${e.pt}`]);

@@ -28,6 +28,31 @@ describe("RTCP", () => {
     }
   }, 30_000);
 
+  it("a publisher that offers RTX with its FID group gets it, and what it resends as RTX reaches viewers in place", async () => {
+    const { client } = await publishTestStream(server.whipUrl("rtx-up"), {
+      video: { codec: "VP8", rtx: true },
+      audio: false,
+      peerConfig: { debug: { outboundPacketLoss: 95 } },
+    });
+    const viewer = new WhepClient({ audio: false });
+    try {
+      expect(client.answer).toMatch(/^a=rtpmap:97 rtx\/90000\r?$/m);
+      expect(client.answer).toMatch(/^a=fmtp:97 apt=96\r?$/m);
+      await viewer.play(server.whepUrl("rtx-up"), {});
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(client.nacks).toBeGreaterThan(0);
+      const sender = client.sender("video") as unknown as { retransmittedPacketsSent?: number; rtxSsrc: number };
+      expect(sender.retransmittedPacketsSent ?? 0).toBeGreaterThan(0);
+      // The viewer loses nothing itself: its late packets are the publisher's RTX, unwrapped by the
+      // server into the media stream and forwarded under their original sequence numbers.
+      expect(viewer.video.reordered).toBeGreaterThan(0);
+      expect(viewer.video.frames).toBeGreaterThan(10);
+    } finally {
+      await viewer.close();
+      await client.close();
+    }
+  }, 30_000);
+
   it("subscribers receive sender reports for audio and video", async () => {
     let publisher: WhipClient | undefined;
     const viewer = new WhepClient({});

@@ -150,6 +150,8 @@ export interface WhipVideoOptions {
    * Chrome's padding-only bandwidth probes are when the publisher has no RTX (default: none).
    */
   paddingEvery?: number;
+  /** Offer RTX (RFC 4588, PT 97 apt=96) and resend NACKed packets as RTX, as browsers do. */
+  rtx?: boolean;
 }
 
 export interface WhipClientOptions {
@@ -256,7 +258,15 @@ export class WhipClient {
       headerExtensions: browserLikeHeaderExtensions(),
       codecs: {
         video: this.video
-          ? [videoCodecParameters({ codec: this.video.codec, profileLevelId: this.video.profileLevelId, profileId: this.video.vp9Profile })]
+          ? [
+              videoCodecParameters({
+                codec: this.video.codec,
+                profileLevelId: this.video.profileLevelId,
+                profileId: this.video.vp9Profile,
+                ...(this.video.rtx ? { payloadType: 96 } : {}),
+              }),
+              ...(this.video.rtx ? [new RTCRtpCodecParameters({ mimeType: "video/rtx", clockRate: 90000, payloadType: 97, parameters: "apt=96" })] : []),
+            ]
           : [],
         audio: this.audio ? [opusCodecParameters()] : [],
       },

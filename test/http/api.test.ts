@@ -47,8 +47,10 @@ describe("WHIP/WHEP statuses and messages", () => {
     const answer = await res.text();
     expect(answer).toMatch(/^v=0\r\n/);
     expect(answer).toMatch(/a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 \d+ typ host/);
-    // Only the chosen codec is answered: the publisher's first preference, VP8.
-    expect(answer).toMatch(/m=video \d+ UDP\/TLS\/RTP\/SAVPF 96\r\n/);
+    // Only the chosen codec is answered: the publisher's first preference, VP8, with the RTX
+    // Chrome pairs with it (97, apt=96; its offer names the RTX SSRC in a FID group).
+    expect(answer).toMatch(/m=video \d+ UDP\/TLS\/RTP\/SAVPF 96 97\r\n/);
+    expect(answer).toMatch(/\r\na=fmtp:97 apt=96\r\n/);
     const del = await fetch(server.url + res.headers.get("location"), { method: "DELETE" });
     expect(del.status).toBe(200);
     const again = await fetch(server.url + res.headers.get("location"), { method: "DELETE" });
