@@ -6,6 +6,7 @@ import type dgram from "node:dgram";
 import { RtpHeader, type GenericNack, type RTCDtlsTransport, type RTCRtpSender, type RtpPacket } from "werift";
 import type { PacketSink } from "./forward.js";
 import { nackedSequences } from "./sequence.js";
+import { SrtpProtector, type SrtpSessionKeys } from "./srtp.js";
 
 /** werift sender fields its RTCP loop reads for sender reports; not public API, hence one typed view. */
 interface SenderReportState {
@@ -55,6 +56,8 @@ export class FastSender implements PacketSink {
   private readonly rtx: boolean;
   private rtxSequence = Math.floor(Math.random() * 0x10000);
   private readonly report: SenderReportState;
+  /** Own SRTP protect with werift's session keys; null where the profile is one it does not do. */
+  private protector: SrtpProtector | null | undefined;
   private readonly timer: NodeJS.Timeout;
   private lastTimestamp = 0;
   private lastSentMs = 0;
@@ -99,8 +102,7 @@ export class FastSender implements PacketSink {
     h.sequenceNumber = src.sequenceNumber;
     h.timestamp = src.timestamp;
     const payload = packet.payload;
-    const protected_ = this.dtls.srtp.encrypt(payload, h);
-    this.send(protected_);
+    this.send(this.protect(h, payload));
     // The plain payload is kept: a retransmission is protected again (the same index and content
     // give the same SRTP bytes), or wrapped as RTX under its own SSRC and sequence.
     const slot = src.sequenceNumber % this.slots;
@@ -117,6 +119,19 @@ export class FastSender implements PacketSink {
     this.lastSentMs = Date.now();
     this.sent++;
     this.octets += payload.length;
+  }
+
+  private protect(h: RtpHeader, payload: Buffer): Buffer {
+    if (this.protector === undefined) {
+      // The keys exist once DTLS is done, which is before the sender gets its first packet.
+      const context = (this.dtls.srtp as unknown as { localContext: SrtpSessionKeys }).localContext;
+      try {
+        this.protector = new SrtpProtector(context);
+      } catch {
+        this.protector = null;
+      }
+    }
+    return this.protector ? this.protector.protect(h, payload) : this.dtls.srtp.encrypt(payload, h);
   }
 
   private send(data: Buffer): void {
@@ -151,7 +166,7 @@ export class FastSender implements PacketSink {
         payload = Buffer.from(this.ring.subarray(at, at + length));
         h.sequenceNumber = seq;
       }
-      this.send(this.dtls.srtp.encrypt(payload, h));
+      this.send(this.protect(h, payload));
       this.retransmitted++;
       nackStats.retransmitted++;
     }
