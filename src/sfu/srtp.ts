@@ -20,7 +20,7 @@ export interface SrtpSessionKeys {
   srtpSessionAuthTag?: Buffer;
 }
 
-/** An RTP header without extensions or CSRCs, as the fast path sends it. */
+/** An RTP header without CSRCs, as the fast path sends it (extensions come as a ready block). */
 export interface PlainHeader {
   payloadType: number;
   marker: boolean;
@@ -81,14 +81,19 @@ export class SrtpProtector {
     return seq > s.highest && s.roc > 0 ? s.roc - 1 : s.roc;
   }
 
-  /** The SRTP packet for this header and payload. */
-  protect(h: PlainHeader, payload: Uint8Array): Buffer {
-    const out = Buffer.allocUnsafe(HEADER + payload.length + this.tagLength);
-    out[0] = 0x80;
+  /**
+   * The SRTP packet for this header and payload; `extension[0..extensionLength]`, when given, is a
+   * complete header-extension block (profile, length, elements) and sets the X bit.
+   */
+  protect(h: PlainHeader, payload: Uint8Array, extension?: Uint8Array, extensionLength = 0): Buffer {
+    const header = HEADER + (extension ? extensionLength : 0);
+    const out = Buffer.allocUnsafe(header + payload.length + this.tagLength);
+    out[0] = header > HEADER ? 0x90 : 0x80;
     out[1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
     out.writeUInt16BE(h.sequenceNumber & 0xffff, 2);
     out.writeUInt32BE(h.timestamp >>> 0, 4);
     out.writeUInt32BE(h.ssrc >>> 0, 8);
+    if (header > HEADER) out.set(extension!.subarray(0, extensionLength), HEADER);
     const roc = this.rocFor(h.ssrc, h.sequenceNumber);
     const iv = this.iv;
     const salt = this.salt;
@@ -100,10 +105,10 @@ export class SrtpProtector {
       iv.writeUInt16BE(h.sequenceNumber & 0xffff, 10);
       for (let i = 0; i < 12; i++) iv[i] ^= salt[i]!;
       const cipher = createCipheriv("aes-128-gcm", this.key, iv);
-      cipher.setAAD(out.subarray(0, HEADER));
-      cipher.update(payload).copy(out, HEADER);
+      cipher.setAAD(out.subarray(0, header));
+      cipher.update(payload).copy(out, header);
       cipher.final();
-      cipher.getAuthTag().copy(out, HEADER + payload.length);
+      cipher.getAuthTag().copy(out, header + payload.length);
       return out;
     }
     // RFC 3711 §4.1.1: IV = (salt · 2^16) XOR (SSRC · 2^64) XOR (index · 2^16), index = ROC · 2^16 + SEQ.
@@ -113,13 +118,13 @@ export class SrtpProtector {
     iv.writeUInt16BE(h.sequenceNumber & 0xffff, 12);
     for (let i = 0; i < 14; i++) iv[i] ^= salt[i]!;
     const cipher = createCipheriv("aes-128-ctr", this.key, iv);
-    cipher.update(payload).copy(out, HEADER);
+    cipher.update(payload).copy(out, header);
     this.roc.writeUInt32BE(roc, 0);
     const tag = createHmac("sha1", this.authKey!)
-      .update(out.subarray(0, HEADER + payload.length))
+      .update(out.subarray(0, header + payload.length))
       .update(this.roc)
       .digest();
-    tag.copy(out, HEADER + payload.length, 0, 10);
+    tag.copy(out, header + payload.length, 0, 10);
     return out;
   }
 }

@@ -37,6 +37,28 @@ for (const [name, profile] of [
       }
     });
 
+    it("carries a header-extension block byte-identically to werift and werift reads the elements back", () => {
+      const { sender, receiver } = sessions(profile);
+      const ours = new SrtpProtector(keysOf(sender));
+      for (let i = 0; i < 20; i++) {
+        const extensions = [
+          { id: 1, payload: Buffer.from([0x80 | i]) },
+          { id: 7, payload: randomBytes(1 + (i % 16)) },
+        ];
+        const header = { payloadType: 96, marker: false, sequenceNumber: 1000 + i, timestamp: 90_000 + i, ssrc: 0x0badcafe };
+        const weriftHeader = new RtpHeader({ ...header, extension: true, extensions });
+        const block = weriftHeader.serialize(weriftHeader.serializeSize).subarray(12);
+        const payload = randomBytes(300);
+        const srtp = ours.protect(header, payload, block, block.length);
+        expect(srtp.equals(sender.encrypt(payload, weriftHeader)), `packet ${i}`).toBe(true);
+        const plain = RtpPacket.deSerialize(receiver.decrypt(srtp));
+        expect(plain.header.extensions.map((e) => [e.id, Buffer.from(e.payload).toString("hex")])).toEqual(
+          extensions.map((e) => [e.id, e.payload.toString("hex")]),
+        );
+        expect(plain.payload.equals(payload)).toBe(true);
+      }
+    });
+
     it("is decrypted by werift as the receiving side, including a packet resent from before the wrap", () => {
       const { sender, receiver } = sessions(profile);
       const ours = new SrtpProtector(keysOf(sender));
