@@ -5,6 +5,8 @@
 import type dgram from "node:dgram";
 import { RtpHeader, type GenericNack, type RTCDtlsTransport, type RTCRtpSender, type RtpPacket } from "werift";
 import type { PacketSink } from "./forward.js";
+import { EXTENSION_BLOCK_BYTES, writeExtensionBlock } from "./extensions.js";
+import type { PacketHistory } from "./history.js";
 import { nackedSequences } from "./sequence.js";
 import { SrtpProtector, type SrtpSessionKeys } from "./srtp.js";
 
@@ -23,13 +25,6 @@ interface NominatedPair {
   protocol: { type: string; transport?: { socket?: dgram.Socket } };
 }
 
-/**
- * Retransmission history, as a ring of fixed slots allocated up front: payloads are copied in
- * rather than kept as the Buffers werift handed over (thousands of retained Buffers per subscriber
- * were promoted to V8's old space and cost major GCs under load). Video: 2048 packets, over 1 s at
- * 5 Mbit/s of 1200-byte packets; audio: 512 packets, 10 s of Opus. Larger packets are not kept.
- */
-const HISTORY = { video: { slots: 2048, bytes: 1500 }, audio: { slots: 512, bytes: 512 } } as const;
 const NTP_EPOCH_OFFSET = 2208988800;
 
 /** 64-bit NTP time of a wall-clock instant (RFC 3550 sender reports). */
@@ -44,13 +39,8 @@ export const nackStats = { requested: 0, retransmitted: 0 };
 
 export class FastSender implements PacketSink {
   private readonly header: RtpHeader;
-  private readonly slots: number;
-  private readonly slotBytes: number;
-  private readonly ring: Buffer;
-  private readonly historyLength: Uint16Array;
-  private readonly historySeq: Int32Array;
-  private readonly historyTimestamp: Uint32Array;
-  private readonly historyMarker: Uint8Array;
+  /** This viewer's header-extension block of the packet being sent, rewritten from the history's copy. */
+  private readonly extensionBlock = Buffer.alloc(EXTENSION_BLOCK_BYTES);
   /** Header of retransmissions: the original SSRC, or the RTX stream's when RTX was negotiated (RFC 4588). */
   private readonly resendHeader: RtpHeader;
   private readonly rtx: boolean;
@@ -68,18 +58,14 @@ export class FastSender implements PacketSink {
   constructor(
     private readonly sender: RTCRtpSender,
     private readonly dtls: RTCDtlsTransport,
+    /** The track's packets, kept once for all its viewers: NACKs are answered from it. */
+    private readonly history: PacketHistory,
+    /** Forwarded extension index → this viewer's id (extensions.ts targetIds). */
+    private readonly extensionIds: Uint8Array,
   ) {
     const codec = sender.codec;
     if (!codec) throw new Error("sender has no negotiated codec");
     this.header = new RtpHeader({ payloadType: codec.payloadType, ssrc: sender.ssrc });
-    const size = codec.mimeType.toLowerCase().startsWith("audio/") ? HISTORY.audio : HISTORY.video;
-    this.slots = size.slots;
-    this.slotBytes = size.bytes;
-    this.ring = Buffer.allocUnsafeSlow(size.slots * size.bytes);
-    this.historyLength = new Uint16Array(size.slots);
-    this.historySeq = new Int32Array(size.slots).fill(-1);
-    this.historyTimestamp = new Uint32Array(size.slots);
-    this.historyMarker = new Uint8Array(size.slots);
     // werift keeps the negotiated RTX payload type private; rtxSsrc is public.
     const rtxPayloadType = (sender as unknown as { rtxPayloadType?: number }).rtxPayloadType;
     this.rtx = rtxPayloadType !== undefined;
@@ -102,26 +88,24 @@ export class FastSender implements PacketSink {
     h.sequenceNumber = src.sequenceNumber;
     h.timestamp = src.timestamp;
     const payload = packet.payload;
-    this.send(this.protect(h, payload));
-    // The plain payload is kept: a retransmission is protected again (the same index and content
-    // give the same SRTP bytes), or wrapped as RTX under its own SSRC and sequence.
-    const slot = src.sequenceNumber % this.slots;
-    if (payload.length <= this.slotBytes) {
-      payload.copy(this.ring, slot * this.slotBytes);
-      this.historyLength[slot] = payload.length;
-      this.historySeq[slot] = src.sequenceNumber;
-      this.historyTimestamp[slot] = src.timestamp;
-      this.historyMarker[slot] = src.marker ? 1 : 0;
-    } else {
-      this.historySeq[slot] = -1;
-    }
+    this.send(this.protect(h, payload, this.extensionsOf(src.sequenceNumber)));
     this.lastTimestamp = src.timestamp;
     this.lastSentMs = Date.now();
     this.sent++;
     this.octets += payload.length;
   }
 
-  private protect(h: RtpHeader, payload: Buffer): Buffer {
+  /** Writes this viewer's extension block for a packet the history holds; returns its length (0: none). */
+  private extensionsOf(sequenceNumber: number): number {
+    const history = this.history;
+    const slot = history.find(sequenceNumber);
+    if (slot < 0) return 0;
+    const length = history.extensionLength(slot);
+    if (length === 0) return 0;
+    return writeExtensionBlock(history.extensionBytes, history.extensionOffset(slot), length, this.extensionIds, this.extensionBlock);
+  }
+
+  private protect(h: RtpHeader, payload: Buffer, extensionLength: number): Buffer {
     if (this.protector === undefined) {
       // The keys exist once DTLS is done, which is before the sender gets its first packet.
       const context = (this.dtls.srtp as unknown as { localContext: SrtpSessionKeys }).localContext;
@@ -131,7 +115,11 @@ export class FastSender implements PacketSink {
         this.protector = null;
       }
     }
-    return this.protector ? this.protector.protect(h, payload) : this.dtls.srtp.encrypt(payload, h);
+    if (this.protector) return this.protector.protect(h, payload, this.extensionBlock, extensionLength);
+    // werift's encrypt takes extensions as elements: only for a profile the own protect lacks.
+    h.extensions = extensionLength === 0 ? [] : elementsOf(this.extensionBlock, extensionLength);
+    h.extension = h.extensions.length > 0;
+    return this.dtls.srtp.encrypt(payload, h);
   }
 
   private send(data: Buffer): void {
@@ -144,29 +132,30 @@ export class FastSender implements PacketSink {
     else connection.send(data).catch(() => undefined);
   }
 
-  /** NACKed packets from the history: plain again, or as RTX (OSN + payload) when negotiated. */
+  /**
+   * NACKed packets from the history, with their extensions: plain again (the same index and
+   * content give the same SRTP bytes), or as RTX (OSN + payload) when negotiated.
+   */
   private onNack(nack: GenericNack): void {
     for (const seq of nackedSequences(nack)) {
       nackStats.requested++;
-      const slot = seq % this.slots;
-      if (this.historySeq[slot] !== seq) continue;
-      const at = slot * this.slotBytes;
-      const length = this.historyLength[slot]!;
+      const slot = this.history.find(seq);
+      const stored = slot < 0 ? undefined : this.history.read(slot);
+      if (!stored) continue;
       const h = this.resendHeader;
-      h.marker = this.historyMarker[slot] === 1;
-      h.timestamp = this.historyTimestamp[slot]!;
-      let payload: Buffer;
+      h.marker = stored.marker;
+      h.timestamp = stored.timestamp;
+      let payload = stored.payload;
       if (this.rtx) {
-        payload = Buffer.allocUnsafe(2 + length);
+        payload = Buffer.allocUnsafe(2 + stored.payload.length);
         payload.writeUInt16BE(seq, 0);
-        this.ring.copy(payload, 2, at, at + length);
+        stored.payload.copy(payload, 2);
         h.sequenceNumber = this.rtxSequence;
         this.rtxSequence = (this.rtxSequence + 1) & 0xffff;
       } else {
-        payload = Buffer.from(this.ring.subarray(at, at + length));
         h.sequenceNumber = seq;
       }
-      this.send(this.protect(h, payload));
+      this.send(this.protect(h, payload, this.extensionsOf(seq)));
       this.retransmitted++;
       nackStats.retransmitted++;
     }
@@ -183,6 +172,21 @@ export class FastSender implements PacketSink {
 
   close(): void {
     clearInterval(this.timer);
-    this.historySeq.fill(-1);
   }
+}
+
+/** The elements of a one-byte-header block as werift's header holds them. */
+function elementsOf(block: Buffer, length: number): { id: number; payload: Buffer }[] {
+  const out: { id: number; payload: Buffer }[] = [];
+  for (let p = 4; p < length; ) {
+    const b = block[p]!;
+    if (b === 0) {
+      p++;
+      continue;
+    }
+    const len = (b & 0x0f) + 1;
+    out.push({ id: b >> 4, payload: Buffer.from(block.subarray(p + 1, p + 1 + len)) });
+    p += 1 + len;
+  }
+  return out;
 }

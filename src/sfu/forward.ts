@@ -3,6 +3,7 @@
 // the packet for its own negotiation does so on its own reused state.
 
 import type { RtpPacket } from "werift";
+import { PacketHistory } from "./history.js";
 import { startsKeyframe } from "./keyframes.js";
 import type { CodecName, MediaKind } from "./sdp.js";
 import { SequenceCompactor } from "./sequence.js";
@@ -28,6 +29,8 @@ export class TrackFanout {
   private gop: RtpPacket[] = [];
   private gopTimestamp = -1;
   private readonly sequence = new SequenceCompactor();
+  /** The forwarded packets with their extensions, shared by the track's viewers (resends, extension rewrite). */
+  readonly history: PacketHistory;
 
   constructor(
     readonly kind: MediaKind,
@@ -40,7 +43,9 @@ export class TrackFanout {
      * kept and replayed to a joiner, for encoders that cannot be asked (FFmpeg ingests).
      */
     private readonly gopCachePackets = 0,
-  ) {}
+  ) {
+    this.history = new PacketHistory(kind);
+  }
 
   get sinkCount(): number {
     return this.outputs.length;
@@ -72,12 +77,6 @@ export class TrackFanout {
     this.packets++;
     this.bytes += header.payloadOffset + packet.payload.length + header.paddingSize;
     this.lastPacketAt = performance.now();
-    // The publisher's header extensions use the publisher's ids; a subscriber's sender writes
-    // its own negotiated ones, so the originals must not travel on.
-    if (header.extension) {
-      header.extensions = [];
-      header.extension = false;
-    }
     // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream:
     // they are dropped and what follows is renumbered, so viewers see no gap to NACK.
     // Padding on media packets is dropped since werift's send path would not re-append it.
@@ -90,6 +89,13 @@ export class TrackFanout {
       return;
     }
     header.sequenceNumber = this.sequence.map(header.sequenceNumber);
+    this.history.put(packet);
+    // The publisher's extensions use the publisher's ids: the history keeps the forwarded ones,
+    // which each viewer's sender writes under its own ids; the originals do not travel on.
+    if (header.extension) {
+      header.extensions = [];
+      header.extension = false;
+    }
     let keyframe = -1;
     if (this.gopCachePackets > 0) {
       keyframe = startsKeyframe(this.codec, packet.payload) ? 1 : 0;
@@ -119,5 +125,6 @@ export class TrackFanout {
   close(): void {
     this.outputs = [];
     this.gop = [];
+    this.history.close();
   }
 }

@@ -1,6 +1,7 @@
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  RTCRtpHeaderExtensionParameters,
   useAbsSendTime,
   useRepairedRtpStreamId,
   useSdesMid,
@@ -10,6 +11,7 @@ import {
 } from "werift";
 import type { Config } from "../config.js";
 import { errors } from "./errors.js";
+import { FORWARDED_BY_KIND } from "./extensions.js";
 import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
 
 /** The part of Config that shapes the server's own ICE agent. */
@@ -43,6 +45,11 @@ export function toWeriftCodec(kind: MediaKind, c: SdpCodec): RTCRtpCodecParamete
   });
 }
 
+/** The extensions carried from publishers to viewers (extensions.ts); werift numbers them. */
+function forwarded(kind: MediaKind): RTCRtpHeaderExtensionParameters[] {
+  return FORWARDED_BY_KIND[kind].map((uri) => new RTCRtpHeaderExtensionParameters({ uri }));
+}
+
 export interface PeerHandle {
   pc: RTCPeerConnection;
   /** performance.now() of the last packet (STUN, DTLS, SRTP, SRTCP) received from the remote. */
@@ -68,8 +75,9 @@ export function createPeer(
         useAbsSendTime(),
         useTransportWideCC(),
         ...(opts.simulcast ? [useSdesRTPStreamId(), useRepairedRtpStreamId()] : []),
+        ...forwarded("video"),
       ],
-      audio: [useSdesMid(), useAbsSendTime(), useTransportWideCC()],
+      audio: [useSdesMid(), useAbsSendTime(), useTransportWideCC(), ...forwarded("audio")],
     },
     // The server gathers host candidates only unless told otherwise: no outside STUN traffic.
     iceServers: ice.iceGatherServers ? ice.iceServers : [],

@@ -2,6 +2,7 @@ import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RtpPacket 
 import { errors } from "./errors.js";
 import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
+import { agreedExtensions, sourceIndexes } from "./extensions.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import {
   canonicalName,
@@ -222,6 +223,7 @@ export class Publisher extends PeerSession {
       const narrowed = narrowOffer(offer, new Map(choices.map((c) => [c.section, [c.codec.payloadType, ...(c.rtx ? [c.rtx.payloadType] : [])]])));
       await applyOffer(handle.pc, narrowed);
       learnUndeclaredSsrcs(handle.pc, choices);
+      publisher.readExtensionIds(offer, choices);
       publisher.stopFeedback = installTransportFeedback(handle.pc);
       const answer = await completeAnswer(handle.pc, ice);
       return { publisher, answer };
@@ -232,6 +234,17 @@ export class Publisher extends PeerSession {
   }
 
   private stopFeedback = (): void => undefined;
+
+  /** Tells each track's history which of the publisher's extension ids it forwards. */
+  private readExtensionIds(offer: ParsedSdp, choices: Choice[]): void {
+    const transceivers = this.peer.pc.getTransceivers();
+    choices.forEach((c, i) => {
+      const transceiver = transceivers.find((t) => t.mid !== undefined && t.mid === c.section.mid);
+      if (!transceiver) return;
+      const agreed = agreedExtensions(transceiver.headerExtensions, offer.lines.slice(c.section.start, c.section.end));
+      this.tracks[i]!.fanout.history.setSourceExtensions(sourceIndexes(agreed));
+    });
+  }
   private readonly inbound = new Map<MediaKind, { track: MediaStreamTrack; transceiver: RTCRtpTransceiver | undefined }>();
 
   private attachTrack(track: MediaStreamTrack): void {

@@ -5,6 +5,7 @@ import {
   type RtpPacket,
 } from "werift";
 import { errors } from "./errors.js";
+import { agreedExtensions, targetIds } from "./extensions.js";
 import { FastSender } from "./fast-sender.js";
 import type { PacketSink } from "./forward.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
@@ -80,7 +81,13 @@ export interface SubscriberOptions {
 }
 
 export class Subscriber extends PeerSession {
-  private readonly outputs: { track: PublishedTrack; sender: RTCRtpSender; sink?: PacketSink & { close(): void } }[] = [];
+  private readonly outputs: {
+    track: PublishedTrack;
+    sender: RTCRtpSender;
+    /** Forwarded extension index → this viewer's id, as its offer numbered them. */
+    extensionIds: Uint8Array;
+    sink?: PacketSink & { close(): void };
+  }[] = [];
 
   private constructor(
     readonly room: string,
@@ -115,7 +122,8 @@ export class Subscriber extends PeerSession {
         const transceiver = transceivers.find((t) => t.mid === m.section.mid) ?? transceivers[offer.media.indexOf(m.section)];
         if (!transceiver) throw new Error(`no transceiver for section ${m.section.mid ?? "?"}`);
         transceiver.setDirection("sendonly");
-        subscriber.outputs.push({ track: m.track, sender: transceiver.sender });
+        const agreed = agreedExtensions(transceiver.headerExtensions, offer.lines.slice(m.section.start, m.section.end));
+        subscriber.outputs.push({ track: m.track, sender: transceiver.sender, extensionIds: targetIds(agreed) });
         transceiver.sender.onRtcp.subscribe((rtcp) => {
           // PSFB FMT 1 is PLI, FMT 4 is FIR (RFC 4585, RFC 5104): both mean "send a keyframe".
           if (rtcp instanceof RtcpPayloadSpecificFeedback && (rtcp.feedback.count === PLI || rtcp.feedback.count === FIR)) {
@@ -136,7 +144,7 @@ export class Subscriber extends PeerSession {
     if (this.closed) return;
     for (const o of this.outputs) {
       // The codec and SRTP keys exist only now.
-      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport);
+      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds);
       o.track.fanout.add(o.sink);
     }
   }

@@ -1,11 +1,12 @@
 // Forwarding through the wire: FFmpeg-fed werift publishers, several werift subscribers over
 // real UDP, the server in between. Each subscriber proves it could decode: it starts on a
 // keyframe and keeps receiving frames.
+import { RTCRtpHeaderExtensionParameters, useAbsSendTime, useSdesMid } from "werift";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { sleep } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, WhepClient } from "../helpers/whep-client.js";
-import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+import { AUDIO_LEVEL_URI, publishTestStream, type WhipClient } from "../helpers/whip-client.js";
 
 const open: { close(o?: { vanish?: boolean }): Promise<void> }[] = [];
 function track<T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T {
@@ -167,4 +168,55 @@ describe("peers that vanish without DELETE", () => {
     }
     expect(roomGone).toBe(true);
   }, 40_000);
+});
+
+describe("header extensions", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(() => server.close());
+
+  it("audio level reaches a viewer under the id its own offer gave it, per packet, and nothing under ids it did not offer", async () => {
+    // The publisher numbers audio level 3 (after mid and abs-send-time); this viewer offers it first, as 1.
+    const pub = track((await publishTestStream(server.whipUrl("levels"), { video: false, audio: true, audioLevel: true })).client);
+    expect(pub.answer).toMatch(new RegExp(`^a=extmap:3 ${AUDIO_LEVEL_URI}\\r?$`, "m"));
+    const withLevel = track(
+      new WhepClient({
+        video: false,
+        peerConfig: { headerExtensions: { audio: [new RTCRtpHeaderExtensionParameters({ uri: AUDIO_LEVEL_URI }), useSdesMid(), useAbsSendTime()], video: [] } },
+      }),
+    );
+    const without = track(new WhepClient({ video: false }));
+    const seen = new Map<WhepClient, { sequenceNumber: number; extensions: { id: number; payload: Buffer }[] }[]>([
+      [withLevel, []],
+      [without, []],
+    ]);
+    for (const [viewer, packets] of seen) {
+      viewer.pc.onTrack.subscribe((t) => {
+        t.onReceiveRtp.subscribe((rtp) => packets.push({ sequenceNumber: rtp.header.sequenceNumber, extensions: rtp.header.extensions }));
+      });
+    }
+    await withLevel.play(server.whepUrl("levels"), {});
+    await without.play(server.whepUrl("levels"), {});
+    expect(withLevel.answer).toMatch(new RegExp(`^a=extmap:1 ${AUDIO_LEVEL_URI}\\r?$`, "m"));
+    await sleep(2000);
+
+    const leveled = seen.get(withLevel)!;
+    expect(leveled.length).toBeGreaterThan(50);
+    for (const p of leveled) expect(p.extensions.map((e) => [e.id, e.payload.length])).toEqual([[1, 1]]);
+    // The level byte is the publisher's, packet by packet: consecutive packets carry consecutive levels.
+    let consecutive = 0;
+    for (let i = 1; i < leveled.length; i++) {
+      const a = leveled[i - 1]!;
+      const b = leveled[i]!;
+      if (b.sequenceNumber !== ((a.sequenceNumber + 1) & 0xffff)) continue;
+      expect(b.extensions[0]!.payload[0]).toBe(0x80 | ((a.extensions[0]!.payload[0]! - 0x80 + 1) % 127));
+      consecutive++;
+    }
+    expect(consecutive).toBeGreaterThan(40);
+    const plain = seen.get(without)!;
+    expect(plain.length).toBeGreaterThan(50);
+    expect(plain.filter((p) => p.extensions.length > 0)).toEqual([]);
+  }, 30_000);
 });

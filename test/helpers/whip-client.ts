@@ -6,7 +6,9 @@ import {
   MediaStreamTrack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  RTCRtpHeaderExtensionParameters,
   RtcpPayloadSpecificFeedback,
+  RtpPacket,
   useAbsSendTime,
   useSdesMid,
   type PeerConfig,
@@ -162,6 +164,18 @@ export interface WhipClientOptions {
   /** Merged over the loopback ICE settings. */
   peerConfig?: Partial<PeerConfig>;
   connectTimeoutMs?: number;
+  /**
+   * Offer RFC 6464 audio level (after mid and abs-send-time, so id 3) and stamp every Opus packet
+   * with it, the level byte being `audioLevelOf(sequenceNumber)`, as browsers do for each packet.
+   */
+  audioLevel?: boolean;
+}
+
+export const AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/** The audio-level byte a WhipClient with `audioLevel` stamps on a packet: voice flag and a level cycling 0..126. */
+export function audioLevelOf(sequenceNumber: number): number {
+  return 0x80 | (sequenceNumber % 127);
 }
 
 export interface PublishOptions extends SdpRequestOptions {
@@ -239,6 +253,8 @@ export class WhipClient {
   private requestOpts: SdpRequestOptions = {};
   private closing?: Promise<void>;
   private readonly connectTimeoutMs: number;
+  /** Set with WhipClientOptions.audioLevel; werift numbers it when the peer is made. */
+  private readonly audioLevelExtension?: RTCRtpHeaderExtensionParameters;
 
   private constructor(opts: WhipClientOptions) {
     const v = opts.video === undefined ? { codec: "VP8" as const } : opts.video === false ? undefined : opts.video;
@@ -253,9 +269,14 @@ export class WhipClient {
     this.audio = opts.audio ?? true;
     if (!this.video && !this.audio) throw new Error("a WHIP client needs video, audio or both");
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    const headerExtensions = browserLikeHeaderExtensions();
+    if (opts.audioLevel) {
+      this.audioLevelExtension = new RTCRtpHeaderExtensionParameters({ uri: AUDIO_LEVEL_URI });
+      headerExtensions.audio = [...(headerExtensions.audio ?? []), this.audioLevelExtension];
+    }
     this.pc = new RTCPeerConnection({
       bundlePolicy: "max-bundle",
-      headerExtensions: browserLikeHeaderExtensions(),
+      headerExtensions,
       codecs: {
         video: this.video
           ? [
@@ -301,6 +322,15 @@ export class WhipClient {
       }
       if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
       this.rtpIn[kind]++;
+      const level = kind === "audio" ? this.audioLevelExtension : undefined;
+      if (level) {
+        // werift's sender keeps extensions a packet already carries next to its own.
+        const packet = RtpPacket.deSerialize(msg);
+        packet.header.extension = true;
+        packet.header.extensions.push({ id: level.id, payload: Buffer.from([audioLevelOf(packet.header.sequenceNumber)]) });
+        track.writeRtp(packet);
+        return;
+      }
       if (paddingEvery === 0) {
         track.writeRtp(msg);
         return;
