@@ -98,6 +98,8 @@ async function startServer(): Promise<void> {
 interface Sample {
   rssMiB: number;
   heapUsedMiB: number;
+  /** Memory of Buffers and other objects V8 tracks outside its heap: a Buffer leak shows here, allocator retention does not. */
+  externalMiB: number;
   fds: number;
   /** tcp: the server's own (listening, and connections from anyone but this soak process). */
   sockets: { udp: number; tcp: number; other: number; tcpFromSoak: number };
@@ -221,6 +223,7 @@ async function sample(): Promise<Sample> {
   return {
     rssMiB: Math.round((rssKb / 1024) * 10) / 10,
     heapUsedMiB: Math.round(((m.get("nodejs_heap_size_used_bytes") ?? 0) / 2 ** 20) * 10) / 10,
+    externalMiB: Math.round(((m.get("nodejs_external_memory_bytes") ?? 0) / 2 ** 20) * 10) / 10,
     fds: links.length,
     sockets,
     children: children(pid),
@@ -256,6 +259,7 @@ async function atRest(what: string): Promise<Sample> {
     ...last,
     rssMiB: Math.min(...samples.map((x) => x.rssMiB)),
     heapUsedMiB: Math.min(...samples.map((x) => x.heapUsedMiB)),
+    externalMiB: Math.min(...samples.map((x) => x.externalMiB)),
   };
   console.log(`[soak] ${what} (at rest after ${Math.round((Date.now() - t0) / 1000)} s, ${rooms.length} room(s) listed): ${JSON.stringify(result)}`);
   return result;
@@ -382,7 +386,7 @@ it(
         const s = await sample().catch(() => undefined);
         if (s) {
           during.push(s);
-          console.log(`[soak] +${during.length * 10} s: rss ${s.rssMiB} MiB, heap ${s.heapUsedMiB} MiB, fds ${s.fds}, udp ${s.sockets.udp}, tcp ${s.sockets.tcp}, children ${s.children.length}, rooms ${s.rooms}, lag p99 ${s.eventLoopLagP99Ms} ms`);
+          console.log(`[soak] +${during.length * 10} s: rss ${s.rssMiB} MiB, heap ${s.heapUsedMiB} MiB, external ${s.externalMiB} MiB, fds ${s.fds}, udp ${s.sockets.udp}, tcp ${s.sockets.tcp}, children ${s.children.length}, rooms ${s.rooms}, lag p99 ${s.eventLoopLagP99Ms} ms`);
         }
       }
     })();
