@@ -134,6 +134,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     maxSessions: config.maxSessions,
     gopCachePackets: config.gopCache ? 1024 : 0,
     forwardPath: config.forwardPath,
+    forwardWorkers: config.forwardWorkers,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: playbackSessions
       ? [

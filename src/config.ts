@@ -46,6 +46,8 @@ export interface Config {
   maxSessions: number;
   /** "fast": the project's own send path; "werift": werift's RTCRtpSender.sendRtp (reference). */
   forwardPath: "fast" | "werift";
+  /** Fan-out worker processes for the fast path (0: viewers' packets are sent from the server process). */
+  forwardWorkers: number;
   /** Keep the current GOP of WHIP video for joiners (for publishers that ignore PLI). */
   gopCache: boolean;
   /** When set, /metrics needs `Authorization: Bearer <token>`. */
@@ -349,6 +351,7 @@ export function loadConfig(env: Env = process.env): Config {
     hooks: parseHooks(env),
     gopCache: bool(env, "GOP_CACHE", false),
     forwardPath: forwardPath(env),
+    forwardWorkers: int(env, "FORWARD_WORKERS", 0, 0, 64),
     maxRooms: int(env, "MAX_ROOMS", 0, 0, 1_000_000),
     maxSessions: int(env, "MAX_SESSIONS", 0, 0, 1_000_000),
     metricsToken: str(env, "METRICS_TOKEN"),

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Supervisor } from "./bridges/supervisor.js";
 import type { RecordingStats } from "./recording/recorder.js";
 import { nackStats } from "./sfu/fast-sender.js";
+import { workerStats } from "./sfu/fanout-workers.js";
 import type { Rooms } from "./sfu/rooms.js";
 
 /** Extra series a component can report at scrape time (recording errors, bridges, ...). */
@@ -106,6 +107,32 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: 
     collect() {
       this.reset();
       this.inc(nackStats.retransmitted);
+    },
+  });
+  new Gauge({
+    name: "live_forward_workers",
+    help: "Fan-out worker processes running (FORWARD_WORKERS)",
+    registers: [registry],
+    collect() {
+      this.set(rooms.workerPids.filter((pid) => pid > 0).length);
+    },
+  });
+  new Counter({
+    name: "live_forward_worker_dropped_batches_total",
+    help: "Batches of packets not handed to a fan-out worker because it was behind",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(workerStats.droppedBatches);
+    },
+  });
+  new Counter({
+    name: "live_forward_worker_restarts_total",
+    help: "Fan-out workers started again after one exited",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(workerStats.restarts);
     },
   });
   if (ffmpeg) registerFfmpegMetrics(registry, ffmpeg);

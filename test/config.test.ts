@@ -14,6 +14,8 @@ describe("loadConfig", () => {
       trustProxy: false,
       iceServers: [],
       iceGatherServers: false,
+      forwardPath: "fast",
+      forwardWorkers: 0,
     });
     expect(c.roomTokens.size).toBe(0);
   });
@@ -51,6 +53,8 @@ describe("loadConfig", () => {
     ["ICE_PUBLIC_IPS", "not-an-ip"],
     ["ALLOWED_ORIGIN", "example.com"],
     ["TRUST_PROXY", "2"],
+    ["FORWARD_WORKERS", "-1"],
+    ["FORWARD_WORKERS", "65"],
   ])("%s=%s stops start-up naming the variable", (name, value) => {
     try {
       loadConfig({ [name]: value });

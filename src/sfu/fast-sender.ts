@@ -1,14 +1,15 @@
 // A subscriber's outgoing track without werift's per-packet send path (which deserializes or
 // clones every packet, merges header extensions and awaits a promise per packet): the header is
 // rewritten in one reused object, SRTP-protected with the session's keys, and written straight to
-// the nominated pair's UDP socket. werift still owns ICE, DTLS, RTCP and the SRTP keys.
+// the nominated pair's UDP socket (outbound.ts), here or in a fan-out worker process
+// (fanout-workers.ts). werift still owns ICE, DTLS, RTCP and the SRTP keys.
 import type dgram from "node:dgram";
-import { RtpHeader, type GenericNack, type RTCDtlsTransport, type RTCRtpSender, type RtpPacket } from "werift";
+import { RtpHeader, type RTCDtlsTransport, type RTCRtpSender, type RtpPacket } from "werift";
 import type { PacketSink } from "./forward.js";
-import { EXTENSION_BLOCK_BYTES, writeExtensionBlock } from "./extensions.js";
 import type { PacketHistory } from "./history.js";
+import { OutboundStream, type OutboundIdentity, type Protect, type ViewerOutput } from "./outbound.js";
 import { nackedSequences } from "./sequence.js";
-import { SrtpProtector, type SrtpSessionKeys } from "./srtp.js";
+import { SrtpProtector, type PlainHeader, type SrtpSessionKeys } from "./srtp.js";
 
 /** werift sender fields its RTCP loop reads for sender reports; not public API, hence one typed view. */
 interface SenderReportState {
@@ -20,9 +21,23 @@ interface SenderReportState {
 }
 
 /** The parts of werift's ICE candidate pair this path uses. */
-interface NominatedPair {
+export interface NominatedPair {
   remoteAddr: readonly [string, number];
   protocol: { type: string; transport?: { socket?: dgram.Socket } };
+}
+
+/** What a fan-out worker pool offers FastSender (fanout-workers.ts). */
+export interface RemoteOutputs {
+  /** A worker-side output for this viewer, or undefined when it cannot take it (then it stays here). */
+  attach(o: {
+    identity: OutboundIdentity;
+    keys: SrtpSessionKeys;
+    history: PacketHistory;
+    extensionIds: Uint8Array;
+    /** werift's nominated pair now (the same object until ICE picks another). */
+    pair: () => NominatedPair | undefined;
+    onLost: () => void;
+  }): ViewerOutput | undefined;
 }
 
 const NTP_EPOCH_OFFSET = 2208988800;
@@ -37,17 +52,19 @@ function ntp(ms: number): bigint {
 /** Process-wide NACK counters of every FastSender, read by /metrics (plain numbers, no labels). */
 export const nackStats = { requested: 0, retransmitted: 0 };
 
+/** werift's nominated candidate pair of a transport, if ICE has one. */
+export function nominatedPair(dtls: RTCDtlsTransport): NominatedPair | undefined {
+  return dtls.iceTransport.connection.nominated as unknown as NominatedPair | undefined;
+}
+
+/** A pair's UDP socket, or undefined for TCP and TURN pairs (werift frames those). */
+export function udpSocketOf(pair: NominatedPair): dgram.Socket | undefined {
+  return pair.protocol.type === "stun" ? pair.protocol.transport?.socket : undefined;
+}
+
 export class FastSender implements PacketSink {
-  private readonly header: RtpHeader;
-  /** This viewer's header-extension block of the packet being sent, rewritten from the history's copy. */
-  private readonly extensionBlock = Buffer.alloc(EXTENSION_BLOCK_BYTES);
-  /** Header of retransmissions: the original SSRC, or the RTX stream's when RTX was negotiated (RFC 4588). */
-  private readonly resendHeader: RtpHeader;
-  private readonly rtx: boolean;
-  private rtxSequence = Math.floor(Math.random() * 0x10000);
   private readonly report: SenderReportState;
-  /** Own SRTP protect with werift's session keys; null where the profile is one it does not do. */
-  private protector: SrtpProtector | null | undefined;
+  private readonly output: ViewerOutput;
   private readonly timer: NodeJS.Timeout;
   private lastTimestamp = 0;
   private lastSentMs = 0;
@@ -56,24 +73,38 @@ export class FastSender implements PacketSink {
   retransmitted = 0;
 
   constructor(
-    private readonly sender: RTCRtpSender,
+    sender: RTCRtpSender,
     private readonly dtls: RTCDtlsTransport,
-    /** The track's packets, kept once for all its viewers: NACKs are answered from it. */
-    private readonly history: PacketHistory,
-    /** Forwarded extension index → this viewer's id (extensions.ts targetIds). */
-    private readonly extensionIds: Uint8Array,
+    history: PacketHistory,
+    extensionIds: Uint8Array,
+    /** Given: the viewer's packets are protected and sent by a worker process when it can take them. */
+    remote?: { outputs: RemoteOutputs; onLost: () => void },
   ) {
     const codec = sender.codec;
     if (!codec) throw new Error("sender has no negotiated codec");
-    this.header = new RtpHeader({ payloadType: codec.payloadType, ssrc: sender.ssrc });
     // werift keeps the negotiated RTX payload type private; rtxSsrc is public.
     const rtxPayloadType = (sender as unknown as { rtxPayloadType?: number }).rtxPayloadType;
-    this.rtx = rtxPayloadType !== undefined;
-    this.resendHeader = rtxPayloadType !== undefined
-      ? new RtpHeader({ payloadType: rtxPayloadType, ssrc: sender.rtxSsrc })
-      : new RtpHeader({ payloadType: codec.payloadType, ssrc: sender.ssrc });
+    const identity: OutboundIdentity = {
+      payloadType: codec.payloadType,
+      ssrc: sender.ssrc,
+      ...(rtxPayloadType !== undefined ? { rtxPayloadType, rtxSsrc: sender.rtxSsrc } : {}),
+    };
+    // The keys exist once DTLS is done, which is before the subscriber makes its senders.
+    const keys = (dtls.srtp as unknown as { localContext: SrtpSessionKeys }).localContext;
+    const protector = ownProtector(keys);
+    this.output =
+      (protector &&
+        remote?.outputs.attach({ identity, keys, history, extensionIds, pair: () => nominatedPair(dtls), onLost: remote.onLost })) ??
+      new OutboundStream(identity, history, extensionIds, protector ? protector.protect.bind(protector) : this.weriftProtect, (data) => this.send(data));
     this.report = sender as unknown as SenderReportState;
-    sender.onGenericNack.subscribe((nack) => this.onNack(nack));
+    sender.onGenericNack.subscribe((nack) => {
+      for (const seq of nackedSequences(nack)) {
+        nackStats.requested++;
+        if (!this.output.resend(seq)) continue;
+        this.retransmitted++;
+        nackStats.retransmitted++;
+      }
+    });
     // Sender reports need the (NTP, RTP) pair of the newest packet; refreshing werift's copy a few
     // times a second keeps BigInt work off the per-packet path.
     this.timer = setInterval(() => this.refreshReport(), 250);
@@ -83,82 +114,28 @@ export class FastSender implements PacketSink {
 
   write(packet: RtpPacket): void {
     const src = packet.header;
-    const h = this.header;
-    h.marker = src.marker;
-    h.sequenceNumber = src.sequenceNumber;
-    h.timestamp = src.timestamp;
     const payload = packet.payload;
-    this.send(this.protect(h, payload, this.extensionsOf(src.sequenceNumber)));
+    this.output.write(src.sequenceNumber, src.timestamp, src.marker, payload);
     this.lastTimestamp = src.timestamp;
     this.lastSentMs = Date.now();
     this.sent++;
     this.octets += payload.length;
   }
 
-  /** Writes this viewer's extension block for a packet the history holds; returns its length (0: none). */
-  private extensionsOf(sequenceNumber: number): number {
-    const history = this.history;
-    const slot = history.find(sequenceNumber);
-    if (slot < 0) return 0;
-    const length = history.extensionLength(slot);
-    if (length === 0) return 0;
-    return writeExtensionBlock(history.extensionBytes, history.extensionOffset(slot), length, this.extensionIds, this.extensionBlock);
-  }
-
-  private protect(h: RtpHeader, payload: Buffer, extensionLength: number): Buffer {
-    if (this.protector === undefined) {
-      // The keys exist once DTLS is done, which is before the sender gets its first packet.
-      const context = (this.dtls.srtp as unknown as { localContext: SrtpSessionKeys }).localContext;
-      try {
-        this.protector = new SrtpProtector(context);
-      } catch {
-        this.protector = null;
-      }
-    }
-    if (this.protector) return this.protector.protect(h, payload, this.extensionBlock, extensionLength);
-    // werift's encrypt takes extensions as elements: only for a profile the own protect lacks.
-    h.extensions = extensionLength === 0 ? [] : elementsOf(this.extensionBlock, extensionLength);
-    h.extension = h.extensions.length > 0;
-    return this.dtls.srtp.encrypt(payload, h);
-  }
+  /** werift's encrypt, for an SRTP profile the own protect lacks; it takes extensions as elements. */
+  private readonly weriftProtect: Protect = (h: PlainHeader, payload, extension, extensionLength) => {
+    const header = new RtpHeader({ ...h, extensions: extensionLength === 0 ? [] : elementsOf(extension, extensionLength) });
+    header.extension = header.extensions.length > 0;
+    return this.dtls.srtp.encrypt(Buffer.from(payload.buffer, payload.byteOffset, payload.length), header);
+  };
 
   private send(data: Buffer): void {
-    const connection = this.dtls.iceTransport.connection;
-    const pair = connection.nominated as unknown as NominatedPair | undefined;
+    const pair = nominatedPair(this.dtls);
     if (!pair) return;
-    const socket = pair.protocol.type === "stun" ? pair.protocol.transport?.socket : undefined;
+    const socket = udpSocketOf(pair);
     if (socket) socket.send(data, pair.remoteAddr[1], pair.remoteAddr[0]);
     // TCP and TURN pairs frame or wrap the data: werift's own send does that.
-    else connection.send(data).catch(() => undefined);
-  }
-
-  /**
-   * NACKed packets from the history, with their extensions: plain again (the same index and
-   * content give the same SRTP bytes), or as RTX (OSN + payload) when negotiated.
-   */
-  private onNack(nack: GenericNack): void {
-    for (const seq of nackedSequences(nack)) {
-      nackStats.requested++;
-      const slot = this.history.find(seq);
-      const stored = slot < 0 ? undefined : this.history.read(slot);
-      if (!stored) continue;
-      const h = this.resendHeader;
-      h.marker = stored.marker;
-      h.timestamp = stored.timestamp;
-      let payload = stored.payload;
-      if (this.rtx) {
-        payload = Buffer.allocUnsafe(2 + stored.payload.length);
-        payload.writeUInt16BE(seq, 0);
-        stored.payload.copy(payload, 2);
-        h.sequenceNumber = this.rtxSequence;
-        this.rtxSequence = (this.rtxSequence + 1) & 0xffff;
-      } else {
-        h.sequenceNumber = seq;
-      }
-      this.send(this.protect(h, payload, this.extensionsOf(seq)));
-      this.retransmitted++;
-      nackStats.retransmitted++;
-    }
+    else this.dtls.iceTransport.connection.send(data).catch(() => undefined);
   }
 
   private refreshReport(): void {
@@ -172,11 +149,20 @@ export class FastSender implements PacketSink {
 
   close(): void {
     clearInterval(this.timer);
+    this.output.close();
+  }
+}
+
+function ownProtector(keys: SrtpSessionKeys): SrtpProtector | undefined {
+  try {
+    return new SrtpProtector(keys);
+  } catch {
+    return undefined;
   }
 }
 
 /** The elements of a one-byte-header block as werift's header holds them. */
-function elementsOf(block: Buffer, length: number): { id: number; payload: Buffer }[] {
+function elementsOf(block: Uint8Array, length: number): { id: number; payload: Buffer }[] {
   const out: { id: number; payload: Buffer }[] = [];
   for (let p = 4; p < length; ) {
     const b = block[p]!;

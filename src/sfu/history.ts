@@ -68,18 +68,34 @@ export class PacketHistory {
     const s = this.storage;
     if (!s) return;
     const header = packet.header;
-    const payload = packet.payload;
-    const slot = header.sequenceNumber % this.slots;
+    const slot = this.store(s, header.sequenceNumber, header.timestamp, header.marker, packet.payload);
+    if (slot < 0) return;
+    s.extensionLength[slot] = header.extensions.length === 0 ? 0 : storeExtensions(header.extensions, this.indexes, s.extensions, slot * STORED_EXTENSION_BYTES);
+  }
+
+  /** Keeps a packet whose extensions are already in stored form (another history's, see extensionBytes). */
+  putStored(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array, extensions: Uint8Array | undefined): void {
+    const s = this.storage;
+    if (!s) return;
+    const slot = this.store(s, sequenceNumber, timestamp, marker, payload);
+    if (slot < 0) return;
+    const length = extensions ? Math.min(extensions.length, STORED_EXTENSION_BYTES) : 0;
+    if (length > 0) s.extensions.set(extensions!.subarray(0, length), slot * STORED_EXTENSION_BYTES);
+    s.extensionLength[slot] = length;
+  }
+
+  private store(s: Storage, sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array): number {
+    const slot = sequenceNumber % this.slots;
     if (payload.length > this.slotBytes) {
       s.sequence[slot] = -1;
-      return;
+      return -1;
     }
-    payload.copy(s.payloads, slot * this.slotBytes);
+    s.payloads.set(payload, slot * this.slotBytes);
     s.length[slot] = payload.length;
-    s.sequence[slot] = header.sequenceNumber;
-    s.timestamp[slot] = header.timestamp;
-    s.marker[slot] = header.marker ? 1 : 0;
-    s.extensionLength[slot] = header.extensions.length === 0 ? 0 : storeExtensions(header.extensions, this.indexes, s.extensions, slot * STORED_EXTENSION_BYTES);
+    s.sequence[slot] = sequenceNumber;
+    s.timestamp[slot] = timestamp;
+    s.marker[slot] = marker ? 1 : 0;
+    return slot;
   }
 
   /** The slot holding this sequence number, or -1 (never kept, overwritten, or closed). */
@@ -101,6 +117,14 @@ export class PacketHistory {
 
   extensionLength(slot: number): number {
     return this.storage?.extensionLength[slot] ?? 0;
+  }
+
+  /** A found slot's stored extension elements (a view, valid until the slot is overwritten). */
+  storedExtensions(slot: number): Uint8Array {
+    const s = this.storage;
+    if (!s) return EMPTY;
+    const at = slot * STORED_EXTENSION_BYTES;
+    return s.extensions.subarray(at, at + s.extensionLength[slot]!);
   }
 
   /** Copies of a found slot's fields, for a retransmission. */

@@ -6,6 +6,7 @@ import { parseSdp, SdpError, type ParsedSdp } from "./sdp.js";
 import type { EndReason, Liveness } from "./session.js";
 import type { LayerState } from "./simulcast.js";
 import { Subscriber } from "./subscriber.js";
+import { FanoutWorkers } from "./fanout-workers.js";
 import { RtpSource, type RtpTrackSpec } from "./rtp-source.js";
 
 /** The slice of pino the SFU logs through (no fastify import here). */
@@ -34,6 +35,8 @@ export interface RoomsOptions {
   events?: RoomEvents;
   /** How subscribers' packets are sent (see Subscriber); "fast" by default. */
   forwardPath?: "fast" | "werift";
+  /** Fan-out worker processes for the fast path; 0 (default) sends from this process. */
+  forwardWorkers?: number;
   /** GOP cache size for WHIP publishers' video (0 = off: a joiner waits for the keyframe its PLI asks for). */
   gopCachePackets?: number;
 }
@@ -108,7 +111,18 @@ export class Rooms {
     return err;
   }
 
-  constructor(private readonly opts: RoomsOptions) {}
+  /** FORWARD_WORKERS > 0 with the fast path: the processes viewers' packets are sent from. */
+  private readonly workers: FanoutWorkers | undefined;
+
+  constructor(private readonly opts: RoomsOptions) {
+    const count = opts.forwardWorkers ?? 0;
+    this.workers = count > 0 && (opts.forwardPath ?? "fast") === "fast" ? new FanoutWorkers(count, opts.log) : undefined;
+  }
+
+  /** Process ids of the fan-out workers (none without FORWARD_WORKERS). */
+  get workerPids(): number[] {
+    return this.workers?.pids ?? [];
+  }
 
   get roomCount(): number {
     return this.rooms.size;
@@ -203,6 +217,7 @@ export class Rooms {
         liveness: this.opts.liveness,
         id: sessionId,
         forwardPath: this.opts.forwardPath,
+        workers: this.workers,
       });
     } catch (err) {
       throw this.capacityOr(err);
@@ -278,9 +293,10 @@ export class Rooms {
     await room.close(reason);
   }
 
-  /** Ends every room (recordings are finalised by their consumers' close). Idempotent. */
+  /** Ends every room (recordings are finalised by their consumers' close), then the fan-out workers. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.all().map((r) => this.endRoom(r, "shutdown")));
+    await this.workers?.close();
   }
 }

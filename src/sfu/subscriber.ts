@@ -6,7 +6,7 @@ import {
 } from "werift";
 import { errors } from "./errors.js";
 import { agreedExtensions, targetIds } from "./extensions.js";
-import { FastSender } from "./fast-sender.js";
+import { FastSender, type RemoteOutputs } from "./fast-sender.js";
 import type { PacketSink } from "./forward.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import type { PublishedTrack } from "./publisher.js";
@@ -78,6 +78,8 @@ export interface SubscriberOptions {
   id?: string;
   /** "fast" (default): FastSender; "werift": werift's RTCRtpSender.sendRtp. */
   forwardPath?: "fast" | "werift";
+  /** Fan-out worker processes that send the fast path's packets (FORWARD_WORKERS). */
+  workers?: RemoteOutputs;
 }
 
 export class Subscriber extends PeerSession {
@@ -144,7 +146,7 @@ export class Subscriber extends PeerSession {
     if (this.closed) return;
     for (const o of this.outputs) {
       // The codec and SRTP keys exist only now.
-      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds);
+      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds, this.opts.workers ? { outputs: this.opts.workers, onLost: () => void this.close("error") } : undefined);
       o.track.fanout.add(o.sink);
     }
   }

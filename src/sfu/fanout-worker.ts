@@ -1,0 +1,127 @@
+// A fan-out worker process (FORWARD_WORKERS): protects and sends the packets of the viewers the
+// server gave it, from their own sockets, and answers their NACKs from its copy of each track's
+// history. The server keeps ICE, DTLS, RTCP and signalling; this process only writes.
+import type dgram from "node:dgram";
+import { isNack, type AddOutput, type FromWorker, type ToWorker } from "./fanout-protocol.js";
+import { PacketHistory } from "./history.js";
+import { OutboundStream } from "./outbound.js";
+import { SrtpProtector } from "./srtp.js";
+
+interface Output {
+  track: number;
+  stream: OutboundStream;
+  socket: dgram.Socket;
+  address: string;
+  port: number;
+}
+
+const outputs = new Map<number, Output>();
+const histories = new Map<number, { history: PacketHistory; users: number }>();
+
+function report(message: FromWorker): void {
+  process.send?.(message);
+}
+
+/**
+ * A socket handle passed over IPC starts reading in this process too, and the kernel would give
+ * some of the viewer's RTCP and STUN to us instead of the server: stop reading at once (before this
+ * process polls again). Node has no public call for it; the handle's own recvStop is it.
+ */
+function stopReading(socket: dgram.Socket): void {
+  const state = Object.getOwnPropertySymbols(socket)
+    .filter((s) => s.description === "state symbol")
+    .map((s) => (socket as unknown as Record<symbol, { handle?: { recvStop?: () => number } }>)[s])[0];
+  const stop = state?.handle?.recvStop;
+  if (typeof stop !== "function") throw new Error("cannot stop reading a passed socket in this Node version");
+  stop.call(state!.handle);
+}
+
+function closeSocket(socket: dgram.Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
+}
+
+function add(m: AddOutput, socket: dgram.Socket | undefined): void {
+  try {
+    if (!socket) throw new Error("no socket handle came with the output");
+    stopReading(socket);
+    socket.on("error", () => undefined);
+    let entry = histories.get(m.track);
+    if (!entry) {
+      entry = { history: new PacketHistory(m.kind), users: 0 };
+      histories.set(m.track, entry);
+    }
+    entry.users++;
+    const protector = new SrtpProtector(m.keys);
+    const output: Output = { track: m.track, socket, address: m.address, port: m.port, stream: undefined as unknown as OutboundStream };
+    output.stream = new OutboundStream(m.identity, entry.history, m.extensionIds, protector.protect.bind(protector), (data) =>
+      output.socket.send(data, output.port, output.address),
+    );
+    outputs.set(m.id, output);
+  } catch (err) {
+    if (socket) closeSocket(socket);
+    report({ type: "failed", id: m.id, message: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+function remove(id: number): void {
+  const output = outputs.get(id);
+  if (!output) return;
+  outputs.delete(id);
+  closeSocket(output.socket);
+  const entry = histories.get(output.track);
+  if (entry && --entry.users === 0) {
+    entry.history.close();
+    histories.delete(output.track);
+  }
+}
+
+process.on("message", (message: ToWorker, handle: unknown) => {
+  switch (message.type) {
+    case "add":
+      add(message, handle as dgram.Socket | undefined);
+      return;
+    case "path": {
+      const output = outputs.get(message.id);
+      const socket = handle as dgram.Socket | undefined;
+      if (!output || !socket) {
+        if (socket) closeSocket(socket);
+        return;
+      }
+      try {
+        stopReading(socket);
+      } catch (err) {
+        closeSocket(socket);
+        report({ type: "failed", id: message.id, message: err instanceof Error ? err.message : String(err) });
+        return;
+      }
+      socket.on("error", () => undefined);
+      closeSocket(output.socket);
+      output.socket = socket;
+      output.address = message.address;
+      output.port = message.port;
+      return;
+    }
+    case "remove":
+      remove(message.id);
+      return;
+    case "batch":
+      for (const item of message.items) {
+        if (isNack(item)) {
+          const output = outputs.get(item.id);
+          if (output) for (const seq of item.sequenceNumbers) output.stream.resend(seq);
+          continue;
+        }
+        const payload = item.payload;
+        histories.get(item.track)?.history.putStored(item.sequenceNumber, item.timestamp, item.marker, payload, item.extensions ?? undefined);
+        for (const id of item.to) outputs.get(id)?.stream.write(item.sequenceNumber, item.timestamp, item.marker, payload);
+      }
+      return;
+  }
+});
+
+// The server going away (even killed) closes the IPC channel: nothing is left to send for.
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,124 @@
+// FORWARD_WORKERS: the server as `npm start` runs it, its viewers' packets protected and sent by
+// worker processes from the viewers' own sockets. Proved through the wire: werift viewers decode
+// from a keyframe, get their NACKs answered (as RTX), get the publisher's audio level under their
+// own id; a killed worker ends only its viewers and is replaced; nothing outlives the server.
+import { readFileSync, readdirSync } from "node:fs";
+import { RTCRtpHeaderExtensionParameters, useAbsSendTime, useSdesMid } from "werift";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sleep, waitFor } from "../helpers/net.js";
+import { startServerProcess, type ServerProcess } from "../helpers/server-process.js";
+import { WhepClient } from "../helpers/whep-client.js";
+import { AUDIO_LEVEL_URI, publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+
+/** Live processes whose parent is `pid` and whose command line names the fan-out worker. */
+function workerPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid || /^State:\s+Z/m.test(status)) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("fanout-worker.js")) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.sort();
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+};
+
+describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
+  let server: ServerProcess;
+  let publisher: WhipClient | undefined;
+  const viewers: WhepClient[] = [];
+  const whep = (room: string) => `${server.base}/api/whep/play/${room}`;
+  const subscribers = async (room: string) =>
+    ((await (await fetch(`${server.base}/api/rooms`)).json()) as { name: string; subscribers: number }[]).find((r) => r.name === room)?.subscribers ?? 0;
+
+  beforeAll(async () => {
+    server = await startServerProcess({ FORWARD_WORKERS: "2" });
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all(viewers.map((v) => v.close()));
+    await publisher?.close();
+    await server.kill();
+  });
+
+  it("viewers decode from a keyframe, NACKs are answered as RTX, audio level arrives under the viewer's id", async () => {
+    const pids = workerPids(server.child.pid!);
+    expect(pids).toHaveLength(2);
+    publisher = (await publishTestStream(`${server.base}/api/whip/publish/w`, { video: { codec: "VP8" }, audio: true, audioLevel: true })).client;
+    const plain = [new WhepClient({}), new WhepClient({})];
+    const lossy = new WhepClient({ audio: false, rtx: true, video: ["VP8"], peerConfig: { debug: { inboundPacketLoss: 95 } } });
+    const leveled = new WhepClient({
+      video: false,
+      peerConfig: { headerExtensions: { audio: [new RTCRtpHeaderExtensionParameters({ uri: AUDIO_LEVEL_URI }), useSdesMid(), useAbsSendTime()], video: [] } },
+    });
+    viewers.push(...plain, lossy, leveled);
+    const levels: number[] = [];
+    leveled.pc.onTrack.subscribe((t) =>
+      t.onReceiveRtp.subscribe((rtp) => {
+        const e = rtp.header.extensions.find((x) => x.id === 1);
+        if (e) levels.push(e.payload[0]!);
+      }),
+    );
+    for (const v of [...plain, lossy, leveled]) await v.play(whep("w"), {});
+    await Promise.all([...plain, lossy].map((v) => v.waitForFrames(60, 15_000)));
+    await sleep(2000);
+    for (const v of plain) expect(v.video.firstFrameWasKeyframe).toBe(true);
+    // (The lossy viewer may lose the keyframe's first packet itself: only its frames are checked.)
+    for (const v of [...plain, lossy]) expect(v.video.frames).toBeGreaterThan(60);
+    for (const v of plain) expect(v.audio.frames).toBeGreaterThan(50);
+    // Late packets at a viewer that loses 5 %: its NACKs answered by the worker from its history.
+    expect(lossy.video.reordered).toBeGreaterThan(0);
+    expect(levels.length).toBeGreaterThan(50);
+    expect(levels.every((l) => (l & 0x80) === 0x80)).toBe(true);
+    // The same worker processes, still two, sent all of it.
+    expect(workerPids(server.child.pid!)).toEqual(pids);
+  }, 60_000);
+
+  it("a killed worker ends only its own viewers, is replaced, and new viewers are served", async () => {
+    const before = workerPids(server.child.pid!);
+    const count = await subscribers("w");
+    expect(count).toBe(4);
+    process.kill(before[0]!, "SIGKILL");
+    // Viewers are spread over both workers, so some (not all) of them are ended.
+    let left = count;
+    for (let i = 0; i < 40 && left === count; i++) {
+      await sleep(250);
+      left = await subscribers("w");
+    }
+    expect(left).toBeLessThan(count);
+    expect(left).toBeGreaterThan(0);
+    await waitFor(() => workerPids(server.child.pid!).length === 2 && !workerPids(server.child.pid!).includes(before[0]!), {
+      timeoutMs: 10_000,
+      what: "a replacement worker",
+    });
+    const late = new WhepClient({ audio: false });
+    viewers.push(late);
+    await late.play(whep("w"), {});
+    await late.waitForFrames(30, 15_000);
+    expect(late.video.firstFrameWasKeyframe).toBe(true);
+    expect(server.stdout()).toContain("fan-out worker exited");
+    const metrics = await (await fetch(`${server.base}/metrics`)).text();
+    expect(metrics).toMatch(/^live_forward_workers 2$/m);
+    expect(metrics).toMatch(/^live_forward_worker_restarts_total 1$/m);
+  }, 60_000);
+
+  it("SIGTERM ends the workers with the server", async () => {
+    const pids = workerPids(server.child.pid!);
+    expect(pids).toHaveLength(2);
+    const exited = new Promise<number | null>((resolve) => server.child.once("exit", (code) => resolve(code)));
+    server.child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    await waitFor(() => pids.every((p) => !alive(p)), { timeoutMs: 5000, what: "the workers to exit" });
+  }, 30_000);
+});
