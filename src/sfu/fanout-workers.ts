@@ -183,7 +183,11 @@ class RemoteOutput implements ViewerOutput {
     return true;
   }
 
-  /** A new nominated pair (ICE restart, another network) goes to the worker with its socket. */
+  /**
+   * A new nominated pair goes to the worker with its socket (a viewer whose ICE picks another
+   * address). werift keeps the pair through an ICE restart on the same addresses, as a Chromium
+   * restart in test/e2e/workers.test.ts shows; this is for when it does not.
+   */
   private checkPath(): void {
     const pair = this.nominated();
     if (pair === this.pair || pair === undefined) return;
