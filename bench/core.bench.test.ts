@@ -5,7 +5,7 @@
 // runs in its own process (the built `dist/`) pinned to one core, the peers on the other.
 // Writes bench/results/latest.json and prints the tables of BENCHMARKS.md.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, it } from "vitest";
@@ -84,12 +84,14 @@ function markdown(r: Record<string, unknown>): string {
       ["marginalCpuUsPerForwardedPacket", "µs/forwarded packet"], ["eventLoopP50Ms", "loop delay p50 ms"], ["eventLoopP99Ms", "loop delay p99 ms"],
       ["lossPercent", "loss %"], ["nacksPerSecond", "NACKed/s"], ["retransmittedPerSecond", "resent/s"], ["rssPerSubscriberKiB", "RSS KiB/sub"], ["subscribersConnected", "connected"],
     ];
-    for (const pathName of ["werift", "fast"]) {
+    for (const pathName of ["werift", "fast", "fast+2workers"]) {
       const rows = fwd[pathName] as Row[] | undefined;
       if (!rows) continue;
-      out.push(`Forwarding, FORWARD_PATH=${pathName} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`, "");
-      out.push(`| ${cols.map((c) => c[1]).join(" | ")} |`, `|${cols.map(() => "---").join("|")}|`);
-      for (const row of rows) out.push(`| ${cols.map(([k]) => String(row[k] ?? "–")).join(" | ")} |`);
+      const workerCols: [string, string][] = pathName.includes("workers") ? [["marginalMainCpuUsPerForwardedPacket", "of which server process µs"]] : [];
+      const shown = [...cols.slice(0, 4), ...workerCols, ...cols.slice(4)];
+      out.push(`Forwarding, ${pathName.includes("workers") ? "FORWARD_PATH=fast FORWARD_WORKERS=2" : `FORWARD_PATH=${pathName}`} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`, "");
+      out.push(`| ${shown.map((c) => c[1]).join(" | ")} |`, `|${shown.map(() => "---").join("|")}|`);
+      for (const row of rows) out.push(`| ${shown.map(([k]) => String(row[k] ?? "–")).join(" | ")} |`);
       out.push("");
     }
     const j = r.join as { withoutGopCache: Row; withGopCache: Row } | undefined;
@@ -102,7 +104,9 @@ function markdown(r: Record<string, unknown>): string {
       const f = last("fast")!;
       const w = last("werift")!;
       const ratio = (x: Row) => Math.round(((x.marginalCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100;
-      out.push(`forwarding/floor at N = ${String(f.subscribers)}: fast ${ratio(f)}×, werift ${ratio(w)}× (floor ${floor.floorUs} µs)`);
+      const x = last("fast+2workers");
+      const workers = x ? `, fast with 2 workers ${ratio(x)}× (server process ${Math.round(((x.marginalMainCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100}×)` : "";
+      out.push(`forwarding/floor at N = ${String(f.subscribers)}: fast ${ratio(f)}×, werift ${ratio(w)}×${workers} (floor ${floor.floorUs} µs)`);
     }
   }
   return out.join("\n");
@@ -200,10 +204,36 @@ interface ForwardRow {
   rssMiB: number;
   rssPerSubscriberKiB: number | null;
   subscribersConnected: number;
+  /** FORWARD_WORKERS only: the server process's own part of the marginal µs (the rest is the workers'). */
+  marginalMainCpuUsPerForwardedPacket?: number | null;
+}
+
+/** CPU seconds (user + system) of the server's fan-out workers, from /proc (clock ticks of 1/100 s). */
+function workerCpuSeconds(serverPid: number): number {
+  let ticks = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== serverPid) continue;
+      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("fanout-worker.js")) continue;
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100;
 }
 
 /** Server CPU per forwarded packet for one forwarding path, against its own server process. */
-async function forwardTable(serverBase: string, metricsOf: () => Promise<Map<string, number>>, file: string): Promise<ForwardRow[]> {
+async function forwardTable(
+  serverBase: string,
+  metricsOf: () => Promise<Map<string, number>>,
+  file: string,
+  /** CPU seconds spent outside the server process (its fan-out workers), when it has any. */
+  workersCpu?: () => number,
+): Promise<ForwardRow[]> {
   const { client: pub } = await publishTestStream(`${serverBase}/api/whip/publish/cpu`, {
     video: { codec: "VP8" },
     audio: false,
@@ -214,6 +244,7 @@ async function forwardTable(serverBase: string, metricsOf: () => Promise<Map<str
   try {
     await sleep(1500);
     let baselineCpu = 0;
+    let baselineMainCpu = 0;
     let baselineRss = 0;
     for (const n of FORWARD_NS) {
       while (subs.length < n) {
@@ -226,20 +257,24 @@ async function forwardTable(serverBase: string, metricsOf: () => Promise<Map<str
       }
       await sleep(2000);
       const before = await metricsOf(); // also resets the event-loop percentiles
+      const workers0 = workersCpu?.() ?? 0;
       const gaps0 = subs.reduce((a, x) => a + x.video.sequenceGaps, 0);
       const pk0 = subs.reduce((a, x) => a + x.video.packets, 0);
       const start = Date.now();
       await sleep(WINDOW_MS);
       const after = await metricsOf();
+      const workers = (workersCpu?.() ?? 0) - workers0;
       const seconds = (Date.now() - start) / 1000;
       const gaps = subs.reduce((a, x) => a + x.video.sequenceGaps, 0) - gaps0;
       const received = subs.reduce((a, x) => a + x.video.packets, 0) - pk0;
-      const cpu = cpuSeconds(after) - cpuSeconds(before);
+      const mainCpu = cpuSeconds(after) - cpuSeconds(before);
+      const cpu = mainCpu + workers;
       const inPackets = (after.get('live_rtp_packets_total{room="cpu"}') ?? 0) - (before.get('live_rtp_packets_total{room="cpu"}') ?? 0);
       const rss = (after.get("process_resident_memory_bytes") ?? 0) / 1048576;
       const delta = (name: string) => ((after.get(name) ?? 0) - (before.get(name) ?? 0)) / seconds;
       if (n === 0) {
         baselineCpu = cpu;
+        baselineMainCpu = mainCpu;
         baselineRss = rss;
       }
       table.push({
@@ -255,6 +290,9 @@ async function forwardTable(serverBase: string, metricsOf: () => Promise<Map<str
         rssMiB: Math.round(rss * 10) / 10,
         rssPerSubscriberKiB: n === 0 ? null : Math.round(((rss - baselineRss) * 1024) / n),
         subscribersConnected: subs.filter((x) => x.pc.connectionState === "connected").length,
+        ...(workersCpu
+          ? { marginalMainCpuUsPerForwardedPacket: n === 0 ? null : Math.round(((mainCpu - baselineMainCpu) * 1e6 * 10) / (inPackets * n)) / 10 }
+          : {}),
       });
     }
   } finally {
@@ -268,8 +306,14 @@ it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWAR
   const file = encodedVp8();
   const pinned = pinBenchProcess();
   results.forwarding = { pinned, videoKbps: VIDEO_KBPS, windowSeconds: WINDOW_MS / 1000 };
-  for (const forwardPath of ["werift", "fast"]) {
-    const srv = await startBenchServer({ FORWARD_PATH: forwardPath }, pinned);
+  for (const [name, env] of [
+    ["werift", { FORWARD_PATH: "werift" }],
+    ["fast", { FORWARD_PATH: "fast" }],
+    // The workers inherit the server's pinning: on two cores they share its core, so this row
+    // shows what moving the per-viewer work out of the server process costs and frees there.
+    ["fast+2workers", { FORWARD_PATH: "fast", FORWARD_WORKERS: "2" }],
+  ] as const) {
+    const srv = await startBenchServer(env, pinned);
     try {
       const metricsOf = async () => {
         const text = await (await fetch(`${srv.base}/metrics`)).text();
@@ -281,7 +325,8 @@ it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWAR
         }
         return out;
       };
-      (results.forwarding as Record<string, unknown>)[forwardPath] = await forwardTable(srv.base, metricsOf, file);
+      const workersCpu = name === "fast+2workers" ? () => workerCpuSeconds(srv.proc.pid!) : undefined;
+      (results.forwarding as Record<string, unknown>)[name] = await forwardTable(srv.base, metricsOf, file, workersCpu);
     } finally {
       srv.proc.kill("SIGTERM");
     }
