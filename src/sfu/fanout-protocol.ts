@@ -53,7 +53,12 @@ export interface Batch {
   items: (PacketItem | NackItem)[];
 }
 
-export type ToWorker = AddOutput | NewPath | RemoveOutput | Batch;
+/** Asks for the worker's counters; answered with WorkerCounters. */
+export interface CountersRequest {
+  type: "counters";
+}
+
+export type ToWorker = AddOutput | NewPath | RemoveOutput | Batch | CountersRequest;
 
 /** Worker → server: an output it could not set up or keep (its viewer is then ended). */
 export interface OutputFailed {
@@ -62,7 +67,14 @@ export interface OutputFailed {
   message: string;
 }
 
-export type FromWorker = OutputFailed;
+export interface WorkerCounters {
+  type: "counters";
+  /** Packets protected and handed to a socket, retransmissions included, since the worker started. */
+  sent: number;
+  outputs: number;
+}
+
+export type FromWorker = OutputFailed | WorkerCounters;
 
 export function isNack(item: PacketItem | NackItem): item is NackItem {
   return (item as NackItem).sequenceNumbers !== undefined;

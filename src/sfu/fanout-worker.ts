@@ -16,6 +16,7 @@ interface Output {
 }
 
 const outputs = new Map<number, Output>();
+let sent = 0;
 const histories = new Map<number, { history: PacketHistory; users: number }>();
 
 function report(message: FromWorker): void {
@@ -57,9 +58,10 @@ function add(m: AddOutput, socket: dgram.Socket | undefined): void {
     entry.users++;
     const protector = new SrtpProtector(m.keys);
     const output: Output = { track: m.track, socket, address: m.address, port: m.port, stream: undefined as unknown as OutboundStream };
-    output.stream = new OutboundStream(m.identity, entry.history, m.extensionIds, protector.protect.bind(protector), (data) =>
-      output.socket.send(data, output.port, output.address),
-    );
+    output.stream = new OutboundStream(m.identity, entry.history, m.extensionIds, protector.protect.bind(protector), (data) => {
+      sent++;
+      output.socket.send(data, output.port, output.address);
+    });
     outputs.set(m.id, output);
   } catch (err) {
     if (socket) closeSocket(socket);
@@ -107,6 +109,9 @@ process.on("message", (message: ToWorker, handle: unknown) => {
     }
     case "remove":
       remove(message.id);
+      return;
+    case "counters":
+      report({ type: "counters", sent, outputs: outputs.size });
       return;
     case "batch":
       for (const item of message.items) {

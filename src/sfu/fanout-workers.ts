@@ -40,6 +40,7 @@ class Worker {
   private inFlight = 0;
   private dropping = false;
   exited: Promise<void> = Promise.resolve();
+  private readonly counterWaiters: ((c: { sent: number; outputs: number }) => void)[] = [];
   private readonly sent = (): void => {
     this.inFlight--;
   };
@@ -58,12 +59,16 @@ class Worker {
     const child = fork(WORKER_SCRIPT, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
     child.on("message", (m: FromWorker) => {
-      if (m.type !== "failed") return;
+      if (m.type === "counters") {
+        this.counterWaiters.shift()?.({ sent: m.sent, outputs: m.outputs });
+        return;
+      }
       this.log.warn({ worker: this.index, output: m.id, err: m.message }, "fan-out worker could not send for a viewer");
       this.lose(m.id);
     });
     child.on("error", (err) => this.log.error({ worker: this.index, err: err.message }, "fan-out worker error"));
     child.once("exit", (code, signal) => {
+      for (const waiter of this.counterWaiters.splice(0)) waiter({ sent: 0, outputs: 0 });
       if (this.isClosing()) return;
       this.log.error({ worker: this.index, pid: child.pid, code, signal, viewers: this.outputs.size }, "fan-out worker exited; its viewers are ended");
       for (const id of [...this.outputs.keys()]) this.lose(id);
@@ -75,6 +80,15 @@ class Worker {
       }, delay).unref();
     });
     return child;
+  }
+
+  /** The worker's own counters (it answers in order); zeros when it is not running. */
+  counters(): Promise<{ sent: number; outputs: number }> {
+    if (!this.child.connected) return Promise.resolve({ sent: 0, outputs: 0 });
+    return new Promise((resolve) => {
+      this.counterWaiters.push(resolve);
+      this.post({ type: "counters" });
+    });
   }
 
   private lose(id: number): void {
@@ -228,6 +242,11 @@ export class FanoutWorkers implements RemoteOutputs {
       throw new Error(`FORWARD_WORKERS needs the built server (${WORKER_SCRIPT} is missing): run it with npm start`);
     }
     this.workers = Array.from({ length: count }, (_, i) => new Worker(i, log, () => this.closing));
+  }
+
+  /** Each worker's counters: packets it has sent, outputs it holds. */
+  counters(): Promise<{ pid: number; sent: number; outputs: number }[]> {
+    return Promise.all(this.workers.map(async (w) => ({ pid: w.child.pid ?? 0, ...(await w.counters()) })));
   }
 
   /** Worker process ids, for metrics and tests. */
