@@ -14,6 +14,7 @@ import { sleep } from "../test/helpers/net.js";
 import { playStream, type WhepClient } from "../test/helpers/whep-client.js";
 import { publishTestStream } from "../test/helpers/whip-client.js";
 import { measureFloor, type FloorResult } from "./floor.js";
+import { measureWorkerCapacity, type WorkerCapacityRow } from "./workers.js";
 
 let server: ChildProcess;
 let base: string;
@@ -99,6 +100,12 @@ function markdown(r: Record<string, unknown>): string {
       out.push("| join (WHEP POST → first keyframe, 20 joins) | p50 ms | p95 ms |", "|---|---|---|");
       out.push(`| without GOP cache | ${j.withoutGopCache.p50} | ${j.withoutGopCache.p95} |`, `| with GOP_CACHE | ${j.withGopCache.p50} | ${j.withGopCache.p95} |`, "");
     }
+    const w = r.workers as { rows: WorkerCapacityRow[]; ratio: number } | undefined;
+    if (w) {
+      out.push("| fan-out workers (40 outputs, offered 8000 packets/s) | packets sent/s | worker µs/packet | feeder CPU % | batches dropped |", "|---|---|---|---|---|");
+      for (const row of w.rows) out.push(`| ${row.workers} | ${row.sentPerSecond} | ${row.workerUsPerPacket} | ${row.feederCpuPercent} | ${row.droppedBatches} |`);
+      out.push("", `2 workers send ${w.ratio}× the packets per second of 1`, "");
+    }
     const last = (name: string) => (fwd[name] as Row[] | undefined)?.at(-1);
     if (floor && last("fast") && last("werift")) {
       const f = last("fast")!;
@@ -154,6 +161,12 @@ it("join: WHEP POST to first keyframe, 20 joins at random points of a 1 s GOP (F
   } finally {
     cached.proc.kill("SIGTERM");
   }
+});
+
+// ---- worker capacity -----------------------------------------------------------------------------
+
+it("workers: packets per second 1 and 2 fan-out workers send for 40 outputs when offered more than they can", async () => {
+  results.workers = await measureWorkerCapacity();
 });
 
 // ---- floor -------------------------------------------------------------------------------------
