@@ -8,11 +8,10 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Batch, FromWorker, NackItem, PacketItem, ToWorker } from "./fanout-protocol.js";
 import type dgram from "node:dgram";
-import { udpSocketOf, type NominatedPair, type RemoteOutputs } from "./fast-sender.js";
+import { udpSocketOf, type NominatedPair, type RemoteOutputRequest, type RemoteOutputs } from "./fast-sender.js";
 import type { PacketHistory } from "./history.js";
-import type { OutboundIdentity, ViewerOutput } from "./outbound.js";
+import type { ViewerOutput } from "./outbound.js";
 import type { SfuLogger } from "./rooms.js";
-import type { SrtpSessionKeys } from "./srtp.js";
 
 const WORKER_SCRIPT = fileURLToPath(new URL("./fanout-worker.js", import.meta.url));
 /** A worker that dies within this long of its start is restarted only after this long, not in a loop. */
@@ -254,14 +253,7 @@ export class FanoutWorkers implements RemoteOutputs {
     return this.workers.map((w) => w.child.pid ?? 0);
   }
 
-  attach(o: {
-    identity: OutboundIdentity;
-    keys: SrtpSessionKeys;
-    history: PacketHistory;
-    extensionIds: Uint8Array;
-    pair: () => NominatedPair | undefined;
-    onLost: () => void;
-  }): ViewerOutput | undefined {
+  attach(o: RemoteOutputRequest): ViewerOutput | undefined {
     if (this.closing) return undefined;
     const pair = o.pair();
     const socket = pair ? udpSocketOf(pair) : undefined;

@@ -26,18 +26,22 @@ export interface NominatedPair {
   protocol: { type: string; transport?: { socket?: dgram.Socket } };
 }
 
+/** One viewer's track as a fan-out worker needs it. */
+export interface RemoteOutputRequest {
+  identity: OutboundIdentity;
+  keys: SrtpSessionKeys;
+  history: PacketHistory;
+  extensionIds: Uint8Array;
+  /** werift's nominated pair now (the same object until ICE picks another). */
+  pair: () => NominatedPair | undefined;
+  /** Called when the worker can no longer send for the viewer (it died, or the pair became TCP). */
+  onLost: () => void;
+}
+
 /** What a fan-out worker pool offers FastSender (fanout-workers.ts). */
 export interface RemoteOutputs {
   /** A worker-side output for this viewer, or undefined when it cannot take it (then it stays here). */
-  attach(o: {
-    identity: OutboundIdentity;
-    keys: SrtpSessionKeys;
-    history: PacketHistory;
-    extensionIds: Uint8Array;
-    /** werift's nominated pair now (the same object until ICE picks another). */
-    pair: () => NominatedPair | undefined;
-    onLost: () => void;
-  }): ViewerOutput | undefined;
+  attach(o: RemoteOutputRequest): ViewerOutput | undefined;
 }
 
 const NTP_EPOCH_OFFSET = 2208988800;
