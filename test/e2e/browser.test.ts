@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, type LaunchedChromium } from "../helpers/chromium.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
+import { installIceHelpers, type PageIceHelpers } from "../helpers/page-ice.js";
 import { publishTestStream } from "../helpers/whip-client.js";
 
 interface PageState {
@@ -119,14 +120,10 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
   it("ICE restart from the browser (PATCH If-Match: *) keeps media flowing after the restart", async () => {
     const page = await browser.newPage();
     await page.goto(`${server.url}/healthz`);
+    await page.evaluate(installIceHelpers);
     // A bare WHIP client written the way RFC 9725 §4.4.2 describes, in the page itself.
     const result = await page.evaluate(async (base) => {
-      const gathered = (pc: RTCPeerConnection) =>
-        new Promise<void>((resolve) => {
-          if (pc.iceGatheringState === "complete") return resolve();
-          pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
-          setTimeout(resolve, 2000);
-        });
+      const { __gathered: gathered, __iceRestart: iceRestart } = window as unknown as PageIceHelpers;
       const packets = async () => Number(/live_rtp_packets_total\{room="restart"\} (\d+)/.exec(await (await fetch(`${base}/metrics`)).text())?.[1] ?? 0);
       const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
       const pc = new RTCPeerConnection();
@@ -139,29 +136,7 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
       await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
       await new Promise((r) => setTimeout(r, 1500));
 
-      pc.restartIce();
-      await pc.setLocalDescription(await pc.createOffer());
-      await gathered(pc);
-      const offer = pc.localDescription?.sdp ?? "";
-      const frag = [
-        `a=ice-ufrag:${/a=ice-ufrag:(\S+)/.exec(offer)?.[1]}`,
-        `a=ice-pwd:${/a=ice-pwd:(\S+)/.exec(offer)?.[1]}`,
-        "a=mid:0",
-        ...(offer.match(/^a=candidate:.*$/gm) ?? []),
-        "a=end-of-candidates",
-      ].join("\r\n");
-      const patched = await fetch(base + location, { method: "PATCH", headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*" }, body: frag + "\r\n" });
-      const answerFrag = await patched.text();
-      const ufrag = /a=ice-ufrag:(\S+)/.exec(answerFrag)?.[1];
-      const pwd = /a=ice-pwd:(\S+)/.exec(answerFrag)?.[1];
-      const candidates = answerFrag.match(/^a=candidate:.*$/gm) ?? [];
-      const answer = (pc.remoteDescription?.sdp ?? "")
-        .split("\r\n")
-        .filter((l) => !l.startsWith("a=candidate:") && l !== "a=end-of-candidates")
-        .map((l) => (l.startsWith("a=ice-ufrag:") ? `a=ice-ufrag:${ufrag}` : l.startsWith("a=ice-pwd:") ? `a=ice-pwd:${pwd}` : l))
-        .join("\r\n")
-        .replace(/(a=mid:0\r\n)/, `$1${candidates.join("\r\n")}\r\n`);
-      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      const restart = await iceRestart(pc, base + location);
       await new Promise((r) => setTimeout(r, 1000));
       const before = await packets();
       await new Promise((r) => setTimeout(r, 2000));
@@ -169,7 +144,7 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
       const localUfrag = /a=ice-ufrag:(\S+)/.exec(pc.localDescription?.sdp ?? "")?.[1];
       await fetch(base + location, { method: "DELETE" });
       pc.close();
-      return { status: patched.status, etag, newEtag: patched.headers.get("etag"), ufrag, before, after, ice: pc.iceConnectionState, localUfrag };
+      return { status: restart.status, etag, newEtag: restart.etag, ufrag: restart.ufrag, before, after, ice: pc.iceConnectionState, localUfrag };
     }, server.url);
     await page.close();
     expect(result.status).toBe(200);
