@@ -61,6 +61,7 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
   const { PacketHistory } = (await import(pathToFileURL(path.join(dist, "history.js")).href)) as typeof HistoryModule;
   const log = { info: () => undefined, warn: () => undefined, error: (o: object, m: string) => console.error(m, o) };
   const workers = new FanoutWorkers(count, log);
+  await workers.whenStarted();
   const history = new PacketHistory("video");
   const sockets: dgram.Socket[] = [];
   const outputs: ViewerOutput[] = [];

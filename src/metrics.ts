@@ -111,10 +111,10 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: 
   });
   new Gauge({
     name: "live_forward_workers",
-    help: "Fan-out worker processes running (FORWARD_WORKERS)",
+    help: "Fan-out worker processes taking viewers (FORWARD_WORKERS)",
     registers: [registry],
     collect() {
-      this.set(rooms.workerPids.filter((pid) => pid > 0).length);
+      this.set(rooms.workerPids.length);
     },
   });
   new Counter({

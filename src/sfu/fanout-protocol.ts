@@ -74,7 +74,14 @@ export interface WorkerCounters {
   outputs: number;
 }
 
-export type FromWorker = OutputFailed | WorkerCounters;
+/** Sent once at start: whether this Node lets the worker stop reading a passed socket. */
+export interface WorkerReady {
+  type: "ready";
+  ok: boolean;
+  message?: string;
+}
+
+export type FromWorker = OutputFailed | WorkerCounters | WorkerReady;
 
 export function isNack(item: PacketItem | NackItem): item is NackItem {
   return (item as NackItem).sequenceNumbers !== undefined;

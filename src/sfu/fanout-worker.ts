@@ -1,7 +1,7 @@
 // A fan-out worker process (FORWARD_WORKERS): protects and sends the packets of the viewers the
 // server gave it, from their own sockets, and answers their NACKs from its copy of each track's
 // history. The server keeps ICE, DTLS, RTCP and signalling; this process only writes.
-import type dgram from "node:dgram";
+import dgram from "node:dgram";
 import { isNack, type AddOutput, type FromWorker, type ToWorker } from "./fanout-protocol.js";
 import { PacketHistory } from "./history.js";
 import { OutboundStream } from "./outbound.js";
@@ -130,3 +130,17 @@ process.on("message", (message: ToWorker, handle: unknown) => {
 
 // The server going away (even killed) closes the IPC channel: nothing is left to send for.
 process.on("disconnect", () => process.exit(0));
+
+// Whether this Node lets a passed socket stop reading, tried on a socket of our own before any
+// viewer is given to us: if not, the server sends from its own process instead.
+const probe = dgram.createSocket("udp4");
+probe.bind(0, "127.0.0.1", () => {
+  try {
+    stopReading(probe);
+    report({ type: "ready", ok: true });
+  } catch (err) {
+    report({ type: "ready", ok: false, message: err instanceof Error ? err.message : String(err) });
+  } finally {
+    probe.close();
+  }
+});

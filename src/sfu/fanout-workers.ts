@@ -36,6 +36,11 @@ class Worker {
   private currentItem: PacketItem | undefined;
   private scheduled = false;
   private startedAt = 0;
+  /** Set when the worker has said it can take viewers; viewers attached before go out from the server. */
+  ready = false;
+  /** Resolves when the worker has said whether it can take viewers (or has exited). */
+  started: Promise<void> = Promise.resolve();
+  private markStarted = (): void => undefined;
   private inFlight = 0;
   private dropping = false;
   exited: Promise<void> = Promise.resolve();
@@ -55,11 +60,19 @@ class Worker {
   private spawn(): ChildProcess {
     this.startedAt = performance.now();
     this.inFlight = 0;
+    this.ready = false;
+    this.started = new Promise((resolve) => (this.markStarted = resolve));
     const child = fork(WORKER_SCRIPT, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
     child.on("message", (m: FromWorker) => {
       if (m.type === "counters") {
         this.counterWaiters.shift()?.({ sent: m.sent, outputs: m.outputs });
+        return;
+      }
+      if (m.type === "ready") {
+        this.ready = m.ok;
+        this.markStarted();
+        if (!m.ok) this.log.error({ worker: this.index, err: m.message }, "fan-out worker cannot use viewers' sockets in this Node; sending from the server process");
         return;
       }
       this.log.warn({ worker: this.index, output: m.id, err: m.message }, "fan-out worker could not send for a viewer");
@@ -68,6 +81,8 @@ class Worker {
     child.on("error", (err) => this.log.error({ worker: this.index, err: err.message }, "fan-out worker error"));
     child.once("exit", (code, signal) => {
       for (const waiter of this.counterWaiters.splice(0)) waiter({ sent: 0, outputs: 0 });
+      this.ready = false;
+      this.markStarted();
       if (this.isClosing()) return;
       this.log.error({ worker: this.index, pid: child.pid, code, signal, viewers: this.outputs.size }, "fan-out worker exited; its viewers are ended");
       for (const id of [...this.outputs.keys()]) this.lose(id);
@@ -248,9 +263,14 @@ export class FanoutWorkers implements RemoteOutputs {
     return Promise.all(this.workers.map(async (w) => ({ pid: w.child.pid ?? 0, ...(await w.counters()) })));
   }
 
-  /** Worker process ids, for metrics and tests. */
+  /** Process ids of the workers that are taking viewers. */
   get pids(): number[] {
-    return this.workers.map((w) => w.child.pid ?? 0);
+    return this.workers.filter((w) => w.ready && w.child.connected).map((w) => w.child.pid ?? 0);
+  }
+
+  /** Resolves once every worker has started (or failed to). */
+  async whenStarted(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.started));
   }
 
   attach(o: RemoteOutputRequest): ViewerOutput | undefined {
@@ -258,7 +278,7 @@ export class FanoutWorkers implements RemoteOutputs {
     const pair = o.pair();
     const socket = pair ? udpSocketOf(pair) : undefined;
     if (!pair || !socket) return undefined;
-    const worker = this.workers.filter((w) => w.child.connected).sort((a, b) => a.outputs.size - b.outputs.size)[0];
+    const worker = this.workers.filter((w) => w.ready && w.child.connected).sort((a, b) => a.outputs.size - b.outputs.size)[0];
     if (!worker) return undefined;
     let track = this.trackIds.get(o.history);
     if (track === undefined) {

@@ -119,7 +119,7 @@ export class Rooms {
     this.workers = count > 0 && (opts.forwardPath ?? "fast") === "fast" ? new FanoutWorkers(count, opts.log) : undefined;
   }
 
-  /** Process ids of the fan-out workers (none without FORWARD_WORKERS). */
+  /** Process ids of the fan-out workers taking viewers (none without FORWARD_WORKERS). */
   get workerPids(): number[] {
     return this.workers?.pids ?? [];
   }

@@ -48,6 +48,8 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
 
   beforeAll(async () => {
     server = await startServerProcess({ FORWARD_WORKERS: "2" });
+    // Viewers that arrive before the workers have started are sent from the server process.
+    for (let i = 0; i < 50 && !/^live_forward_workers 2$/m.test(await (await fetch(`${server.base}/metrics`)).text()); i++) await sleep(100);
   }, 120_000);
   afterAll(async () => {
     await Promise.all(viewers.map((v) => v.close()));
