@@ -4,7 +4,9 @@
 // them. Synthetic on purpose: no werift peers, whose receiving would take the cores the workers
 // need; the packets go to a UDP socket of a stopped process, so the kernel drops them once its
 // buffer is full and nothing else spends CPU on them.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { cpus } from "node:os";
 import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import path from "node:path";
@@ -15,6 +17,8 @@ import type { ViewerOutput } from "../src/sfu/outbound.js";
 
 export interface WorkerCapacityRow {
   workers: number;
+  /** Each worker pinned to a core of its own (taskset), where the machine has enough. */
+  pinned: boolean;
   outputs: number;
   /** Packets per second the workers sent, all outputs together. */
   sentPerSecond: number;
@@ -28,6 +32,16 @@ export interface WorkerCapacityRow {
 const OUTPUTS = 40;
 const OFFERED_PACKETS_PER_MS = 8;
 const WINDOW_MS = 5000;
+
+function pinEach(pids: number[]): boolean {
+  if (cpus().length < pids.length || !existsSync("/usr/bin/taskset")) return false;
+  try {
+    pids.forEach((pid, core) => execFileSync("taskset", ["-a", "-pc", String(core), String(pid)], { stdio: "ignore" }));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function stoppedSink(): Promise<{ port: number; kill: () => void }> {
   const child = spawn(process.execPath, ["-e", "const s=require('dgram').createSocket('udp4');s.bind(0,'127.0.0.1',()=>console.log(s.address().port));"], {
@@ -94,9 +108,12 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
         for (const output of outputs) output.write(seq, seq * 3000, false, payload);
       }
     };
+    const pids = (await workers.counters()).map((c) => c.pid);
+    // One core per worker, as one would deploy them, so 1 and 2 workers compare as 1 and 2 cores
+    // (unpinned, the scheduler moves them around the feeder and the two-worker figure varies more).
+    const pinned = pinEach(pids);
     const timer = setInterval(feed, 1);
     await new Promise((r) => setTimeout(r, 1000));
-    const pids = (await workers.counters()).map((c) => c.pid);
     const sent0 = (await workers.counters()).reduce((a, c) => a + c.sent, 0);
     const cpu0 = await workerCpuSeconds(pids);
     const feeder0 = process.cpuUsage();
@@ -110,6 +127,7 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
     clearInterval(timer);
     return {
       workers: count,
+      pinned,
       outputs: OUTPUTS,
       sentPerSecond: Math.round(sent / seconds),
       workerUsPerPacket: Math.round(((cpu * 1e6) / sent) * 10) / 10,
