@@ -100,6 +100,7 @@ interface Sample {
   heapUsedMiB: number;
   /** Memory of Buffers and other objects V8 tracks outside its heap: a Buffer leak shows here, allocator retention does not. */
   externalMiB: number;
+  /** Open fds of the server and its fan-out workers. */
   fds: number;
   /** tcp: the server's own (listening, and connections from anyone but this soak process). */
   sockets: { udp: number; tcp: number; other: number; tcpFromSoak: number };
@@ -173,6 +174,34 @@ function socketInodes(pid: number): string[] {
   return out;
 }
 
+/** Fan-out worker processes (FORWARD_WORKERS) are part of the server: their fds count as its own. */
+function isFanoutWorker(pid: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("fanout-worker.js");
+  } catch {
+    return false;
+  }
+}
+
+function fanoutWorkers(pid: number): string[] {
+  return childPids(pid).filter(isFanoutWorker);
+}
+
+function childPids(pid: number): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Child processes other than fan-out workers (FFmpeg for recordings' merges, bridges). */
 function children(pid: number): string[] {
   const out: string[] = [];
   for (const entry of readdirSync("/proc")) {
@@ -181,7 +210,7 @@ function children(pid: number): string[] {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const close = stat.lastIndexOf(")");
       const ppid = Number(stat.slice(close + 2).split(" ")[1]);
-      if (ppid === pid) out.push(`${stat.slice(stat.indexOf("(") + 1, close)}[${entry}]`);
+      if (ppid === pid && !isFanoutWorker(entry)) out.push(`${stat.slice(stat.indexOf("(") + 1, close)}[${entry}]`);
     } catch {
       // gone meanwhile
     }
@@ -193,14 +222,17 @@ async function sample(): Promise<Sample> {
   const pid = server!.pid!;
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const fdDir = `/proc/${pid}/fd`;
-  const links = readdirSync(fdDir).map((fd) => {
-    try {
-      return readlinkSync(`${fdDir}/${fd}`);
-    } catch {
-      return "";
+  const links: string[] = [];
+  for (const p of [String(pid), ...fanoutWorkers(pid)]) {
+    const fdDir = `/proc/${p}/fd`;
+    for (const fd of readdirSync(fdDir)) {
+      try {
+        links.push(readlinkSync(`${fdDir}/${fd}`));
+      } catch {
+        links.push("");
+      }
     }
-  });
+  }
   const udp = new Set([...netRows(pid, "udp"), ...netRows(pid, "udp6")].map((r) => r.inode));
   const tcpRows = [...netRows(pid, "tcp"), ...netRows(pid, "tcp6")];
   const tcp = new Map(tcpRows.map((r) => [r.inode, r]));
