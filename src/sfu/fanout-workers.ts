@@ -72,7 +72,8 @@ class Worker {
       if (m.type === "ready") {
         this.ready = m.ok;
         this.markStarted();
-        if (!m.ok) this.log.error({ worker: this.index, err: m.message }, "fan-out worker cannot use viewers' sockets in this Node; sending from the server process");
+        if (m.ok) this.log.info({ worker: this.index, pid: child.pid }, "fan-out worker ready");
+        else this.log.error({ worker: this.index, err: m.message }, "fan-out worker cannot use viewers' sockets in this Node; sending from the server process");
         return;
       }
       this.log.warn({ worker: this.index, output: m.id, err: m.message }, "fan-out worker could not send for a viewer");
