@@ -104,7 +104,7 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
       for (let p = 0; p < OFFERED_PACKETS_PER_MS; p++) {
         const payload = payloads[seq & 63]!;
         seq = (seq + 1) & 0xffff;
-        history.putStored(seq, seq * 3000, false, payload, undefined);
+        history.putStored(seq, seq * 3000, false, payload, null);
         for (const output of outputs) output.write(seq, seq * 3000, false, payload);
       }
     };

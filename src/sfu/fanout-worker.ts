@@ -7,12 +7,17 @@ import { PacketHistory } from "./history.js";
 import { OutboundStream } from "./outbound.js";
 import { SrtpProtector } from "./srtp.js";
 
-interface Output {
-  track: number;
-  stream: OutboundStream;
+/** Where an output's packets go; its fields change when the viewer's nominated pair does. */
+interface Target {
   socket: dgram.Socket;
   address: string;
   port: number;
+}
+
+interface Output {
+  track: number;
+  stream: OutboundStream;
+  target: Target;
 }
 
 const outputs = new Map<number, Output>();
@@ -45,11 +50,26 @@ function closeSocket(socket: dgram.Socket): void {
   }
 }
 
-function add(m: AddOutput, socket: dgram.Socket | undefined): void {
+/**
+ * Takes a socket passed for output `id`: stops it reading and keeps its errors from ending the
+ * process. False, with the socket closed and the server told, when that cannot be done.
+ */
+function adopt(id: number, socket: dgram.Socket | undefined): socket is dgram.Socket {
   try {
     if (!socket) throw new Error("no socket handle came with the output");
     stopReading(socket);
     socket.on("error", () => undefined);
+    return true;
+  } catch (err) {
+    if (socket) closeSocket(socket);
+    report({ type: "failed", id, message: err instanceof Error ? err.message : String(err) });
+    return false;
+  }
+}
+
+function add(m: AddOutput, socket: dgram.Socket | undefined): void {
+  if (!adopt(m.id, socket)) return;
+  try {
     let entry = histories.get(m.track);
     if (!entry) {
       entry = { history: new PacketHistory(m.kind), users: 0 };
@@ -57,14 +77,14 @@ function add(m: AddOutput, socket: dgram.Socket | undefined): void {
     }
     entry.users++;
     const protector = new SrtpProtector(m.keys);
-    const output: Output = { track: m.track, socket, address: m.address, port: m.port, stream: undefined as unknown as OutboundStream };
-    output.stream = new OutboundStream(m.identity, entry.history, m.extensionIds, protector.protect.bind(protector), (data) => {
+    const target: Target = { socket, address: m.address, port: m.port };
+    const stream = new OutboundStream(m.identity, entry.history, m.extensionIds, protector.protect.bind(protector), (data) => {
       sent++;
-      output.socket.send(data, output.port, output.address);
+      target.socket.send(data, target.port, target.address);
     });
-    outputs.set(m.id, output);
+    outputs.set(m.id, { track: m.track, stream, target });
   } catch (err) {
-    if (socket) closeSocket(socket);
+    closeSocket(socket);
     report({ type: "failed", id: m.id, message: err instanceof Error ? err.message : String(err) });
   }
 }
@@ -73,7 +93,7 @@ function remove(id: number): void {
   const output = outputs.get(id);
   if (!output) return;
   outputs.delete(id);
-  closeSocket(output.socket);
+  closeSocket(output.target.socket);
   const entry = histories.get(output.track);
   if (entry && --entry.users === 0) {
     entry.history.close();
@@ -89,22 +109,17 @@ process.on("message", (message: ToWorker, handle: unknown) => {
     case "path": {
       const output = outputs.get(message.id);
       const socket = handle as dgram.Socket | undefined;
-      if (!output || !socket) {
+      if (!output) {
         if (socket) closeSocket(socket);
         return;
       }
-      try {
-        stopReading(socket);
-      } catch (err) {
-        closeSocket(socket);
-        report({ type: "failed", id: message.id, message: err instanceof Error ? err.message : String(err) });
-        return;
-      }
-      socket.on("error", () => undefined);
-      closeSocket(output.socket);
-      output.socket = socket;
-      output.address = message.address;
-      output.port = message.port;
+      if (!adopt(message.id, socket)) return;
+      // Changed in place: the output's send function holds this object.
+      const target = output.target;
+      closeSocket(target.socket);
+      target.socket = socket;
+      target.address = message.address;
+      target.port = message.port;
       return;
     }
     case "remove":
@@ -121,7 +136,7 @@ process.on("message", (message: ToWorker, handle: unknown) => {
           continue;
         }
         const payload = item.payload;
-        histories.get(item.track)?.history.putStored(item.sequenceNumber, item.timestamp, item.marker, payload, item.extensions ?? undefined);
+        histories.get(item.track)?.history.putStored(item.sequenceNumber, item.timestamp, item.marker, payload, item.extensions);
         for (const id of item.to) outputs.get(id)?.stream.write(item.sequenceNumber, item.timestamp, item.marker, payload);
       }
       return;

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Batch, FromWorker, NackItem, PacketItem, ToWorker } from "./fanout-protocol.js";
+import { isNack, type Batch, type FromWorker, type NackItem, type PacketItem, type ToWorker } from "./fanout-protocol.js";
 import type dgram from "node:dgram";
 import { udpSocketOf, type NominatedPair, type RemoteOutputRequest, type RemoteOutputs } from "./fast-sender.js";
 import type { PacketHistory } from "./history.js";
@@ -124,32 +124,33 @@ class Worker {
     }
   }
 
-  /** Queues one packet for one of this worker's outputs; a packet's later viewers join its item. */
-  queuePacket(packet: object, track: number, history: PacketHistory, seq: number, ts: number, marker: boolean, payload: Uint8Array, id: number): void {
-    if (packet === this.current && this.currentItem) {
+  /**
+   * Queues one packet for one of this worker's outputs; a packet's later viewers join its item.
+   * The fan-out hands every viewer the same payload object, so it tells one packet from the next.
+   */
+  queuePacket(track: number, history: PacketHistory, seq: number, ts: number, marker: boolean, payload: Uint8Array, id: number): void {
+    if (payload === this.current && this.currentItem) {
       this.currentItem.to.push(id);
       return;
     }
     // The payload is copied: the fan-out's packet must not be kept past the write.
-    const slot = history.find(seq);
-    const stored = slot < 0 ? undefined : history.storedExtensions(slot);
     const item: PacketItem = {
       track,
       sequenceNumber: seq,
       timestamp: ts,
       marker,
       payload: Buffer.from(payload),
-      extensions: stored && stored.length > 0 ? Buffer.from(stored) : null,
+      extensions: history.copyStoredExtensions(seq),
       to: [id],
     };
-    this.current = packet;
+    this.current = payload;
     this.currentItem = item;
     this.push(item);
   }
 
   queueNack(id: number, seq: number): void {
     const last = this.items[this.items.length - 1];
-    if (last && "sequenceNumbers" in last && last.id === id) last.sequenceNumbers.push(seq);
+    if (last && isNack(last) && last.id === id) last.sequenceNumbers.push(seq);
     else this.push({ id, sequenceNumbers: [seq] });
   }
 
@@ -203,7 +204,7 @@ class RemoteOutput implements ViewerOutput {
   write(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
     if (this.closed) return;
     this.checkPath();
-    this.worker.queuePacket(payload, this.track, this.history, sequenceNumber, timestamp, marker, payload, this.id);
+    this.worker.queuePacket(this.track, this.history, sequenceNumber, timestamp, marker, payload, this.id);
   }
 
   resend(sequenceNumber: number): boolean {

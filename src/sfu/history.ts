@@ -73,8 +73,8 @@ export class PacketHistory {
     s.extensionLength[slot] = header.extensions.length === 0 ? 0 : storeExtensions(header.extensions, this.indexes, s.extensions, slot * STORED_EXTENSION_BYTES);
   }
 
-  /** Keeps a packet whose extensions are already in stored form (another history's, see extensionBytes). */
-  putStored(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array, extensions: Uint8Array | undefined): void {
+  /** Keeps a packet whose extensions are already in stored form (another history's copyStoredExtensions). */
+  putStored(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array, extensions: Uint8Array | null): void {
     const s = this.storage;
     if (!s) return;
     const slot = this.store(s, sequenceNumber, timestamp, marker, payload);
@@ -119,12 +119,13 @@ export class PacketHistory {
     return this.storage?.extensionLength[slot] ?? 0;
   }
 
-  /** A found slot's stored extension elements (a view, valid until the slot is overwritten). */
-  storedExtensions(slot: number): Uint8Array {
+  /** A copy of the stored extension elements of the packet with this sequence number, or null if it has none. */
+  copyStoredExtensions(sequenceNumber: number): Buffer | null {
     const s = this.storage;
-    if (!s) return EMPTY;
+    const slot = this.find(sequenceNumber);
+    if (!s || slot < 0 || s.extensionLength[slot] === 0) return null;
     const at = slot * STORED_EXTENSION_BYTES;
-    return s.extensions.subarray(at, at + s.extensionLength[slot]!);
+    return Buffer.from(s.extensions.subarray(at, at + s.extensionLength[slot]!));
   }
 
   /** Copies of a found slot's fields, for a retransmission. */

@@ -135,11 +135,16 @@ function installTransportFeedback(pc: RTCPeerConnection): () => void {
  * werift's router and receiver as if the offer had declared it. Only the first SSRC per section is
  * taken: two streams interleaved on one track would corrupt it.
  */
+/** The transceiver werift made for a chosen section (matched by mid). */
+function transceiverOf(pc: RTCPeerConnection, c: Choice): RTCRtpTransceiver | undefined {
+  return pc.getTransceivers().find((t) => t.mid !== undefined && t.mid === c.section.mid);
+}
+
 function learnUndeclaredSsrcs(pc: RTCPeerConnection, choices: Choice[]): void {
   const router = (pc as unknown as { router?: Router }).router;
   if (!router || typeof router.routeRtp !== "function") return;
   const open = choices
-    .map((c) => ({ choice: c, transceiver: pc.getTransceivers().find((t) => t.mid !== undefined && t.mid === c.section.mid) }))
+    .map((c) => ({ choice: c, transceiver: transceiverOf(pc, c) }))
     .filter((x): x is { choice: Choice; transceiver: RTCRtpTransceiver } => !!x.transceiver)
     .filter((x) => Object.keys(x.transceiver.receiver.trackBySSRC).length === 0)
     // Simulcast layers are routed by werift itself, by their rid.
@@ -237,9 +242,8 @@ export class Publisher extends PeerSession {
 
   /** Tells each track's history which of the publisher's extension ids it forwards. */
   private readExtensionIds(offer: ParsedSdp, choices: Choice[]): void {
-    const transceivers = this.peer.pc.getTransceivers();
     choices.forEach((c, i) => {
-      const transceiver = transceivers.find((t) => t.mid !== undefined && t.mid === c.section.mid);
+      const transceiver = transceiverOf(this.peer.pc, c);
       if (!transceiver) return;
       const agreed = agreedExtensions(transceiver.headerExtensions, offer.lines.slice(c.section.start, c.section.end));
       this.tracks[i]!.fanout.history.setSourceExtensions(sourceIndexes(agreed));
