@@ -5,12 +5,13 @@
 // runs in its own process (the built `dist/`) pinned to one core, the peers on the other.
 // Writes bench/results/latest.json and prints the tables of BENCHMARKS.md.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, it } from "vitest";
 import { resolveFfmpeg } from "../src/bridges/ffmpeg-path.js";
 import { sleep } from "../test/helpers/net.js";
+import { cpuSeconds as processCpuSeconds, fanoutWorkerPids } from "../test/helpers/procfs.js";
 import { playStream, type WhepClient } from "../test/helpers/whep-client.js";
 import { publishTestStream } from "../test/helpers/whip-client.js";
 import { measureFloor, type FloorResult } from "./floor.js";
@@ -221,23 +222,6 @@ interface ForwardRow {
   marginalMainCpuUsPerForwardedPacket?: number | null;
 }
 
-/** CPU seconds (user + system) of the server's fan-out workers, from /proc (clock ticks of 1/100 s). */
-function workerCpuSeconds(serverPid: number): number {
-  let ticks = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) !== serverPid) continue;
-      if (!readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("fanout-worker.js")) continue;
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return ticks / 100;
-}
 
 /** Server CPU per forwarded packet for one forwarding path, against its own server process. */
 async function forwardTable(
@@ -338,7 +322,7 @@ it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWAR
         }
         return out;
       };
-      const workersCpu = name === "fast+2workers" ? () => workerCpuSeconds(srv.proc.pid!) : undefined;
+      const workersCpu = name === "fast+2workers" ? () => processCpuSeconds(fanoutWorkerPids(srv.proc.pid!)) : undefined;
       (results.forwarding as Record<string, unknown>)[name] = await forwardTable(srv.base, metricsOf, file, workersCpu);
     } finally {
       srv.proc.kill("SIGTERM");

@@ -17,6 +17,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, expect, it } from "vitest";
 import { freeTcpPort, sleep } from "../test/helpers/net.js";
+import { children as childProcesses, fanoutWorkerPids, isFanoutWorker } from "../test/helpers/procfs.js";
 import { WhepClient } from "../test/helpers/whep-client.js";
 import { WhipClient } from "../test/helpers/whip-client.js";
 
@@ -174,48 +175,11 @@ function socketInodes(pid: number): string[] {
   return out;
 }
 
-/** Fan-out worker processes (FORWARD_WORKERS) are part of the server: their fds count as its own. */
-function isFanoutWorker(pid: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("fanout-worker.js");
-  } catch {
-    return false;
-  }
-}
-
-function fanoutWorkers(pid: number): string[] {
-  return childPids(pid).filter(isFanoutWorker);
-}
-
-function childPids(pid: number): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** Child processes other than fan-out workers (FFmpeg for recordings' merges, bridges). */
+/** Child processes other than fan-out workers, which count as the server (FFmpeg for merges, bridges). */
 function children(pid: number): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const ppid = Number(stat.slice(close + 2).split(" ")[1]);
-      if (ppid === pid && !isFanoutWorker(entry)) out.push(`${stat.slice(stat.indexOf("(") + 1, close)}[${entry}]`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return childProcesses(pid)
+    .filter((c) => !isFanoutWorker(c.pid))
+    .map((c) => `${c.name}[${c.pid}]`);
 }
 
 async function sample(): Promise<Sample> {
@@ -223,7 +187,8 @@ async function sample(): Promise<Sample> {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const links: string[] = [];
-  for (const p of [String(pid), ...fanoutWorkers(pid)]) {
+  // Fan-out workers (FORWARD_WORKERS) are part of the server: their fds count as its own.
+  for (const p of [pid, ...fanoutWorkerPids(pid)]) {
     const fdDir = `/proc/${p}/fd`;
     for (const fd of readdirSync(fdDir)) {
       try {

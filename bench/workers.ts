@@ -14,6 +14,7 @@ import { pathToFileURL } from "node:url";
 import type * as WorkersModule from "../src/sfu/fanout-workers.js";
 import type * as HistoryModule from "../src/sfu/history.js";
 import type { ViewerOutput } from "../src/sfu/outbound.js";
+import { cpuSeconds } from "../test/helpers/procfs.js";
 
 export interface WorkerCapacityRow {
   workers: number;
@@ -55,19 +56,6 @@ async function stoppedSink(): Promise<{ port: number; kill: () => void }> {
   return { port, kill: () => child.kill("SIGKILL") };
 }
 
-function workerCpuSeconds(pids: number[]): Promise<number> {
-  return import("node:fs").then(({ readFileSync }) =>
-    pids.reduce((sum, pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        return sum + (Number(f[11]) + Number(f[12])) / 100;
-      } catch {
-        return sum;
-      }
-    }, 0),
-  );
-}
 
 async function measure(count: number, sinkPort: number): Promise<WorkerCapacityRow> {
   const dist = path.resolve("dist/sfu");
@@ -115,7 +103,7 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
     const timer = setInterval(feed, 1);
     await new Promise((r) => setTimeout(r, 1000));
     const sent0 = (await workers.counters()).reduce((a, c) => a + c.sent, 0);
-    const cpu0 = await workerCpuSeconds(pids);
+    const cpu0 = cpuSeconds(pids);
     const feeder0 = process.cpuUsage();
     const dropped0 = workerStats.droppedBatches;
     const t0 = performance.now();
@@ -123,7 +111,7 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
     const seconds = (performance.now() - t0) / 1000;
     const feeder = process.cpuUsage(feeder0);
     const sent = (await workers.counters()).reduce((a, c) => a + c.sent, 0) - sent0;
-    const cpu = (await workerCpuSeconds(pids)) - cpu0;
+    const cpu = (cpuSeconds(pids)) - cpu0;
     clearInterval(timer);
     return {
       workers: count,

@@ -2,41 +2,16 @@
 // worker processes from the viewers' own sockets. Proved through the wire: werift viewers decode
 // from a keyframe, get their NACKs answered (as RTX), get the publisher's audio level under their
 // own id; a killed worker ends only its viewers and is replaced; nothing outlives the server.
-import { readFileSync, readdirSync } from "node:fs";
 import { RTCRtpHeaderExtensionParameters, useAbsSendTime, useSdesMid } from "werift";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium } from "../helpers/chromium.js";
 import { installIceHelpers, type PageIceHelpers } from "../helpers/page-ice.js";
 import { sleep, waitFor } from "../helpers/net.js";
+import { fanoutWorkerPids, isRunning } from "../helpers/procfs.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServerProcess, type ServerProcess } from "../helpers/server-process.js";
 import { WhepClient } from "../helpers/whep-client.js";
 import { AUDIO_LEVEL_URI, publishTestStream, type WhipClient } from "../helpers/whip-client.js";
-
-/** Live processes whose parent is `pid` and whose command line names the fan-out worker. */
-function workerPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = readFileSync(`/proc/${entry}/status`, "utf8");
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid || /^State:\s+Z/m.test(status)) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("fanout-worker.js")) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out.sort();
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-};
 
 describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
   let server: ServerProcess;
@@ -58,7 +33,7 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
   });
 
   it("viewers decode from a keyframe, NACKs are answered as RTX, audio level arrives under the viewer's id", async () => {
-    const pids = workerPids(server.child.pid!);
+    const pids = fanoutWorkerPids(server.child.pid!);
     expect(pids).toHaveLength(2);
     publisher = (await publishTestStream(`${server.base}/api/whip/publish/w`, { video: { codec: "VP8" }, audio: true, audioLevel: true })).client;
     const plain = [new WhepClient({}), new WhepClient({})];
@@ -87,11 +62,11 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
     expect(levels.length).toBeGreaterThan(50);
     expect(levels.every((l) => (l & 0x80) === 0x80)).toBe(true);
     // The same worker processes, still two, sent all of it.
-    expect(workerPids(server.child.pid!)).toEqual(pids);
+    expect(fanoutWorkerPids(server.child.pid!)).toEqual(pids);
   }, 60_000);
 
   it("a killed worker ends only its own viewers, is replaced, and new viewers are served", async () => {
-    const before = workerPids(server.child.pid!);
+    const before = fanoutWorkerPids(server.child.pid!);
     const count = await subscribers("w");
     expect(count).toBe(4);
     process.kill(before[0]!, "SIGKILL");
@@ -103,7 +78,7 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
     }
     expect(left).toBeLessThan(count);
     expect(left).toBeGreaterThan(0);
-    await waitFor(() => workerPids(server.child.pid!).length === 2 && !workerPids(server.child.pid!).includes(before[0]!), {
+    await waitFor(() => fanoutWorkerPids(server.child.pid!).length === 2 && !fanoutWorkerPids(server.child.pid!).includes(before[0]!), {
       timeoutMs: 10_000,
       what: "a replacement worker",
     });
@@ -161,11 +136,11 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
   }, 60_000);
 
   it("SIGTERM ends the workers with the server", async () => {
-    const pids = workerPids(server.child.pid!);
+    const pids = fanoutWorkerPids(server.child.pid!);
     expect(pids).toHaveLength(2);
     const exited = new Promise<number | null>((resolve) => server.child.once("exit", (code) => resolve(code)));
     server.child.kill("SIGTERM");
     expect(await exited).toBe(0);
-    await waitFor(() => pids.every((p) => !alive(p)), { timeoutMs: 5000, what: "the workers to exit" });
+    await waitFor(() => pids.every((p) => !isRunning(p)), { timeoutMs: 5000, what: "the workers to exit" });
   }, 30_000);
 });
