@@ -22,7 +22,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Rooms, SfuLogger } from "../sfu/rooms.js";
-import { SfuError } from "../sfu/errors.js";
+import { DomainError } from "../errors.js";
 import type { RtpSource, RtpTrackSpec } from "../sfu/rtp-source.js";
 import type { EndReason } from "../sfu/session.js";
 import { copiesIntoRoom, probeMedia } from "./probe.js";
@@ -390,7 +390,7 @@ export class Ingests {
     try {
       rtp = await rooms.ingest(room, tracksFor(streams));
     } catch (err) {
-      if (err instanceof SfuError) throw new IngestError(err.status, err.message);
+      if (err instanceof DomainError) throw new IngestError({ invalid_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, unsupported_codec: 422, capacity: 503, shutting_down: 503 }[err.kind], err.message);
       if (/shutting down/.test((err as Error).message)) throw new IngestError(503, "server is shutting down");
       throw err;
     }

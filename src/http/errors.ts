@@ -1,9 +1,31 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { JobLimitError } from "../bridges/supervisor.js";
-import { SfuError } from "../sfu/errors.js";
+import { DomainError, type ErrorKind } from "../errors.js";
 
 /** Retry-After of every 503 (RFC 9725 §4.6: a limit was reached, try again later). */
 export const RETRY_AFTER_SECONDS = "5";
+
+/** The one place a domain error's kind becomes an HTTP status. */
+export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
+  invalid_input: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  unsupported_codec: 422,
+  capacity: 503,
+  shutting_down: 503,
+};
+
+export function statusOf(err: DomainError): number {
+  return STATUS_OF_KIND[err.kind];
+}
+
+/** Replies with a domain error in the API's shape (503s get Retry-After). */
+export function sendDomainError(reply: FastifyReply, err: DomainError): FastifyReply {
+  if (err.kind === "unauthorized") reply.header("WWW-Authenticate", 'Bearer realm="whip-whep"');
+  return sendError(reply, statusOf(err), err.message);
+}
 
 export function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   if (status === 503 && !reply.hasHeader("Retry-After")) reply.header("Retry-After", RETRY_AFTER_SECONDS);
@@ -13,8 +35,9 @@ export function sendError(reply: FastifyReply, status: number, message: string):
 /** Maps every failure to the spec's JSON error shape; details of a 500 go to the log only. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
-  app.setErrorHandler((err: FastifyError | SfuError | Error, request, reply) => {
-    if (err instanceof SfuError || err instanceof JobLimitError) return sendError(reply, err.status, err.message);
+  app.setErrorHandler((err: FastifyError | DomainError | Error, request, reply) => {
+    if (err instanceof DomainError) return sendDomainError(reply, err);
+    if (err instanceof JobLimitError) return sendError(reply, err.status, err.message);
     const code = (err as FastifyError).code;
     const status = (err as FastifyError).statusCode;
     if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendError(reply, 413, "request body too large");
