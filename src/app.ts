@@ -1,3 +1,4 @@
+import type { Logger } from "./logger.js";
 import cors from "@fastify/cors";
 import fastifyStatic from "@fastify/static";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from "fastify";
@@ -23,7 +24,7 @@ import { registerCallbackReceiver } from "./hooks/receiver.js";
 import { createMetrics } from "./metrics.js";
 import { PlaybackQueue, PlaybackSessions } from "./recording/playback.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
-import { Rooms, type SfuLogger } from "./sfu/rooms.js";
+import { Rooms } from "./sfu/rooms.js";
 
 /** The SDP body limit of the spec (hard-coded): larger bodies get 413. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -51,7 +52,7 @@ function corsHeaders(origin: string): string {
  * timeout) never reaches fastify: answer it in the spec's shape, with CORS, and let it use up the
  * sender's rate-limit bucket like any request.
  */
-function clientErrorHandler(rateLimit: RateLimit, origin: string, log: () => SfuLogger | undefined) {
+function clientErrorHandler(rateLimit: RateLimit, origin: string, log: () => Logger | undefined) {
   return (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === "ECONNRESET" || !socket.writable) {
       socket.destroy();
@@ -83,7 +84,7 @@ function clientErrorHandler(rateLimit: RateLimit, origin: string, log: () => Sfu
 /** The whole server as a fastify instance; `app.close()` ends every room and finalises recordings. */
 export async function buildApp(config: Config): Promise<FastifyInstance> {
   const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst);
-  let appLog: SfuLogger | undefined;
+  let appLog: Logger | undefined;
   const app = Fastify({
     clientErrorHandler: clientErrorHandler(rateLimit, config.allowedOrigin, () => appLog),
     logger: {
@@ -117,7 +118,7 @@ export async function buildApp(config: Config): Promise<FastifyInstance> {
     );
   });
 
-  const log: SfuLogger = app.log;
+  const log: Logger = app.log;
   appLog = log;
   const recordingStats = new RecordingStats();
   const hooks = new SessionHooks(new Hooks({ urls: config.hooks, timeoutMs: config.hookTimeoutMs, serverId: config.serverId }, log));

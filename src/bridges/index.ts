@@ -2,9 +2,9 @@
 // (HLS, RTMP restreams) and the /start-stream jobs. buildApp() makes one, hands `consumer` to
 // Rooms, and calls close() after the rooms have closed.
 
+import type { Logger } from "../logger.js";
 import type { Config } from "../config.js";
 import type { TrackConsumerFactory } from "../sfu/room.js";
-import type { SfuLogger } from "../sfu/rooms.js";
 import { HlsDirectories } from "./hls.js";
 import { RoomBridges } from "./room-bridges.js";
 import { StreamJobs } from "./streams.js";
@@ -23,7 +23,7 @@ export interface Bridges {
 
 export function createBridges(
   config: Pick<Config, "hlsEnabled" | "hlsDir" | "startStreamProbeMs" | "maxFfmpegJobs">,
-  log: SfuLogger,
+  log: Logger,
   supervisorOptions: Partial<SupervisorOptions> = {},
 ): Bridges {
   const supervisor = new Supervisor({ log, maxJobs: config.maxFfmpegJobs > 0 ? config.maxFfmpegJobs : undefined, ...supervisorOptions });

@@ -18,10 +18,11 @@
 // a file that played out, or failed after its restarts) closes the source, which ends the room;
 // a room closed from elsewhere (admin close, shutdown) stops the job.
 
+import type { Logger } from "../logger.js";
 import { randomBytes, randomInt } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import type { Rooms, SfuLogger } from "../sfu/rooms.js";
+import type { Rooms } from "../sfu/rooms.js";
 import { DomainError } from "../errors.js";
 import type { RtpSource, RtpTrackSpec } from "../sfu/rtp-source.js";
 import type { EndReason } from "../sfu/session.js";
@@ -309,7 +310,7 @@ interface Entry {
 export interface IngestsOptions {
   rooms: Pick<Rooms, "ingest">;
   supervisor: Supervisor;
-  log: SfuLogger;
+  log: Logger;
   policy: SourcePolicy;
   /** Consecutive failed runs after which an ingest gives up and its room ends (default 5). */
   maxRestarts?: number;

@@ -9,10 +9,10 @@
 // Each bridge is its own FFmpeg with its own RoomEgress (ports, sinks, SDP): one failing RTMP
 // target never disturbs the HLS output or another target.
 
+import type { Logger } from "../logger.js";
 import { randomBytes } from "node:crypto";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
-import type { SfuLogger } from "../sfu/rooms.js";
 import { EgressError, RoomEgress } from "./egress.js";
 import { audioCodecArgs, copiesVideo, hlsOutputArgs, HlsConflictError, type HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "./hls.js";
 import { JobLimitError, SupervisorClosedError, type Job, type JobInfo, type JobSpec, type Supervisor } from "./supervisor.js";
@@ -88,7 +88,7 @@ export interface RoomBridgesOptions {
   hls: HlsDirectories;
   /** HLS_ENABLED: every room gets HLS when its publisher arrives. */
   hlsEnabled: boolean;
-  log: SfuLogger;
+  log: Logger;
   /** Where SDP files go (default os.tmpdir()). */
   tmpDir?: string;
 }

@@ -6,7 +6,7 @@
 // written, the caller gets the reason. Once started, a crash or a source that ends is restarted
 // with back-off, and a source that goes silent is restarted after STALL_MS.
 
-import type { SfuLogger } from "../sfu/rooms.js";
+import type { Logger } from "../logger.js";
 import { hlsOutputArgs, HlsConflictError, type HlsDirectories } from "./hls.js";
 import { JobLimitError, type Job, type JobInfo, type Supervisor } from "./supervisor.js";
 
@@ -32,7 +32,7 @@ interface Entry {
 export interface StreamJobsOptions {
   supervisor: Supervisor;
   hls: HlsDirectories;
-  log: SfuLogger;
+  log: Logger;
   /** How long FFmpeg must stay up (unless it is already writing output) to count as started. */
   probeMs: number;
 }

@@ -15,9 +15,9 @@
 // Room egress (HLS, RTMP restream), /start-stream jobs, and later ingest and relay tasks all run
 // through here; they differ only in the JobSpec they hand over.
 
+import type { Logger } from "../logger.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { resolveFfmpeg } from "./ffmpeg-path.js";
-import type { SfuLogger } from "../sfu/rooms.js";
 
 export type JobState = "starting" | "running" | "retrying" | "stopped" | "failed";
 
@@ -142,7 +142,7 @@ export interface BackoffOptions {
 }
 
 export interface SupervisorOptions {
-  log: SfuLogger;
+  log: Logger;
   /** Default resolveFfmpeg(). */
   ffmpegPath?: () => string;
   backoff?: Partial<BackoffOptions>;
@@ -629,7 +629,7 @@ export class Job {
 
 /** What a Job needs from its supervisor. */
 interface SupervisorInternals {
-  readonly log: SfuLogger;
+  readonly log: Logger;
   readonly closed: boolean;
   readonly backoff: BackoffOptions;
   readonly stopGraceMs: number;
@@ -642,7 +642,7 @@ interface SupervisorInternals {
 }
 
 export class Supervisor implements SupervisorInternals {
-  readonly log: SfuLogger;
+  readonly log: Logger;
   readonly backoff: BackoffOptions;
   readonly stopGraceMs: number;
   readonly stderrLinesPerWindow: number;

@@ -13,11 +13,11 @@
 // With token auth on and no secret configured, callbacks are refused: they would otherwise let
 // anybody create rooms without a publish token.
 
+import type { Logger } from "../logger.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { tokenMatches } from "../auth/auth.js";
 import { IngestError, type IngestOrigin, type Ingests } from "../bridges/ingest.js";
 import { ROOM_NAME_RE } from "../config.js";
-import type { SfuLogger } from "../sfu/rooms.js";
 import { sendError } from "../http/errors.js";
 
 /** Non-zero answers to SRS, by cause. */
@@ -120,7 +120,7 @@ export function dialectOf(contentType: string | undefined, text: string): Callba
 
 export interface ReceiverDeps {
   ingests: Ingests;
-  log: SfuLogger;
+  log: Logger;
   /** SRS_CALLBACK_SECRET: required as ?secret= when set. */
   secret?: string;
   /** Token auth is on: without a secret, callbacks are refused (they would bypass publish tokens). */

@@ -13,6 +13,7 @@
 // overruns its time limit, and killed by close(). Output is written under a hidden temporary name
 // and renamed when complete, so a half-written file is never listed or served.
 
+import type { Logger } from "../logger.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, lstatSync, openSync, readSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
@@ -20,7 +21,6 @@ import path from "node:path";
 import { resolveFfmpeg } from "../bridges/ffmpeg-path.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
-import type { SfuLogger } from "../sfu/rooms.js";
 import type { FinishedRecording } from "./recorder.js";
 
 /** One finished track file of a session. */
@@ -164,7 +164,7 @@ function freeName(dir: string, room: string, start: number, ext: string): string
 export interface PlaybackOptions {
   /** The records directory: inputs are there, the output goes there. */
   dir: string;
-  log: SfuLogger;
+  log: Logger;
   /** ms one FFmpeg run may take before it is killed (default 10 minutes). */
   timeoutMs?: number;
   /** The FFmpeg binary; default resolveFfmpeg(), looked up at the first job. */

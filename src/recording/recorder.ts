@@ -1,6 +1,7 @@
 // Ties one published track to a pure container writer from src/media: reorder, depacketize,
 // write. Naming follows the seed: {room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}.
 
+import type { Logger } from "../logger.js";
 import { randomInt } from "node:crypto";
 import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -15,7 +16,6 @@ import type { PacketSink } from "../sfu/forward.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import { fmtpParams } from "../sfu/sdp.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
-import type { SfuLogger } from "../sfu/rooms.js";
 import { SerialFile } from "./file.js";
 
 /** Counters read by /metrics at scrape time. */
@@ -28,7 +28,7 @@ export class RecordingStats {
 
 export interface RecorderOptions {
   dir: string;
-  log: SfuLogger;
+  log: Logger;
   stats: RecordingStats;
   /** Called with the finished file's path (hooks, playback conversion). */
   onFinished?: (file: string, room: string, info: FinishedRecording) => void;

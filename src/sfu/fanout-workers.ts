@@ -3,6 +3,7 @@
 // in N child processes, each viewer's outputs in one of them. Node runs JavaScript on one core per
 // process and a UDP socket cannot move between threads, but a descriptor can be passed to another
 // process, which then sends from the viewer's own address and port.
+import type { Logger } from "../logger.js";
 import { fork, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -11,7 +12,6 @@ import type dgram from "node:dgram";
 import { udpSocketOf, type NominatedPair, type RemoteOutputRequest, type RemoteOutputs } from "./fast-sender.js";
 import type { PacketHistory } from "./history.js";
 import type { ViewerOutput } from "./outbound.js";
-import type { SfuLogger } from "./rooms.js";
 
 const WORKER_SCRIPT = fileURLToPath(new URL("./fanout-worker.js", import.meta.url));
 /** A worker that dies within this long of its start is restarted only after this long, not in a loop. */
@@ -51,7 +51,7 @@ class Worker {
 
   constructor(
     readonly index: number,
-    private readonly log: SfuLogger,
+    private readonly log: Logger,
     private readonly isClosing: () => boolean,
   ) {
     this.child = this.spawn();
@@ -253,7 +253,7 @@ export class FanoutWorkers implements RemoteOutputs {
   private readonly trackIds = new WeakMap<PacketHistory, number>();
   private nextTrack = 1;
 
-  constructor(count: number, log: SfuLogger) {
+  constructor(count: number, log: Logger) {
     if (!existsSync(WORKER_SCRIPT)) {
       throw new Error(`FORWARD_WORKERS needs the built server (${WORKER_SCRIPT} is missing): run it with npm start`);
     }

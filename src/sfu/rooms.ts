@@ -1,3 +1,4 @@
+import type { Logger } from "../logger.js";
 import { errors } from "./errors.js";
 import { NoCandidatesError, type IceSettings } from "./peer.js";
 import { Publisher } from "./publisher.js";
@@ -8,13 +9,6 @@ import type { LayerState } from "./simulcast.js";
 import { Subscriber } from "./subscriber.js";
 import { FanoutWorkers } from "./fanout-workers.js";
 import { RtpSource, type RtpTrackSpec } from "./rtp-source.js";
-
-/** The slice of pino the SFU logs through (no fastify import here). */
-export interface SfuLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 /** What happens to sessions, for callbacks and the like; called after the fact, never awaited. */
 export interface RoomEvents {
@@ -31,7 +25,7 @@ export interface RoomsOptions {
   /** 0 = unlimited; publishers and subscribers together, including ones being set up. */
   maxSessions?: number;
   consumers: TrackConsumerFactory[];
-  log: SfuLogger;
+  log: Logger;
   events?: RoomEvents;
   /** How subscribers' packets are sent (see Subscriber); "fast" by default. */
   forwardPath?: "fast" | "werift";

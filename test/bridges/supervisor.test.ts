@@ -1,5 +1,6 @@
 // The FFmpeg supervisor with real FFmpeg (lavfi sources, files, an SDP input nobody feeds) and a
 // few shell scripts standing in for a misbehaving binary.
+import type { Logger } from "../../src/logger.js";
 import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,7 +8,6 @@ import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
 import { FORBIDDEN_PROTOCOLS, Supervisor, withWhitelist, type JobSpec } from "../../src/bridges/supervisor.js";
-import type { SfuLogger } from "../../src/sfu/rooms.js";
 import { pidAlive } from "../helpers/ffmpeg-source.js";
 import { freeUdpPort, sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
@@ -21,7 +21,7 @@ interface Line {
   msg: string;
 }
 
-function memoryLog(): SfuLogger & { lines: Line[] } {
+function memoryLog(): Logger & { lines: Line[] } {
   const lines: Line[] = [];
   return {
     lines,

@@ -5,12 +5,13 @@
 // progress, so a stop can be resumed and a crash restarts where it was. Task state is a JSON file
 // written atomically; a restarted server picks its tasks up again.
 
+import type { Logger } from "../../logger.js";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { realpath } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Rooms, SfuLogger } from "../../sfu/rooms.js";
+import type { Rooms } from "../../sfu/rooms.js";
 import type { RtpSource } from "../../sfu/rtp-source.js";
 import { probeMedia } from "../probe.js";
 import { randomSsrc, resolveIngestSource, tracksFor, type IngestSource } from "../ingest.js";
@@ -30,7 +31,7 @@ export class RelayClosedError extends Error {
 export interface RelayOptions {
   supervisor: Supervisor;
   rooms: Rooms;
-  log: SfuLogger;
+  log: Logger;
   mediaDir: string;
   allowedHosts: readonly string[];
   /** Where task state is kept across restarts. */
