@@ -1,19 +1,17 @@
 // A room fed by plain RTP (what an ingest's FFmpeg produces) is a room like any other: WHEP
-// viewers decode it, /api/rooms and /metrics show it, and closing the source ends the room.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.js";
+// viewers decode it, the registry lists it, and closing the source ends the room. No HTTP here:
+// test/bridges/ingest.test.ts proves the same through the ingest API.
+import { afterAll, describe, expect, it } from "vitest";
+import { isDomainError } from "../../src/errors.js";
 import { startFfmpegSource } from "../helpers/ffmpeg-source.js";
-import { playStream } from "../helpers/whep-client.js";
+import { subscribeTo, testRooms } from "../helpers/sfu.js";
 
 describe("RTP source rooms", () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(() => server.close());
+  const { rooms } = testRooms();
+  afterAll(() => rooms.close());
 
   it("FFmpeg's RTP on the source's ports reaches WHEP viewers, starting on a keyframe", async () => {
-    const source = await server.app.rooms.ingest("ingested", [
+    const source = await rooms.ingest("ingested", [
       { kind: "video", codec: { payloadType: 96, name: "H264", clockRate: 90000, fmtp: "packetization-mode=1;profile-level-id=42e01f", rtcpFeedback: [] } },
       { kind: "audio", codec: { payloadType: 111, name: "opus", clockRate: 48000, channels: 2, fmtp: "", rtcpFeedback: [] } },
     ]);
@@ -22,10 +20,9 @@ describe("RTP source rooms", () => {
       audio: { port: source.ports[1], payloadType: 111 },
     });
     try {
-      await expect(server.app.rooms.ingest("ingested", [])).rejects.toMatchObject({ status: 409 });
-      const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; hasPublisher: boolean; codecs: string[] }[];
-      expect(rooms).toEqual([expect.objectContaining({ name: "ingested", hasPublisher: true, codecs: ["H264", "opus"] })]);
-      const { client } = await playStream(server.whepUrl("ingested"), {});
+      await expect(rooms.ingest("ingested", [])).rejects.toSatisfy((err) => isDomainError(err, "conflict"));
+      expect(rooms.list()).toEqual([expect.objectContaining({ name: "ingested", hasPublisher: true, codecs: ["H264", "opus"] })]);
+      const { client } = await subscribeTo(rooms, "ingested", {});
       try {
         await client.waitForKeyframes(1, 5000);
         await client.waitForFrames(20, 5000, "video");
@@ -34,13 +31,12 @@ describe("RTP source rooms", () => {
       } finally {
         await client.close();
       }
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      expect(Number(/^live_rtp_packets_total\{room="ingested"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(50);
+      expect(source.packets).toBeGreaterThan(50);
     } finally {
       await ffmpeg.close();
       await source.close("delete");
     }
-    const after = (await (await fetch(`${server.url}/api/rooms`)).json()) as unknown[];
-    expect(after).toEqual([]);
+    expect(rooms.list()).toEqual([]);
+    expect(rooms.get("ingested")).toBeUndefined();
   }, 30_000);
 });
