@@ -1,8 +1,9 @@
-// Relay tasks (seed 002, bridges.md §5): the seed's own bodies, n/r/k auth and its call limit, bad
-// input starting nothing, and end to end with real FFmpeg: two short files looped to a real
-// nginx-rtmp (read back with ffprobe) and into a room a werift WHEP viewer decodes, the seed's
-// callbacks received by a real HTTP listener, stop of one of two targets, list replacement,
-// resume, and tasks picked up again by a restarted server.
+// Relay tasks (docs/bridges.md, "Relay tasks") through the wire: the API's own bodies, n/r/k auth
+// and its call limit, bad input starting nothing, and end to end with real FFmpeg: two short files
+// looped to a real nginx-rtmp (read back with ffprobe) and into a room a werift WHEP viewer
+// decodes, the callbacks received by a real HTTP listener, stop of one of two targets, list
+// replacement, resume, and tasks picked up again by a restarted server. The request checks and
+// the run plan alone: relay-plan.test.ts.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -11,116 +12,15 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
-import { parseRelayRequest, RelayRequestError } from "../../src/bridges/relay/request.js";
-import { advance, ffconcat, planEntries } from "../../src/bridges/relay/plan.js";
 import { probe } from "../helpers/ffprobe.js";
 import { waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
 import { startNginxRtmp, type NginxRtmp } from "./nginx-rtmp.js";
+import { API_AUTH, API_START, API_STOP, auth, KEY } from "./relay-bodies.js";
 
-// The seed's own example: key 012f37a3f2952, r 1409284800 → k b9fed80be752551834eec3e52fa94115.
-const KEY = "012f37a3f2952";
-const SEED_AUTH = "n=portal&r=1409284800&k=b9fed80be752551834eec3e52fa94115";
-const auth = (r = String(Date.now() % 1e10)) => `n=portal&r=${r}&k=${createHash("md5").update(r + KEY).digest("hex")}`;
-
-// The seed's bodies, unchanged.
-const SEED_START = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/abc.mp4" }, { "url": "http://www.video.com/live/1.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/2.mp4", "relofftime": "300-500" } ], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" } ], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0" } }] }`;
-const SEED_STOP = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "2", "type": "video", "list": [{ "id": "123", "src": [{ "url": "" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }] }] }`;
-const SEED_SCHEDULED = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/abc.mp4" }, { "url": "http://www.video.com/live/1.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/2.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0" }, "start": "1540216800000", "end": "1540220400000" }] }`;
-const SEED_UPDATE = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "3", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/d.mp4" }, { "url": "http://www.video.com/live/3.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/4.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0", "waitCrtUrlFinish": "0" } }] }`;
-const SEED_RESUME = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "5", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/d.mp4" }, { "url": "http://www.video.com/live/3.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/4.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2", "resetUrl": "rtmp://www.push3.com/live/test3" }] }] }`;
-const SEED_FOPS = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/d.mp4", "wmimage": "http://ws.test.com/live/picture1.jpg", "wmgravity": "TOP_LEFT" }, { "url": "http://www.video.com/live/3.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/4.mp4", "relofftime": "300-500" }], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" }], "fops": { "bps": "1200", "res": "25", "fps": "1280x640", "vcodec": "libx265", "acodec": "libmp3lame" } }] }`;
-
-const limits = { minWindowMs: 300_000, now: Date.parse("2026-11-23T00:00:00Z") };
-const reason = (body: unknown): string => {
-  try {
-    parseRelayRequest(body, limits);
-  } catch (err) {
-    if (err instanceof RelayRequestError) return err.message;
-    throw err;
-  }
-  return "accepted";
-};
-
-describe("relay requests (pure)", () => {
-  it("reads the seed's start, stop, update and resume bodies", () => {
-    const start = parseRelayRequest(JSON.parse(SEED_START), limits);
-    expect(start.cmd).toBe("1");
-    expect(start.callbackUrl).toBe("http://www.callback.com/api");
-    const t = start.tasks[0]!;
-    expect(t).toMatchObject({ id: "123", loop: 1, index: 0, callBackFileInfo: false });
-    expect(t.src[1]!.absWindows).toEqual([{ fromMs: Date.UTC(2018, 9, 22, 15, 30), toMs: Date.UTC(2018, 9, 22, 15, 50) }]);
-    expect(t.src[2]!.windows).toEqual([{ from: 300, to: 500 }]);
-    expect(t.forward.map((f) => f.target)).toEqual([
-      { kind: "rtmp", url: "rtmp://www.push1.com/live/test" },
-      { kind: "rtmp", url: "rtmp://www.push2.com/live/test2" },
-    ]);
-    expect(parseRelayRequest(JSON.parse(SEED_STOP), limits).tasks[0]!.src).toEqual([]);
-    expect(parseRelayRequest(JSON.parse(SEED_UPDATE), limits).tasks[0]!.waitCrtUrlFinish).toBe(false);
-    const resume = parseRelayRequest(JSON.parse(SEED_RESUME), limits).tasks[0]!;
-    expect(resume.forward[1]!.resetTo).toEqual({ kind: "rtmp", url: "rtmp://www.push3.com/live/test3" });
-  });
-
-  it("refuses what the seed refuses, each with its reason", () => {
-    // The seed's own transcoding example swaps res and fps.
-    expect(reason(JSON.parse(SEED_FOPS))).toMatch(/fops.res "25" must be WIDTHxHEIGHT.*swapped/);
-    // The seed's schedule lies in 2018: its end is not 5 minutes after now.
-    expect(reason(JSON.parse(SEED_SCHEDULED))).toMatch(/end must be at least 5 minute\(s\) after now/);
-    const base = JSON.parse(SEED_START);
-    const task = (over: Record<string, unknown>) => ({ ...base, list: [{ ...base.list[0], ...over }] });
-    expect(reason({ ...base, cmd: "4" })).toMatch(/cmd "4" is not one of/);
-    expect(reason({ ...base, type: "audio" })).toMatch(/type must be "video"/);
-    expect(reason({ ...base, list: [] })).toMatch(/list must be a non-empty list/);
-    expect(reason(task({ id: "" }))).toMatch(/id is required/);
-    expect(reason(task({ src: [] }))).toMatch(/src needs at least one url/);
-    expect(reason(task({ forward: [{ url: "http://x/y" }] }))).toMatch(/rtmp:\/\/ or rtmps:\/\/ URL, or room:\{name\}/);
-    expect(reason(task({ forward: [{ url: "room:../x" }] }))).toMatch(/invalid room name/);
-    expect(reason(task({ src: [{ url: "a.mp4", relofftime: "500-300" }] }))).toMatch(/end must be after the start/);
-    expect(reason(task({ src: [{ url: "a.mp4", relofftime: "abc" }] }))).toMatch(/expected seconds like 300-500/);
-    expect(reason(task({ src: [{ url: "a.mp4", absofftime: "20181322153000-20181322155000" }] }))).toMatch(/yyyymmddHHMMSS/);
-    expect(reason(task({ extendParam: { index: "4" } }))).toMatch(/index 4 is past the 3 file/);
-    expect(reason(task({ fops: { bps: "1200" } }))).toMatch(/need fops.vcodec/);
-    expect(reason(task({ fops: { vcodec: "libx265" } }))).toMatch(/libx265 cannot be carried over RTMP/);
-    expect(reason(task({ fops: { vcodec: "libx264", acodec: "libvorbis" } }))).toMatch(/libvorbis cannot be carried over RTMP/);
-    expect(reason(task({ forward: [{ url: "room:cinema" }], fops: { vcodec: "libx264", acodec: "aac" } }))).toMatch(/into a WebRTC room/);
-    expect(reason(task({ start: "12345" }))).toMatch(/13-digit/);
-    expect(reason(task({ start: String(limits.now), end: String(limits.now + 60_000) }))).toMatch(/at least 5 minute/);
-    expect(reason({ ...base, cmd: "5", list: [{ ...base.list[0] }] })).toMatch(/fops and extendParam are not accepted with cmd 5/);
-    expect(reason(task({ src: [{ url: "a.mp4", wmimage: "w.png", wmgravity: "MIDDLE" }] }))).toMatch(/wmgravity must be one of/);
-    // A well-formed schedule is accepted.
-    expect(reason(task({ start: String(limits.now + 60_000), end: String(limits.now + 60_000 + 300_000) }))).toBe("accepted");
-  });
-
-  it("plans windows, walks positions across entries, writes ffconcat lists from a position", () => {
-    const files = [
-      { input: "file:/m/a.mp4", duration: 10 },
-      { input: "file:/m/b.mp4", duration: 600, creationMs: Date.UTC(2018, 9, 22, 15, 0) },
-      { input: "file:/m/c.mp4", duration: 100 },
-    ];
-    const entries = planEntries(files, [
-      {},
-      { absWindows: [{ fromMs: Date.UTC(2018, 9, 22, 15, 1), toMs: Date.UTC(2018, 9, 22, 15, 2) }] },
-      { windows: [{ from: 20, to: 30 }, { from: 90, to: 200 }] },
-    ]);
-    expect(entries.map((e) => [e.file, e.from, e.to, e.seconds])).toEqual([
-      [0, 0, undefined, 10],
-      [1, 60, 120, 60],
-      [2, 20, 30, 10],
-      [2, 90, 100, 10],
-    ]);
-    expect(advance(entries, { pass: 0, entry: 0, offset: 0 }, 75)).toEqual({ pass: 0, entry: 2, offset: 5 });
-    expect(advance(entries, { pass: 0, entry: 1, offset: 30 }, 200)).toEqual({ pass: 0, entry: 4, offset: 0 });
-    expect(ffconcat(entries, { pass: 0, entry: 1, offset: 15 })).toBe(
-      "ffconcat version 1.0\nfile 'file:/m/b.mp4'\ninpoint 75.000\noutpoint 120.000\nfile 'file:/m/c.mp4'\ninpoint 20.000\noutpoint 30.000\nfile 'file:/m/c.mp4'\ninpoint 90.000\noutpoint 100.000\n",
-    );
-    expect(() => planEntries([{ input: "x", duration: 5 }], [{ windows: [{ from: 10, to: 20 }] }])).toThrow(/no time window/);
-    expect(() => planEntries([{ input: "x", duration: 5 }], [{ absWindows: [{ fromMs: 0, toMs: 1000 }] }])).toThrow(/no creation_time/);
-  });
-});
-
-/** A listener for the seed's callbacks: answers 200 "ok" (or what `answer` says) and keeps each body. */
+/** A listener for the relay's callbacks: answers 200 "ok" (or what `answer` says) and keeps each body. */
 async function callbackListener(): Promise<{ url: string; bodies: Record<string, string>[]; answer: { status: number; body: string }; close(): Promise<void> }> {
   const bodies: Record<string, string>[] = [];
   const state = { status: 200, body: "ok" };
@@ -192,20 +92,20 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     list: [{ id, src: src.map((url) => ({ url })), forward: forward.map((url) => ({ url })), extendParam: extend }],
   });
 
-  it("n/r/k: the seed's example key works on both paths; missing, wrong or long r is 403; the relay API is off without RELAY_KEY", async () => {
-    const ok = await post(SEED_STOP.replace('"cmd": "2"', '"cmd": "2"'), SEED_AUTH, "/api/cdn/v2/forwardRequest.action");
+  it("n/r/k: the API's example key works on both paths; missing, wrong or long r is 403; the relay API is off without RELAY_KEY", async () => {
+    const ok = await post(API_STOP.replace('"cmd": "2"', '"cmd": "2"'), API_AUTH, "/api/cdn/v2/forwardRequest.action");
     // Authorized: the body is read (no such task yet → 400 with the reason).
     expect(ok.status).toBe(400);
     expect(ok.json).toMatchObject({ http_code: "400", msg: 'no relay task with id "123"' });
     expect(typeof ok.json.call_time).toBe("number");
     for (const q of ["", "n=portal&r=1409284800", "n=portal&r=1409284800&k=00000000000000000000000000000000", `n=portal&r=12345678901&k=${createHash("md5").update("12345678901" + KEY).digest("hex")}`]) {
-      const res = await post(SEED_START, q);
+      const res = await post(API_START, q);
       expect(res.status).toBe(403);
       expect(res.json.http_code).toBe("403");
     }
     const off = await startServer({ MEDIA_DIR: media });
     try {
-      const res = await fetch(`${off.url}/api/relay?${SEED_AUTH}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: SEED_START });
+      const res = await fetch(`${off.url}/api/relay?${API_AUTH}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: API_START });
       expect(res.status).toBe(403);
       expect(((await res.json()) as { msg: string }).msg).toMatch(/RELAY_KEY is not set/);
     } finally {
@@ -213,8 +113,8 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     }
   });
 
-  it("the seed's start body, sent unchanged, is accepted; its sources cannot be read from here, so both targets fail with the reason", async () => {
-    const res = await post(SEED_START);
+  it("the API's example start body, sent unchanged, is accepted; its sources cannot be read from here, so both targets fail with the reason", async () => {
+    const res = await post(API_START);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ http_code: "200", msg: "receive task success!" });
     await expect.poll(async () => (await task("123")).state, { timeout: 10_000 }).toBe("failed");
