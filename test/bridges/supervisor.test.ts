@@ -1,35 +1,19 @@
-// The FFmpeg supervisor with real FFmpeg (lavfi sources, files, an SDP input nobody feeds) and a
-// few shell scripts standing in for a misbehaving binary.
-import type { Logger } from "../../src/logger.js";
+// The FFmpeg supervisor with real FFmpeg (lavfi sources, files, an SDP input nobody feeds), and
+// small shell and Node scripts standing in for a binary that fails, hangs or exits on cue.
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
 import { FORBIDDEN_PROTOCOLS, Supervisor, withWhitelist, type JobSpec } from "../../src/bridges/supervisor.js";
 import { pidAlive } from "../helpers/ffmpeg-source.js";
+import { memoryLog } from "../helpers/log.js";
 import { freeUdpPort, sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "supervisor-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Line {
-  level: "info" | "warn" | "error";
-  obj: Record<string, unknown>;
-  msg: string;
-}
-
-function memoryLog(): Logger & { lines: Line[] } {
-  const lines: Line[] = [];
-  return {
-    lines,
-    info: (obj, msg) => lines.push({ level: "info", obj: obj as Record<string, unknown>, msg }),
-    warn: (obj, msg) => lines.push({ level: "warn", obj: obj as Record<string, unknown>, msg }),
-    error: (obj, msg) => lines.push({ level: "error", obj: obj as Record<string, unknown>, msg }),
-  };
-}
 
 function script(name: string, body: string): string {
   const file = path.join(dir, name);
@@ -37,6 +21,28 @@ function script(name: string, body: string): string {
   chmodSync(file, 0o755);
   return file;
 }
+
+/**
+ * A Node script run as the "FFmpeg" binary (the supervisor's FFmpeg arguments land in its argv,
+ * unread). Each run appends a line to `<name>.runs`, so a script can act on its run number (`run`).
+ */
+function nodeScript(name: string, body: string): string {
+  const file = path.join(dir, `${name}.mjs`);
+  const runs = path.join(dir, `${name}.runs`);
+  writeFileSync(
+    file,
+    `#!${process.execPath}\n` +
+      `import { appendFileSync, readFileSync } from "node:fs";\n` +
+      `appendFileSync(${JSON.stringify(runs)}, "x\\n");\n` +
+      `const run = readFileSync(${JSON.stringify(runs)}, "utf8").length / 2;\n` +
+      `${body}\n`,
+  );
+  chmodSync(file, 0o755);
+  return file;
+}
+
+/** Runs forever (until signalled). */
+const HANG = "setInterval(() => undefined, 1000);";
 
 /** A live lavfi source written as MPEG-TS to a file: progress reports bytes. */
 function lavfiJob(id: string, extra: Partial<JobSpec> = {}): JobSpec {
@@ -69,6 +75,131 @@ describe("withWhitelist", () => {
     }
     expect(() => withWhitelist(["-i", "x"], [])).toThrow(/at least one/);
     expect(() => withWhitelist(["-i", "x"], ["file,udp"])).toThrow(/invalid protocol name/);
+  });
+});
+
+describe("Supervisor with scripted processes", () => {
+  const sups: Supervisor[] = [];
+  const make = (opts: Partial<ConstructorParameters<typeof Supervisor>[0]> & { ffmpegPath: () => string }): Supervisor => {
+    const s = new Supervisor({ log: memoryLog(), ...opts });
+    sups.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    await Promise.all(sups.splice(0).map((s) => s.closeAll()));
+  });
+  const spec = (id: string, extra: Partial<JobSpec> = {}): JobSpec => ({ id, kind: "test", protocols: ["file"], args: () => [], ...extra });
+
+  it("maxJobs refuses a start beyond the limit, counting it and spawning nothing, and frees the place when a job ends", async () => {
+    const hang = nodeScript("hang-limit", HANG);
+    const sup = make({ ffmpegPath: () => hang, maxJobs: 2 });
+    const a = sup.start(spec("a"));
+    sup.start(spec("b"));
+    expect(() => sup.start(spec("c"))).toThrow(/job limit reached \(2 running\)/);
+    expect(sup.rejectedTotal).toBe(1);
+    expect(sup.list().map((j) => j.id)).toEqual(["a", "b"]);
+    await waitFor(() => sup.pids().length === 2, { timeoutMs: 5000, what: "two processes" });
+    await a.stop();
+    const c = sup.start(spec("c"));
+    await waitFor(() => c.pid !== undefined, { timeoutMs: 5000, what: "c spawned" });
+    expect(sup.pids()).toHaveLength(2);
+  });
+
+  it("an id already running is refused; Supervisor.stop of an unknown id is false", async () => {
+    const hang = nodeScript("hang-dup", HANG);
+    const sup = make({ ffmpegPath: () => hang });
+    const job = sup.start(spec("dup"));
+    expect(() => sup.start(spec("dup"))).toThrow(/already running/);
+    await waitFor(() => job.pid !== undefined, { timeoutMs: 5000, what: "spawned" });
+    expect(sup.pids()).toEqual([job.pid]);
+    expect(await sup.stop("nope")).toBe(false);
+    expect(await sup.stop("dup")).toBe(true);
+    expect(job.state).toBe("stopped");
+    // The id is free again once the job has ended.
+    sup.start(spec("dup"));
+  });
+
+  it("restart on-failure: a clean exit ends the job as stopped, a failing one is restarted", async () => {
+    const clean = nodeScript("clean", "process.exit(0);");
+    const failing = nodeScript("failing", 'console.error("[error] boom " + run); process.exit(1);');
+    const sup = make({ ffmpegPath: () => clean, backoff: { initialMs: 20 } });
+    const ok = sup.start(spec("clean", { restart: "on-failure" }));
+    await ok.done;
+    expect(ok.state).toBe("stopped");
+    expect(ok.restarts).toBe(0);
+    const sup2 = make({ ffmpegPath: () => failing, backoff: { initialMs: 20 } });
+    const exits: { code: number | null; reason: string }[] = [];
+    const bad = sup2.start(spec("failing", { restart: "on-failure", maxRestarts: 2, onExit: (e) => exits.push({ code: e.code, reason: e.reason }) }));
+    await bad.done;
+    expect(bad.state).toBe("failed");
+    expect(bad.restarts).toBe(2);
+    expect(exits).toEqual([1, 2, 3].map((n) => ({ code: 1, reason: `boom ${n}` })));
+    expect(bad.lastError).toBe("boom 3");
+    expect(sup2.restartsTotal).toBe(2);
+  });
+
+  it("a run that lasted resetAfterMs resets the back-off to its first step", async () => {
+    // Runs 1, 2 and 4 fail at once; run 3 lasts 700 ms first.
+    const flaky = nodeScript("flaky", "if (run === 3) setTimeout(() => process.exit(1), 700); else process.exit(1);");
+    const sup = make({ ffmpegPath: () => flaky, backoff: { initialMs: 200, maxMs: 10_000, resetAfterMs: 500 } });
+    const starts: number[] = [];
+    const job = sup.start(spec("flaky", { onSpawn: () => starts.push(performance.now()) }));
+    await waitFor(() => starts.length >= 5, { timeoutMs: 10_000, what: "5 starts" });
+    await job.stop();
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    expect(gaps[0]).toBeGreaterThanOrEqual(190); // 200
+    expect(gaps[1]).toBeGreaterThanOrEqual(390); // 400
+    // 700 ms of run, then 200 again (without the reset: 800).
+    expect(gaps[2]).toBeGreaterThanOrEqual(880);
+    expect(gaps[2]).toBeLessThan(1400);
+    expect(gaps[3]).toBeGreaterThanOrEqual(390); // 400 again
+  });
+
+  it("a job waiting to restart stops at once, runs its cleanup once, and never spawns again", async () => {
+    const failing = nodeScript("failing-wait", "process.exit(2);");
+    const sup = make({ ffmpegPath: () => failing, backoff: { initialMs: 60_000 } });
+    let spawns = 0;
+    let cleanups = 0;
+    const job = sup.start(spec("wait", { onSpawn: () => spawns++, cleanup: () => void cleanups++ }));
+    await waitFor(() => job.state === "retrying", { timeoutMs: 5000, what: "retrying" });
+    expect(job.lastError).toBe("exited with code 2");
+    const t0 = performance.now();
+    await Promise.all([job.stop(), job.stop()]);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(job.state).toBe("stopped");
+    expect(cleanups).toBe(1);
+    await sleep(100);
+    expect(spawns).toBe(1);
+    expect(sup.list()).toEqual([]);
+  });
+
+  it("closeAll during a job's prepare spawns nothing, and ends a process that ignores SIGTERM", async () => {
+    const stubborn = nodeScript("stubborn-node", `process.on("SIGTERM", () => undefined); ${HANG}`);
+    const sup = make({ ffmpegPath: () => stubborn, stopGraceMs: 400 });
+    let spawned = false;
+    let cleaned = false;
+    const running = sup.start(spec("running"));
+    // The script is running once it has noted its run; its SIGTERM handler is set right after.
+    await waitFor(() => existsSync(path.join(dir, "stubborn-node.runs")), { timeoutMs: 5000, what: "the script running" });
+    await sleep(100);
+    const pid = running.pid!;
+    const preparing = sup.start(
+      spec("preparing", {
+        prepare: () => sleep(300),
+        onSpawn: () => (spawned = true),
+        cleanup: () => void (cleaned = true),
+      }),
+    );
+    const t0 = performance.now();
+    await sup.closeAll();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(350);
+    expect(pidAlive(pid)).toBe(false);
+    expect([preparing.state, running.state]).toEqual(["stopped", "stopped"]);
+    await preparing.done;
+    expect(cleaned).toBe(true);
+    await sleep(400); // prepare() has returned by now
+    expect(spawned).toBe(false);
+    expect(sup.pids()).toEqual([]);
   });
 });
 
