@@ -1,5 +1,5 @@
 // The FFmpeg bridges end to end: WHIP-published rooms (werift client fed by FFmpeg, VP8 and H.264)
-// out as HLS and as RTMP into a real nginx-rtmp, the seed's /start-stream pulling from that nginx,
+// out as HLS and as RTMP into a real nginx-rtmp, /start-stream (docs/bridges.md, "/start-stream jobs") pulling from that nginx,
 // bad input refused with nothing started, traversal attempts on /hls, supervision (SIGKILL →
 // restart within 2 s) and app.close() leaving no FFmpeg alive.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -15,7 +15,7 @@ import { freeTcpPort, sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
-import { startNginxRtmp, type NginxRtmp } from "./nginx-rtmp.js";
+import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
 
 const API_KEY = "test-transcoder-key-0123456789abcdef";
 

@@ -16,7 +16,7 @@ import { sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
-import { startNginxRtmp, type NginxRtmp } from "./nginx-rtmp.js";
+import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
 
 const media = mkdtempSync(path.join(tmpdir(), "ingest-media-"));
 const outside = mkdtempSync(path.join(tmpdir(), "ingest-outside-"));

@@ -17,7 +17,7 @@ import { waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
-import { startNginxRtmp, type NginxRtmp } from "./nginx-rtmp.js";
+import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
 import { API_AUTH, API_START, API_STOP, auth, KEY } from "./relay-bodies.js";
 
 /** A listener for the relay's callbacks: answers 200 "ok" (or what `answer` says) and keeps each body. */

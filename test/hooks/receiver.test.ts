@@ -1,25 +1,22 @@
 // Receiving publish callbacks: SRS JSON and nginx-rtmp forms parsed alone, then end to end with a
 // real nginx-rtmp calling the server on publish (a push to live/demo2 becomes room demo2, the end of
-// the push ends it), SRS-format callbacks as SRS sends them (seed 003/004 bodies) against a stream on
+// the push ends it), SRS-format callbacks as SRS sends them (docs/hooks.md, "SRS callback receiver") against a stream on
 // that nginx, hostile bodies answered non-zero with nothing started, a room with a WebRTC
 // publisher refused, and the shared secret.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
 import { dialectOf, parseNginxCallback, parseSrsCallback, pullUrl } from "../../src/hooks/receiver.js";
 import { pidAlive } from "../helpers/ffmpeg-source.js";
-import { freeTcpPort, sleep, waitFor } from "../helpers/net.js";
-import { nginxPath, NGINX_RTMP_MODULE, requireOrSkip } from "../helpers/requirements.js";
+import { sleep, waitFor } from "../helpers/net.js";
+import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
+import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
 import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
 
-/** Seed 004's on_publish body, as SRS sends it. */
-const SEED_PUBLISH = {
+/** An on_publish body as SRS sends it. */
+const SRS_PUBLISH = {
   server_id: "vid-0xk989d",
   action: "on_publish",
   client_id: "341w361a",
@@ -33,11 +30,11 @@ const SEED_PUBLISH = {
 
 describe("callback parsing", () => {
   it("SRS on_publish: pull rtmp://<host of tcUrl>/<app>/<stream><param> into room <stream>", () => {
-    expect(parseSrsCallback(JSON.stringify(SEED_PUBLISH))).toEqual({
+    expect(parseSrsCallback(JSON.stringify(SRS_PUBLISH))).toEqual({
       ok: true,
       event: { dialect: "srs", action: "publish", room: "livestream", url: "rtmp://127.0.0.1:1935/live/livestream", client: "341w361a" },
     });
-    // Seed 003: numeric client_id, a param with a token.
+    // A numeric client_id, a param with a token.
     const withParam = parseSrsCallback(
       JSON.stringify({ action: "on_publish", client_id: 1985, ip: "192.168.1.10", vhost: "video.test.com", app: "live", stream: "livestream", param: "?token=xxx&salt=yyy", tcUrl: "rtmp://video.test.com/live" }),
     );
@@ -57,20 +54,20 @@ describe("callback parsing", () => {
     expect(bad("{nope")).toBe("malformed JSON");
     expect(bad("[1]")).toBe("body is not a JSON object");
     expect(bad({ stream: "x" })).toBe("missing action");
-    expect(bad({ ...SEED_PUBLISH, action: "on_play" })).toMatch(/unsupported action "on_play"/);
+    expect(bad({ ...SRS_PUBLISH, action: "on_play" })).toMatch(/unsupported action "on_play"/);
     for (const stream of ["../etc", "a/b", "x".repeat(65), "", "a b", "a%2fb", 7, null]) {
-      expect(bad({ ...SEED_PUBLISH, stream })).toMatch(/invalid stream name/);
+      expect(bad({ ...SRS_PUBLISH, stream })).toMatch(/invalid stream name/);
     }
-    expect(bad({ ...SEED_PUBLISH, app: "../x" })).toMatch(/invalid app/);
-    expect(bad({ ...SEED_PUBLISH, app: "live?x=1" })).toMatch(/invalid app/);
-    expect(bad({ ...SEED_PUBLISH, tcUrl: "file:///etc/passwd" })).toMatch(/not an rtmp:\/\/ URL/);
-    expect(bad({ ...SEED_PUBLISH, tcUrl: "http://127.0.0.1/live" })).toMatch(/not an rtmp:\/\/ URL/);
+    expect(bad({ ...SRS_PUBLISH, app: "../x" })).toMatch(/invalid app/);
+    expect(bad({ ...SRS_PUBLISH, app: "live?x=1" })).toMatch(/invalid app/);
+    expect(bad({ ...SRS_PUBLISH, tcUrl: "file:///etc/passwd" })).toMatch(/not an rtmp:\/\/ URL/);
+    expect(bad({ ...SRS_PUBLISH, tcUrl: "http://127.0.0.1/live" })).toMatch(/not an rtmp:\/\/ URL/);
     // Credentials in tcUrl are not carried over: only its host is used.
-    expect(parseSrsCallback(JSON.stringify({ ...SEED_PUBLISH, tcUrl: "rtmp://u:p@127.0.0.1/live" }))).toMatchObject({ ok: true, event: { url: "rtmp://127.0.0.1/live/livestream" } });
-    expect(bad({ ...SEED_PUBLISH, tcUrl: undefined })).toMatch(/tcUrl/);
-    expect(bad({ ...SEED_PUBLISH, param: "?a b" })).toMatch(/invalid param/);
-    expect(bad({ ...SEED_PUBLISH, param: "x=1" })).toMatch(/invalid param/);
-    expect(bad({ ...SEED_PUBLISH, param: 5 })).toMatch(/param must be a string/);
+    expect(parseSrsCallback(JSON.stringify({ ...SRS_PUBLISH, tcUrl: "rtmp://u:p@127.0.0.1/live" }))).toMatchObject({ ok: true, event: { url: "rtmp://127.0.0.1/live/livestream" } });
+    expect(bad({ ...SRS_PUBLISH, tcUrl: undefined })).toMatch(/tcUrl/);
+    expect(bad({ ...SRS_PUBLISH, param: "?a b" })).toMatch(/invalid param/);
+    expect(bad({ ...SRS_PUBLISH, param: "x=1" })).toMatch(/invalid param/);
+    expect(bad({ ...SRS_PUBLISH, param: 5 })).toMatch(/param must be a string/);
   });
 
   it("nginx-rtmp forms: publish, publish_done, update_publish; other calls refused", () => {
@@ -97,68 +94,13 @@ describe("callback parsing", () => {
 
 // ---- end to end -------------------------------------------------------------------------------
 
-interface Nginx {
-  port: number;
-  pid: number;
-  dir: string;
-  stop(): Promise<void>;
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: "127.0.0.1" });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 /**
- * nginx-rtmp on a free loopback port: application `live` calls the server on publish and publish
- * done; application `src` has no callbacks (a stream there is what an SRS would be serving).
+ * nginx-rtmp whose application `live` calls the server on publish and publish done; application
+ * `src` has no callbacks (a stream there is what an SRS would be serving).
  */
-async function startNginx(serverPort: number): Promise<Nginx> {
-  const dir = mkdtempSync(path.join(tmpdir(), "receiver-nginx-"));
-  const port = await freeTcpPort();
+function startNginx(serverPort: number): Promise<NginxRtmp> {
   const cb = `http://127.0.0.1:${serverPort}/api/srs/callback`;
-  const conf = path.join(dir, "nginx.conf");
-  writeFileSync(
-    conf,
-    `load_module ${NGINX_RTMP_MODULE};\ndaemon off;\nerror_log ${dir}/error.log;\npid ${dir}/nginx.pid;\nevents {}\n` +
-      `rtmp { server { listen 127.0.0.1:${port};\n` +
-      `  application live { live on; on_publish ${cb}; on_publish_done ${cb}; }\n` +
-      `  application src { live on; }\n} }\n`,
-  );
-  const child: ChildProcess = spawn(nginxPath()!, ["-c", conf, "-p", dir], { stdio: "ignore" });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  for (let i = 0; i < 100 && !(await canConnect(port)); i++) {
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  if (!(await canConnect(port))) {
-    child.kill("SIGKILL");
-    let log = "";
-    try {
-      log = readFileSync(path.join(dir, "error.log"), "utf8");
-    } catch {
-      // none
-    }
-    throw new Error(`nginx-rtmp did not listen: ${log}`);
-  }
-  return {
-    port,
-    pid: child.pid!,
-    dir,
-    stop: async () => {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return startNginxRtmp({ applications: { live: `on_publish ${cb}; on_publish_done ${cb};`, src: "" } });
 }
 
 /** An encoder: H.264 with B-frames + AAC in FLV, pushed at real time. */
@@ -208,7 +150,7 @@ const need = requireOrSkip("ffmpeg", "nginx-rtmp");
 
 describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS start and stop ingests"), () => {
   let server: TestServer;
-  let nginx: Nginx;
+  let nginx: NginxRtmp;
   const children: ChildProcess[] = [];
   const viewers: WhepClient[] = [];
   const publishers: WhipClient[] = [];
@@ -260,12 +202,12 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
 
   it("SRS callbacks as SRS sends them pull a stream into a room and stop it", async () => {
     const publish = {
-      ...SEED_PUBLISH,
+      ...SRS_PUBLISH,
       app: "src",
       stream: "srs1",
       tcUrl: `rtmp://127.0.0.1:${nginx.port}/src?vhost=__defaultVhost__`,
     };
-    // Seed 004's request line says "Content-Type: application-json": accepted as JSON too.
+    // SRS has been seen sending "Content-Type: application-json": accepted as JSON too.
     const res = await callback(server, JSON.stringify(publish), "application-json", "", "/api/v1/streams");
     expect(res).toEqual({ status: 200, text: "0" });
     expect(server.app.ingests.get("srs1")).toMatchObject({ origin: "srs", url: `rtmp://127.0.0.1:${nginx.port}/src/srs1` });
@@ -301,15 +243,15 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
       "{nope",
       "",
       "null",
-      JSON.stringify({ ...SEED_PUBLISH, action: "on_connect" }),
-      JSON.stringify({ ...SEED_PUBLISH, action: "on_play" }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "../../etc/passwd" }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "a/b" }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "s".repeat(65) }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "ok", app: "../../x" }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl: "file:///etc/passwd", stream: "ok" }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl: "concat:a|b", stream: "ok" }),
-      JSON.stringify({ ...SEED_PUBLISH, tcUrl, stream: "ok", param: "?x=1 -i /etc/passwd" }),
+      JSON.stringify({ ...SRS_PUBLISH, action: "on_connect" }),
+      JSON.stringify({ ...SRS_PUBLISH, action: "on_play" }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl, stream: "../../etc/passwd" }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl, stream: "a/b" }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl, stream: "s".repeat(65) }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl, stream: "ok", app: "../../x" }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl: "file:///etc/passwd", stream: "ok" }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl: "concat:a|b", stream: "ok" }),
+      JSON.stringify({ ...SRS_PUBLISH, tcUrl, stream: "ok", param: "?x=1 -i /etc/passwd" }),
     ];
     for (const body of bodies) {
       const res = await callback(server, body);
@@ -328,7 +270,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
   it("a room with a WebRTC publisher refuses the callback and keeps its publisher", async () => {
     const { client } = await publishTestStream(server.whipUrl("busy"), { video: { codec: "VP8" } });
     publishers.push(client);
-    const res = await callback(server, JSON.stringify({ ...SEED_PUBLISH, stream: "busy", tcUrl: `rtmp://127.0.0.1:${nginx.port}/src` }));
+    const res = await callback(server, JSON.stringify({ ...SRS_PUBLISH, stream: "busy", tcUrl: `rtmp://127.0.0.1:${nginx.port}/src` }));
     expect(res.status).toBe(200);
     expect(res.text).toBe("2");
     const nginxRes = await callback(server, `call=publish&app=live&name=busy&tcurl=${encodeURIComponent(`rtmp://127.0.0.1:${nginx.port}/live`)}`, "application/x-www-form-urlencoded");

@@ -1,21 +1,33 @@
 // A throwaway nginx with the RTMP module on a loopback port: its own config, pid and logs in a
-// temp dir, `daemon off` so the process we spawn is the master we kill by pid.
+// temp dir, `daemon off` so the process we spawn is the master we kill by pid. Its applications
+// (`live` by default) are live and record nothing; a test may give each extra directives, such as
+// the on_publish callbacks an SRS-style receiver takes.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freeTcpPort, sleep } from "../helpers/net.js";
-import { nginxPath, NGINX_RTMP_MODULE } from "../helpers/requirements.js";
+import { freeTcpPort, sleep } from "./net.js";
+import { nginxPath, NGINX_RTMP_MODULE } from "./requirements.js";
 
 export interface NginxRtmp {
   port: number;
   pid: number;
   dir: string;
-  /** rtmp://127.0.0.1:<port>/live/<key> */
-  url(key: string): string;
+  /** rtmp://127.0.0.1:<port>/<app>/<key>, app `live` unless given. */
+  url(key: string, app?: string): string;
   stop(): Promise<void>;
 }
+
+export interface NginxRtmpOptions {
+  /**
+   * Application name → directives added after `live on; record off;` (e.g. `on_publish <url>;`).
+   * Default: one application, `live`, with none.
+   */
+  applications?: Record<string, string>;
+}
+
+const APP_NAME = /^[A-Za-z0-9_-]+$/;
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -28,9 +40,11 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-export async function startNginxRtmp(): Promise<NginxRtmp> {
+export async function startNginxRtmp(opts: NginxRtmpOptions = {}): Promise<NginxRtmp> {
   const bin = nginxPath();
   if (!bin) throw new Error("no nginx binary");
+  const applications = Object.entries(opts.applications ?? { live: "" });
+  for (const [name] of applications) if (!APP_NAME.test(name)) throw new Error(`invalid nginx-rtmp application name "${name}"`);
   const dir = mkdtempSync(path.join(tmpdir(), "nginx-rtmp-"));
   const port = await freeTcpPort();
   const conf = path.join(dir, "nginx.conf");
@@ -48,7 +62,7 @@ export async function startNginxRtmp(): Promise<NginxRtmp> {
       "  server {",
       `    listen 127.0.0.1:${port};`,
       "    chunk_size 4096;",
-      "    application live { live on; record off; }",
+      ...applications.map(([name, extra]) => `    application ${name} { live on; record off;${extra ? ` ${extra}` : ""} }`),
       "  }",
       "}",
       "",
@@ -80,7 +94,7 @@ export async function startNginxRtmp(): Promise<NginxRtmp> {
     port,
     pid,
     dir,
-    url: (key) => `rtmp://127.0.0.1:${port}/live/${key}`,
+    url: (key, app = "live") => `rtmp://127.0.0.1:${port}/${app}/${key}`,
     stop: () =>
       (stopping ??= (async () => {
         // The master ends its worker on SIGTERM ("fast shutdown"); SIGKILL if it dawdles.
