@@ -1,4 +1,4 @@
-// Recording through the wire: publish real media, end the session every way the spec names,
+// Recording through the wire: publish real media, end the session every way docs/api.md names,
 // and open each file with the real ffprobe.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";

@@ -1,5 +1,5 @@
 // Fuzz: tokens and JWTs against a server with every kind of auth on. Each token carries the grant
-// the spec gives it (gen-tokens.ts), so every answer is checked exactly: accepted where the grant
+// docs/api.md gives it (gen-tokens.ts), so every answer is checked exactly: accepted where the grant
 // covers the room and the action, 401 with WWW-Authenticate everywhere else, never 500.
 import { writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
@@ -42,7 +42,7 @@ afterAll(async () => {
   files?.remove();
 });
 
-// RFC 6750 §2.1 as the spec reads it: `Bearer` (any case), whitespace, one credential.
+// RFC 6750 §2.1 as docs/api.md reads it: `Bearer` (any case), whitespace, one credential.
 const BEARER_RE = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i;
 /**
  * What a server sees of a header value: its bytes read as Latin-1 (a value with code points past
@@ -56,7 +56,7 @@ const headerSafe = (v: string) => !/[\u0000-\u0008\u000a-\u001f\u007f]/.test(v);
 interface Placed {
   headers: [string, string][];
   query: string;
-  /** The token the server should read, by the spec's order of sources. */
+  /** The token the server should read, by docs/api.md's order of sources. */
   effective(queryAllowed: boolean): string | undefined;
   /** Every header value can be parsed by the server (else a 400 from the HTTP parser is fine too). */
   parseable: boolean;

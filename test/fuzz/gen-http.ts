@@ -247,7 +247,7 @@ function shapedJson(rng: Rng): unknown {
     ]);
   const o: Record<string, unknown> = {};
   for (const k of ["url", "streamId", "rtmpUrl", "loop", "id"]) if (rng.chance(0.6)) o[k] = value();
-  // The relay API's fields (seed 002), some of them well-formed.
+  // The relay API's fields (docs/bridges.md, "Relay tasks"), some of them well-formed.
   if (rng.chance(0.3)) {
     o.cmd = rng.pick(["1", "2", "3", "5", "4", 1, "", null]);
     o.type = rng.pick(["video", "audio", 1]);

@@ -1,4 +1,4 @@
-// Tokens for a server with every kind of auth on, each with the grant the spec gives it, so the
+// Tokens for a server with every kind of auth on, each with the grant docs/api.md gives it, so the
 // fuzz can say exactly which statuses it must get: room tokens, the global and admin tokens and
 // their near misses, valid JWTs of every claim shape, and hostile ones (alg none, other algs,
 // bad signature, expired, not yet valid, wrong room, huge, garbage base64).
@@ -25,7 +25,7 @@ export function authEnv(): Record<string, string> {
 
 export const ROOMS = ["vip", "demo", "j1", "other"];
 
-/** What a token is worth by the spec. */
+/** What a token is worth by docs/api.md. */
 export type Grant =
   | { kind: "none" }
   | { kind: "global" }
@@ -229,7 +229,7 @@ export function fuzzToken(rng: Rng): FuzzToken {
   }
 }
 
-// ---- what a grant allows (spec/api.md, Authentication) ----------------------------------------------
+// ---- what a grant allows (docs/api.md, "Authentication") -------------------------------------------
 
 export type Action = "publish" | "subscribe";
 

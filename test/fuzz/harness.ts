@@ -1,5 +1,5 @@
 // The fuzz runner: cases in batches with a little concurrency, each reproducible on its own
-// (FUZZ_SEED + FUZZ_ONLY=target:index), every response checked against the statuses the spec
+// (FUZZ_SEED + FUZZ_ONLY=target:index), every response checked against the statuses docs/api.md
 // allows for its route and for the canary planted next to every served directory, /healthz after
 // every batch.
 import { randomBytes } from "node:crypto";
@@ -126,7 +126,7 @@ export function expectStatus(res: RawResponse, allowed: readonly number[], what:
   if (!allowed.includes(res.status)) fail(`${what}: status ${describeResponse(res)} not in [${allowed.join(", ")}]`);
 }
 
-/** The spec's error shape: JSON `{"error": "<message>"}`; returns the message. */
+/** The error shape of docs/api.md ("Errors"): JSON `{"error": "<message>"}`; returns the message. */
 export function jsonError(res: RawResponse, what: string): string {
   const type = String(res.headers["content-type"] ?? "");
   if (!type.startsWith("application/json")) fail(`${what}: error ${res.status} is not JSON (content-type ${JSON.stringify(type)}): ${describeResponse(res)}`);
@@ -141,7 +141,7 @@ export function jsonError(res: RawResponse, what: string): string {
   return error;
 }
 
-/** The exact error of the spec. */
+/** The exact error of docs/api.md. */
 export function expectError(res: RawResponse, status: number, message: string | RegExp, what: string): void {
   if (res.status !== status) fail(`${what}: expected ${status} ${String(message)}, got ${describeResponse(res)}`);
   const got = jsonError(res, what);

@@ -180,9 +180,9 @@ interface JsonRoute {
   headers: (rng: Rng) => [string, string][];
   /** For a body that parses: the statuses the handler itself gives (body checks done by the route). */
   parsed: number[];
-  /** The error shape of this route family (the seed's transcoding API has its own). */
-  seedShape?: boolean;
-  /** The relay API's reply shape (seed 002): {http_code, msg, call_time}. */
+  /** The /start-stream family's answer shape {status, message} (docs/bridges.md, "/start-stream jobs"). */
+  streamShape?: boolean;
+  /** The relay API's reply shape {http_code, msg, call_time} (docs/bridges.md, "Relay tasks"). */
   relayShape?: boolean;
 }
 
@@ -196,7 +196,7 @@ function jsonRoutes(): Record<string, JsonRoute> {
       parsed: [401, 404],
     },
   };
-  // Routes of other features, as they land (spec/bridges.md); no room exists on this server, so
+  // The bridges' routes (docs/bridges.md), where this build has them; no room exists on this server, so
   // nothing here can start a process except /start-stream with the key, which pulls from a closed
   // loopback port and fails (its documented 500).
   if (hasRoute("POST", "/api/rooms/:room/hls")) {
@@ -210,10 +210,10 @@ function jsonRoutes(): Record<string, JsonRoute> {
   }
   const key = (rng: Rng): [string, string][] => (rng.chance(0.6) ? [["X-API-Key", API_KEY]] : rng.chance(0.5) ? [["X-API-Key", rng.pick(["", "wrong", API_KEY + "x", API_KEY.toUpperCase()])]] : []);
   if (hasRoute("POST", "/start-stream")) {
-    routes["start-stream"] = { path: () => "/start-stream", allowed: [200, 400, 403, 409, 413, 415, 500], headers: key, parsed: [200, 400, 403, 409, 500], seedShape: true };
+    routes["start-stream"] = { path: () => "/start-stream", allowed: [200, 400, 403, 409, 413, 415, 500], headers: key, parsed: [200, 400, 403, 409, 500], streamShape: true };
   }
   if (hasRoute("POST", "/stop-stream")) {
-    routes["stop-stream"] = { path: () => "/stop-stream", allowed: [200, 400, 403, 404, 413, 415], headers: key, parsed: [200, 400, 403, 404], seedShape: true };
+    routes["stop-stream"] = { path: () => "/stop-stream", allowed: [200, 400, 403, 404, 413, 415], headers: key, parsed: [200, 400, 403, 404], streamShape: true };
   }
   if (hasRoute("POST", "/api/relay")) {
     // n/r/k right most of the time, else wrong, missing or with r over 10 characters.
@@ -238,10 +238,10 @@ async function jsonCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
   const headers = route.headers(rng);
   if (contentType !== undefined) headers.push(["Content-Type", contentType]);
   const what = `${name}: POST ${p} (${body?.length ?? "no"} body bytes, content-type ${JSON.stringify(contentType?.slice(0, 40))})`;
-  // The seed's /start-stream documents a 500 when FFmpeg cannot pull the source.
+  // /start-stream documents a 500 when FFmpeg cannot pull the source.
   const res = await ctx.send({ method: "POST", path: p, headers, body, allow5xx: route.allowed.includes(500) });
   expectStatus(res, route.allowed, what);
-  // Over 1 MiB in a type the server reads: 413 (another type is 415 first; the seed's API says
+  // Over 1 MiB in a type the server reads: 413 (another type is 415 first; /start-stream says
   // 403 to a wrong key before anything, and 400 for every other bad body).
   const readable = contentType !== undefined && /^application\/json($|;\s*charset=("?)utf-8\2$)/i.test(contentType);
   if (body !== undefined && body.length > BODY_LIMIT && readable && res.status !== 413 && res.status !== 403) fail(`${what}: a body over 1 MiB answered ${describeResponse(res)}`);
@@ -250,9 +250,9 @@ async function jsonCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
     if (route.relayShape) {
       const parsed = JSON.parse(res.body.toString("utf8")) as { http_code?: unknown; msg?: unknown; call_time?: unknown };
       if (parsed.http_code !== String(res.status) || typeof parsed.msg !== "string" || typeof parsed.call_time !== "number") fail(`${what}: not the relay API's reply shape: ${describeResponse(res)}`);
-    } else if (route.seedShape) {
+    } else if (route.streamShape) {
       const parsed = JSON.parse(res.body.toString("utf8")) as { status?: unknown; message?: unknown };
-      if (parsed.status !== "error" || typeof parsed.message !== "string") fail(`${what}: not the seed's error shape: ${describeResponse(res)}`);
+      if (parsed.status !== "error" || typeof parsed.message !== "string") fail(`${what}: not the /start-stream answer shape: ${describeResponse(res)}`);
       if (res.status === 500 && !parsed.message.startsWith("Failed to start FFmpeg process for stream ")) fail(`${what}: undocumented 500: ${describeResponse(res)}`);
     } else {
       jsonError(res, what);

@@ -136,8 +136,8 @@ describe("offers too large for werift to handle in time are 400 at once", () => 
 
 describe("path parameters the router used to refuse itself", () => {
   // Room names of 101+ characters got fastify's 414 (maxParamLength 100) in fastify's own error
-  // shape instead of the spec's 400 invalid room name; a broken %-escape got fastify's 400 body,
-  // which echoes the path, instead of the spec's {"error": ...}.
+  // shape instead of docs/api.md's 400 invalid room name; a broken %-escape got fastify's 400 body,
+  // which echoes the path, instead of docs/api.md's {"error": ...}.
   let server: TestServer;
   beforeAll(async () => {
     server = await startServer({ LOG_LEVEL: "fatal", ADMIN_TOKEN: "admin" });
@@ -152,7 +152,7 @@ describe("path parameters the router used to refuse itself", () => {
     }
   });
 
-  it.each(["%", "%zz", "a%e0%a4", "%c0%ae"])("a broken escape (%s) is 400 in the spec's error shape", async (raw) => {
+  it.each(["%", "%zz", "a%e0%a4", "%c0%ae"])("a broken escape (%s) is 400 in docs/api.md's error shape", async (raw) => {
     const res = await post(server, `/api/whip/publish/${raw}`, CHROME_PUBLISH);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ error: "invalid URL" });

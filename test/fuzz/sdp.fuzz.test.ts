@@ -1,4 +1,4 @@
-// Fuzz: hostile SDP offers to WHIP and WHEP. Every answer is one the spec allows for the route,
+// Fuzz: hostile SDP offers to WHIP and WHEP. Every answer is one docs/api.md allows for the route,
 // never a 500; a 201 is a real, complete SDP answer and its session is deleted again at once.
 // Most WHIP offers go to a room that already has a publisher (409 after parsing, no peer made);
 // the rest reach werift in a fresh room.
@@ -71,7 +71,7 @@ async function checkCreated(ctx: CaseContext, res: RawResponse, kind: "whip" | "
   if (del.status !== 200 && del.status !== 404) fail(`${what}: DELETE ${location} answered ${describeResponse(del)}`);
 }
 
-/** Error statuses with the messages the spec (or the route) gives them. */
+/** Error statuses with the messages docs/api.md (or the route) gives them. */
 function checkRefusal(res: RawResponse, what: string): void {
   const message = jsonError(res, what);
   const expected: Record<number, RegExp> = {

@@ -50,7 +50,7 @@ export function videoCodecParameters(spec: VideoCodecSpec | VideoCodecSpec["code
   const s = typeof spec === "string" ? { codec: spec } : spec;
   let parameters: string | undefined;
   if (s.codec === "H264") {
-    // The encoding name must be "H264" in upper case, or Chrome sends nothing (werift-notes.md).
+    // The encoding name must be "H264" in upper case, or Chrome sends nothing.
     parameters =
       `profile-level-id=${(s.profileLevelId ?? "42e01f").toLowerCase()};` +
       `packetization-mode=${s.packetizationMode ?? 1};level-asymmetry-allowed=1`;

@@ -1,4 +1,4 @@
-// The HTTP contract of spec/api.md, status for status and message for message, through the wire.
+// The HTTP contract of docs/api.md, status for status and message for message, through the wire.
 // Publishers here are SDP offers whose ICE never completes: enough to hold a room for the
 // request-level cases (409, 422, 403) without media.
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, symlinkSync } from "node:fs";
@@ -313,7 +313,7 @@ function rawExchange(url: string, bytes: string): Promise<{ status: number; head
 }
 
 describe("requests Node's HTTP parser refuses", () => {
-  it("400 and 431 in the spec's shape with CORS headers, and they spend the sender's rate-limit bucket", async () => {
+  it("400 and 431 in docs/api.md's shape with CORS headers, and they spend the sender's rate-limit bucket", async () => {
     const server = await startServer({ RATE_LIMIT_RPS: "1", RATE_LIMIT_BURST: "3", ALLOWED_ORIGIN: "https://app.example" });
     try {
       const bad = await rawExchange(server.url, "GARBAGE \x01\r\n\r\n");
