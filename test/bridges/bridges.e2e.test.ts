@@ -2,14 +2,14 @@
 // out as HLS and as RTMP into a real nginx-rtmp, /start-stream (docs/bridges.md, "/start-stream jobs") pulling from that nginx,
 // bad input refused with nothing started, traversal attempts on /hls, supervision (SIGKILL →
 // restart within 2 s) and app.close() leaving no FFmpeg alive.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
-import { pidAlive } from "../helpers/ffmpeg-source.js";
+import { pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
+import { requestJson } from "../helpers/http.js";
 import { probe, streamOf } from "../helpers/ffprobe.js";
 import { freeTcpPort, sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
@@ -67,45 +67,6 @@ function rawGet(base: string, rawPath: string): Promise<{ status: number; body: 
   });
 }
 
-async function api(server: TestServer, method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string }> {
-  const res = await fetch(`${server.url}${p}`, {
-    method,
-    headers: { ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
-}
-
-/** FFmpeg test pattern + tone as H.264/AAC FLV pushed to an RTMP URL (what an encoder would send). */
-function pushRtmp(url: string): ChildProcess {
-  return spawn(
-    resolveFfmpeg(),
-    [
-      "-hide_banner", "-nostdin", "-loglevel", "error",
-      "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-      "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-      "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-      "-c:a", "aac", "-b:a", "64k",
-      "-f", "flv", url,
-    ],
-    { stdio: "ignore" },
-  );
-}
-
-function killAndWait(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
 
 const need = requireOrSkip("ffmpeg", "ffprobe", "nginx-rtmp");
 
@@ -131,7 +92,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
   afterAll(async () => {
     clearInterval(pidTimer);
     await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(children.map(killAndWait));
+    await Promise.all(children.map((c) => stopChild(c)));
     await server?.close();
     await nginx?.stop();
     rmSync(hlsDir, { recursive: true, force: true });
@@ -148,11 +109,11 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const client = await publish(room, codec);
     const requestsBefore = client.keyframeRequests;
     const t0 = performance.now();
-    const started = await api(server, "POST", `/api/rooms/${room}/hls`);
+    const started = await requestJson(server.url, "POST", `/api/rooms/${room}/hls`);
     const postMs = performance.now() - t0;
     expect(started.status).toBe(201);
     expect(started.json).toMatchObject({ room, url: `/hls/${room}/stream.m3u8`, kind: "hls" });
-    expect((await api(server, "POST", `/api/rooms/${room}/hls`)).status).toBe(200); // already running
+    expect((await requestJson(server.url, "POST", `/api/rooms/${room}/hls`)).status).toBe(200); // already running
 
     const file = path.join(hlsDir, room, "stream.m3u8");
     const first = await waitPlaylist(file, 1, 15_000);
@@ -199,7 +160,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     expect((await sg.arrayBuffer()).byteLength).toBeGreaterThan(1000);
     expect((await fetch(`${server.url}/hls/${room}/seg_1.ts`)).status).toBe(404);
 
-    const status = await api(server, "GET", `/api/rooms/${room}/hls`);
+    const status = await requestJson(server.url, "GET", `/api/rooms/${room}/hls`);
     expect(status.json).toMatchObject({ state: "running", restarts: 0 });
     const pid = status.json.pid as number;
     expect(pidAlive(pid)).toBe(true);
@@ -207,15 +168,15 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     // The room ends → its HLS ends: FFmpeg gone, directory removed, API says so.
     await client.close();
     await waitFor(() => !pidAlive(pid) && !existsSync(path.join(hlsDir, room)), { timeoutMs: 5000, what: "HLS to end with the room" });
-    expect((await api(server, "GET", `/api/rooms/${room}/hls`)).status).toBe(404);
+    expect((await requestJson(server.url, "GET", `/api/rooms/${room}/hls`)).status).toBe(404);
     expect((await fetch(`${server.url}/hls/${room}/stream.m3u8`)).status).toBe(404);
   });
 
   it("restreams: two RTMP targets per room reach nginx-rtmp, ffprobe reads one back, bytes and state listed, DELETE stops one, the room's end stops the rest", async () => {
     const room = "restream-room";
     const client = await publish(room, "H264");
-    const a = await api(server, "POST", `/api/rooms/${room}/restreams`, { url: nginx.url("key-a") });
-    const b = await api(server, "POST", `/api/rooms/${room}/restreams`, { url: nginx.url("key-b") });
+    const a = await requestJson(server.url, "POST", `/api/rooms/${room}/restreams`, { url: nginx.url("key-a") });
+    const b = await requestJson(server.url, "POST", `/api/rooms/${room}/restreams`, { url: nginx.url("key-b") });
     expect(a.status).toBe(201);
     expect(b.status).toBe(201);
     expect(a.json.id).toMatch(/^[0-9a-f]{16}$/);
@@ -224,7 +185,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
 
     let list: any[] = [];
     const refresh = async (): Promise<void> => {
-      list = (await api(server, "GET", `/api/rooms/${room}/restreams`)).json;
+      list = (await requestJson(server.url, "GET", `/api/rooms/${room}/restreams`)).json;
     };
     const deadline = performance.now() + 15_000;
     for (;;) {
@@ -243,15 +204,15 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
 
     const pidA = list.find((r) => r.id === a.json.id).pid as number;
     const pidB = list.find((r) => r.id === b.json.id).pid as number;
-    expect((await api(server, "DELETE", `/api/rooms/${room}/restreams/${a.json.id}`)).status).toBe(200);
+    expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/restreams/${a.json.id}`)).status).toBe(200);
     expect(pidAlive(pidA)).toBe(false);
-    expect((await api(server, "DELETE", `/api/rooms/${room}/restreams/${a.json.id}`)).status).toBe(404);
+    expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/restreams/${a.json.id}`)).status).toBe(404);
     await refresh();
     expect(list.map((r) => r.id)).toEqual([b.json.id]);
 
     await client.close();
     await waitFor(() => !pidAlive(pidB), { timeoutMs: 5000, what: "the restream to end with the room" });
-    const gone = await api(server, "GET", `/api/rooms/${room}/restreams`);
+    const gone = await requestJson(server.url, "GET", `/api/rooms/${room}/restreams`);
     expect(gone.status).toBe(404);
     expect(gone.json).toEqual({ error: "no active publisher in room" });
   }, 90_000);
@@ -264,7 +225,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     await sleep(500); // the source connects to nginx
 
     const t0 = performance.now();
-    const started = await api(server, "POST", "/start-stream", body, headers);
+    const started = await requestJson(server.url, "POST", "/start-stream", body, headers);
     expect(started.status).toBe(200);
     expect(started.text).toBe('{"status":"success","message":"Stream cam1 started."}');
     const file = path.join(hlsDir, "cam1", "stream.m3u8");
@@ -277,7 +238,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     expect(streamOf(info, "video").codec_name).toBe("h264");
     expect(streamOf(info, "audio").codec_name).toBe("aac");
 
-    const streams = await api(server, "GET", "/streams", undefined, headers);
+    const streams = await requestJson(server.url, "GET", "/streams", undefined, headers);
     expect(streams.status).toBe(200);
     expect(streams.json.status).toBe("success");
     expect(streams.json.streams).toHaveLength(1);
@@ -286,25 +247,25 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     expect(pidAlive(oldPid)).toBe(true);
 
     // Idempotent: the running FFmpeg is ended first, then a new one starts.
-    const again = await api(server, "POST", "/start-stream", body, headers);
+    const again = await requestJson(server.url, "POST", "/start-stream", body, headers);
     expect(again.status).toBe(200);
     expect(again.json).toEqual({ status: "success", message: "Stream cam1 started." });
     expect(pidAlive(oldPid)).toBe(false);
-    const newPid = (await api(server, "GET", "/streams", undefined, headers)).json.streams[0].pid as number;
+    const newPid = (await requestJson(server.url, "GET", "/streams", undefined, headers)).json.streams[0].pid as number;
     expect(newPid).not.toBe(oldPid);
     expect(pidAlive(newPid)).toBe(true);
     expect(bridges().supervisor.list("stream")).toHaveLength(1);
     await waitPlaylist(file, 1, 15_000);
 
-    const stopped = await api(server, "POST", "/stop-stream", { streamId: "cam1" }, headers);
+    const stopped = await requestJson(server.url, "POST", "/stop-stream", { streamId: "cam1" }, headers);
     expect(stopped.json).toEqual({ status: "success", message: "Stream cam1 stopped." });
     expect(pidAlive(newPid)).toBe(false);
     expect(existsSync(path.join(hlsDir, "cam1"))).toBe(false);
-    expect((await api(server, "GET", "/streams", undefined, headers)).json.streams).toEqual([]);
-    const missing = await api(server, "POST", "/stop-stream", { streamId: "cam1" }, headers);
+    expect((await requestJson(server.url, "GET", "/streams", undefined, headers)).json.streams).toEqual([]);
+    const missing = await requestJson(server.url, "POST", "/stop-stream", { streamId: "cam1" }, headers);
     expect(missing.status).toBe(404);
     expect(missing.json).toEqual({ status: "error", message: "Stream cam1 not found." });
-    await killAndWait(source);
+    await stopChild(source);
   }, 90_000);
 
   it("/start-stream refusals: 403 without the key, 400 verbatim for bad bodies, 500 with FFmpeg's reason; nothing keeps running", async () => {
@@ -313,12 +274,12 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const forbidden = '{"status":"error","message":"Forbidden"}';
     const wrongKeys: Record<string, string>[] = [{}, { "X-API-Key": "wrong" }, { "X-API-Key": API_KEY.slice(0, -1) }, { Authorization: `Bearer ${API_KEY}` }];
     for (const h of wrongKeys) {
-      const r = await api(server, "POST", "/start-stream", { streamId: "x1", rtmpUrl: nginx.url("x") }, h);
+      const r = await requestJson(server.url, "POST", "/start-stream", { streamId: "x1", rtmpUrl: nginx.url("x") }, h);
       expect(r.status).toBe(403);
       expect(r.text).toBe(forbidden);
     }
-    expect((await api(server, "GET", "/streams", undefined, {})).status).toBe(403);
-    expect((await api(server, "POST", "/stop-stream", { streamId: "x1" }, {})).status).toBe(403);
+    expect((await requestJson(server.url, "GET", "/streams", undefined, {})).status).toBe(403);
+    expect((await requestJson(server.url, "POST", "/stop-stream", { streamId: "x1" }, {})).status).toBe(403);
 
     const invalid = '{"status":"error","message":"Invalid request body: streamId and rtmpUrl are required."}';
     const closedPort = await freeTcpPort();
@@ -339,7 +300,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
       "not json",
       "[1,2]",
     ]) {
-      const r = await api(server, "POST", "/start-stream", bad, headers);
+      const r = await requestJson(server.url, "POST", "/start-stream", bad, headers);
       expect(r.status, JSON.stringify(bad)).toBe(400);
       expect(r.text).toBe(invalid);
     }
@@ -348,7 +309,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     expect(await noType.text()).toBe(invalid);
 
     // Nothing listens on closedPort: FFmpeg exits at once and the caller learns why.
-    const failed = await api(server, "POST", "/start-stream", { streamId: "cam3", rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live/x` }, headers);
+    const failed = await requestJson(server.url, "POST", "/start-stream", { streamId: "cam3", rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live/x` }, headers);
     expect(failed.status).toBe(500);
     expect(failed.json.status).toBe("error");
     expect(failed.json.message).toMatch(/^Failed to start FFmpeg process for stream cam3\. Reason: .*Connection refused.*\.$/);
@@ -364,13 +325,13 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const client = await publish(room, "VP8");
     const before = bridges().supervisor.pids().length;
     for (const url of [undefined, "", "http://example.com/live", "file:/etc/passwd", "file:///etc/passwd", "concat:a|b", "rtmp://", "rtmp://h/app/k extra", "udp://127.0.0.1:1234"]) {
-      const r = await api(server, "POST", `/api/rooms/${room}/restreams`, url === undefined ? {} : { url });
+      const r = await requestJson(server.url, "POST", `/api/rooms/${room}/restreams`, url === undefined ? {} : { url });
       expect(r.status, String(url)).toBe(400);
       expect(r.json).toEqual({ error: "invalid restream url: only rtmp:// and rtmps:// URLs are accepted" });
     }
-    expect((await api(server, "POST", `/api/rooms/${room}/restreams`, "nope")).status).toBe(400);
+    expect((await requestJson(server.url, "POST", `/api/rooms/${room}/restreams`, "nope")).status).toBe(400);
     for (const p of ["/api/rooms/no-such-room/hls", "/api/rooms/no-such-room/restreams"]) {
-      const r = await api(server, "POST", p, p.endsWith("restreams") ? { url: nginx.url("k") } : undefined);
+      const r = await requestJson(server.url, "POST", p, p.endsWith("restreams") ? { url: nginx.url("k") } : undefined);
       expect(r.status).toBe(404);
       expect(r.json).toEqual({ error: "no active publisher in room" });
     }
@@ -381,9 +342,9 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
       expect(r.status).toBe(400);
       expect(await r.json()).toEqual({ error: "invalid room name" });
     }
-    expect((await api(server, "DELETE", `/api/rooms/${room}/restreams/0123456789abcdef`)).status).toBe(404);
-    expect((await api(server, "DELETE", `/api/rooms/${room}/restreams/..`)).status).toBe(404);
-    expect((await api(server, "DELETE", `/api/rooms/${room}/hls`)).status).toBe(404);
+    expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/restreams/0123456789abcdef`)).status).toBe(404);
+    expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/restreams/..`)).status).toBe(404);
+    expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/hls`)).status).toBe(404);
     expect(bridges().supervisor.pids()).toHaveLength(before);
     expect(bridges().rooms.link(room)).toEqual({ hls: undefined, hlsEgress: undefined, restreams: [] });
     await client.close();
@@ -430,8 +391,8 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
   it("a bridge's FFmpeg killed with SIGKILL is back within 2 s; app.close() leaves no FFmpeg alive", async () => {
     const room = "supervised";
     await publish(room, "VP8");
-    expect((await api(server, "POST", `/api/rooms/${room}/hls`)).status).toBe(201);
-    expect((await api(server, "POST", `/api/rooms/${room}/restreams`, { url: nginx.url("sup") })).status).toBe(201);
+    expect((await requestJson(server.url, "POST", `/api/rooms/${room}/hls`)).status).toBe(201);
+    expect((await requestJson(server.url, "POST", `/api/rooms/${room}/restreams`, { url: nginx.url("sup") })).status).toBe(201);
     const job = () => bridges().rooms.link(room)!.hls!;
     await waitFor(() => job().state === "running", { timeoutMs: 15_000, what: "HLS running" });
     // VP8 → libx264 + Opus → AAC in FLV, read back from nginx-rtmp.
@@ -456,7 +417,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const source = pushRtmp(nginx.url("close-src"));
     children.push(source);
     await sleep(500);
-    expect((await api(server, "POST", "/start-stream", { streamId: "cam9", rtmpUrl: nginx.url("close-src") }, { "X-API-Key": API_KEY })).status).toBe(200);
+    expect((await requestJson(server.url, "POST", "/start-stream", { streamId: "cam9", rtmpUrl: nginx.url("close-src") }, { "X-API-Key": API_KEY })).status).toBe(200);
     const live = bridges().supervisor.pids();
     live.forEach((p) => seenPids.add(p));
     expect(live.length).toBeGreaterThanOrEqual(3);
@@ -488,7 +449,7 @@ describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
     const t0 = performance.now();
     const job = server.app.bridges.rooms.link("auto")?.hls;
     expect(job?.kind).toBe("hls");
-    const status = await api(server, "GET", "/api/rooms/auto/hls");
+    const status = await requestJson(server.url, "GET", "/api/rooms/auto/hls");
     expect(status.status).toBe(200);
     expect(status.json).toMatchObject({ room: "auto", url: "/hls/auto/stream.m3u8" });
     await waitFor(() => client!.keyframeRequests >= 3, { timeoutMs: 8000, what: "3 keyframe requests" });
@@ -589,7 +550,7 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
   it("a job past the limit is 503 + Retry-After on every route that starts FFmpeg, counted in /metrics; nothing extra runs; room for one again once a job stops", async () => {
     const { client } = await publishTestStream(server.whipUrl("lim"), { video: { codec: "H264" } });
     clients.push(client);
-    const hls = await api(server, "POST", "/api/rooms/lim/hls");
+    const hls = await requestJson(server.url, "POST", "/api/rooms/lim/hls");
     expect(hls.status).toBe(201);
     expect(server.app.bridges.supervisor.list()).toHaveLength(1);
 
@@ -610,15 +571,15 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
     expect(refusals[2].json).toEqual({ status: "error", message: "Failed to start FFmpeg process for stream cam1. Reason: FFmpeg job limit reached (1 running)." });
     // The refused ingest left no room behind, the refused stream no entry.
     expect(server.app.rooms.get("other")).toBeUndefined();
-    expect((await api(server, "GET", "/streams", undefined, { "X-API-Key": API_KEY })).json.streams).toEqual([]);
+    expect((await requestJson(server.url, "GET", "/streams", undefined, { "X-API-Key": API_KEY })).json.streams).toEqual([]);
     expect(server.app.bridges.supervisor.list()).toHaveLength(1);
     expect(await metric("live_ffmpeg_jobs_rejected_total")).toBe(3);
     expect(await metric("live_ffmpeg_job_limit")).toBe(1);
     const jobs = await (await fetch(`${server.url}/metrics`)).text();
     expect(jobs).toMatch(/^live_ffmpeg_jobs\{kind="hls",state="(starting|running)"\} 1$/m);
 
-    expect((await api(server, "DELETE", "/api/rooms/lim/hls")).status).toBe(200);
-    const again = await api(server, "POST", "/api/rooms/lim/restreams", { url: "rtmp://127.0.0.1:1/live/x" });
+    expect((await requestJson(server.url, "DELETE", "/api/rooms/lim/hls")).status).toBe(200);
+    const again = await requestJson(server.url, "POST", "/api/rooms/lim/restreams", { url: "rtmp://127.0.0.1:1/live/x" });
     expect(again.status).toBe(201);
   });
 });

@@ -3,15 +3,15 @@
 // nginx-rtmp, pulled with POST /api/rooms/{room}/ingest, decoded by a werift WHEP viewer; files
 // from MEDIA_DIR (looped, and played out); DELETE and admin close ending the room with no FFmpeg
 // left; bad sources refused with nothing started.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
 import { IngestError, ingestArgs, maskSourceUrl, resolveIngestSource, type SourcePolicy } from "../../src/bridges/ingest.js";
 import { parseIngestBody } from "../../src/http/ingest.js";
-import { pidAlive } from "../helpers/ffmpeg-source.js";
+import { makeMedia, pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
+import { liveRooms, requestJson } from "../helpers/http.js";
 import { sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
@@ -150,52 +150,6 @@ describe("ingest FFmpeg arguments", () => {
 
 // ---- end to end -------------------------------------------------------------------------------
 
-async function api(server: TestServer, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${server.url}${p}`, {
-    method,
-    headers: body !== undefined ? { "Content-Type": "application/json" } : {},
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
-}
-
-/** What an encoder sends: H.264 High with B-frames + AAC in FLV, pushed to an RTMP URL. */
-function pushRtmp(url: string): ChildProcess {
-  return spawn(
-    resolveFfmpeg(),
-    [
-      "-hide_banner", "-nostdin", "-loglevel", "error",
-      "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-      "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-      "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "high", "-x264-params", "cabac=1",
-      "-bf", "2", "-g", "60", "-pix_fmt", "yuv420p",
-      "-c:a", "aac", "-b:a", "64k",
-      "-f", "flv", url,
-    ],
-    { stdio: "ignore" },
-  );
-}
-
-function killAndWait(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
-
-async function roomNames(server: TestServer): Promise<string[]> {
-  const res = await api(server, "GET", "/api/rooms");
-  return (res.json as { name: string; hasPublisher: boolean }[]).filter((r) => r.hasPublisher).map((r) => r.name);
-}
-
 /** A viewer that takes only what an ingest sends: H.264 42e01f and Opus. */
 function view(server: TestServer, room: string): Promise<{ client: WhepClient }> {
   return playStream(server.whepUrl(room), { video: [{ codec: "H264", profileLevelId: "42e01f" }] });
@@ -214,13 +168,10 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
 
   beforeAll(async () => {
     // A 3 s clip with B-frames and AAC, as files come.
-    const r = spawn(resolveFfmpeg(), [
-      "-hide_banner", "-loglevel", "error",
+    await makeMedia(path.join(media, "clip3s.mp4"), [
       "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100",
       "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac",
-      "-y", path.join(media, "clip3s.mp4"),
-    ], { stdio: "ignore" });
-    await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`clip: exit ${code}`)))));
+    ]);
     server = await startServer({ MEDIA_DIR: media });
     nginx = await startNginxRtmp();
     pidTimer = setInterval(() => {
@@ -231,7 +182,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
   afterAll(async () => {
     clearInterval(pidTimer);
     await Promise.all(clients.map((c) => c.close()));
-    await Promise.all(children.map(killAndWait));
+    await Promise.all(children.map((c) => stopChild(c)));
     await server?.close();
     await nginx?.stop();
     for (const p of seenPids) expect(pidAlive(p), `FFmpeg ${p} still alive after close`).toBe(false);
@@ -239,35 +190,35 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
 
   it("bad sources get 400 and start nothing", async () => {
     for (const url of ["/etc/passwd", "file:///etc/passwd", "concat:a|b", "../x.mp4", "ftp://x", "subfile,,start,0,end,9,,:/etc/passwd", "pipe:0"]) {
-      const res = await api(server, "POST", "/api/rooms/bad/ingest", { url });
+      const res = await requestJson(server.url, "POST", "/api/rooms/bad/ingest", { url });
       expect(res.status, url).toBe(400);
       expect(res.json.error, url).toMatch(/^invalid url: /);
     }
-    expect((await api(server, "POST", "/api/rooms/bad/ingest", {})).json).toEqual({ error: '"url" is required and must be a string' });
-    expect((await api(server, "POST", "/api/rooms/bad/ingest", { url: "x.mp4", loop: 1 })).status).toBe(400);
-    expect((await api(server, "POST", "/api/rooms/bad/ingest", { url: "rtmp://h/live/x", loop: true })).json.error).toMatch(/loop applies to files/);
+    expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", {})).json).toEqual({ error: '"url" is required and must be a string' });
+    expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", { url: "x.mp4", loop: 1 })).status).toBe(400);
+    expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", { url: "rtmp://h/live/x", loop: true })).json.error).toMatch(/loop applies to files/);
     const raw = await fetch(`${server.url}/api/rooms/bad/ingest`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{nope" });
     expect(raw.status).toBe(400);
-    expect((await api(server, "POST", "/api/rooms/bad%20room/ingest", { url: "clip3s.mp4" })).json).toEqual({ error: "invalid room name" });
-    expect((await api(server, "GET", "/api/rooms/bad/ingest")).status).toBe(404);
-    expect((await api(server, "DELETE", "/api/rooms/bad/ingest")).status).toBe(404);
+    expect((await requestJson(server.url, "POST", "/api/rooms/bad%20room/ingest", { url: "clip3s.mp4" })).json).toEqual({ error: "invalid room name" });
+    expect((await requestJson(server.url, "GET", "/api/rooms/bad/ingest")).status).toBe(404);
+    expect((await requestJson(server.url, "DELETE", "/api/rooms/bad/ingest")).status).toBe(404);
     expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
-    expect(await roomNames(server)).toEqual([]);
+    expect(await liveRooms(server.url)).toEqual([]);
   });
 
   it("an RTMP stream with B-frames on nginx-rtmp becomes a room WHEP viewers decode; DELETE ends it", async () => {
-    const pusher = pushRtmp(nginx.url("cam1"));
+    const pusher = pushRtmp(nginx.url("cam1"), { width: 640, height: 360, fps: 30, gop: 60, bFrames: 2, high: true });
     children.push(pusher);
     await sleep(700); // the encoder's publish is up
     const t0 = performance.now();
-    const created = await api(server, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
+    const created = await requestJson(server.url, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ room: "cam1", url: nginx.url("cam1"), state: "starting", loop: false, origin: "api" });
     expect(created.json.id).toMatch(/^[0-9a-f]{16}$/);
-    const again = await api(server, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
-    expect(again).toEqual({ status: 409, json: { error: "publisher already exists in this room" } });
+    const again = await requestJson(server.url, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
+    expect(again).toMatchObject({ status: 409, json: { error: "publisher already exists in this room" } });
 
-    const rooms = await api(server, "GET", "/api/rooms");
+    const rooms = await requestJson(server.url, "GET", "/api/rooms");
     expect(rooms.json).toEqual([expect.objectContaining({ name: "cam1", hasPublisher: true, codecs: ["H264", "opus"] })]);
     const job = server.app.ingests.job("cam1")!;
     const pid = job.pid!;
@@ -288,8 +239,8 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
 
     // The job reports "running" once FFmpeg's first progress report arrives, which on a busy
     // machine can come after the viewer's first frames.
-    await expect.poll(async () => (await api(server, "GET", "/api/rooms/cam1/ingest")).json.state, { timeout: 10_000 }).toBe("running");
-    const state = await api(server, "GET", "/api/rooms/cam1/ingest");
+    await expect.poll(async () => (await requestJson(server.url, "GET", "/api/rooms/cam1/ingest")).json.state, { timeout: 10_000 }).toBe("running");
+    const state = await requestJson(server.url, "GET", "/api/rooms/cam1/ingest");
     expect(state.json).toMatchObject({ id: created.json.id, room: "cam1", state: "running", pid });
     expect(state.json.packets).toBeGreaterThan(100);
 
@@ -300,30 +251,30 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(late.client.video.firstFrameWasKeyframe).toBe(true);
     console.log(`[ingest] late joiner POST → first keyframe ${Math.round(late.client.video.firstKeyframeMs ?? -1)} ms`);
 
-    const del = await api(server, "DELETE", "/api/rooms/cam1/ingest");
-    expect(del).toEqual({ status: 200, json: { stopped: created.json.id, room: "cam1", state: "stopped" } });
-    expect(await roomNames(server)).toEqual([]);
+    const del = await requestJson(server.url, "DELETE", "/api/rooms/cam1/ingest");
+    expect(del).toMatchObject({ status: 200, json: { stopped: created.json.id, room: "cam1", state: "stopped" } });
+    expect(await liveRooms(server.url)).toEqual([]);
     expect(pidAlive(pid)).toBe(false);
     expect(server.app.bridges.supervisor.pids()).toEqual([]);
     await waitFor(() => client.pc.connectionState !== "connected" || client.video.lastPacketAt! < performance.now() - 500, { timeoutMs: 5000 });
-    expect((await api(server, "GET", "/api/rooms/cam1/ingest")).status).toBe(404);
+    expect((await requestJson(server.url, "GET", "/api/rooms/cam1/ingest")).status).toBe(404);
     // The room is free again.
-    const third = await api(server, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
+    const third = await requestJson(server.url, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
     expect(third.status).toBe(201);
     // Closed by an admin: the ingest's FFmpeg stops with the room.
     await waitFor(() => server.app.ingests.job("cam1")?.pid !== undefined, { timeoutMs: 5000 });
     const pid3 = server.app.ingests.job("cam1")!.pid!;
     await server.app.rooms.closeRoom("cam1", "admin-close");
     await waitFor(() => !pidAlive(pid3) && server.app.ingests.job("cam1") === undefined, { timeoutMs: 8000, what: "FFmpeg gone after admin close" });
-    expect((await api(server, "GET", "/api/rooms/cam1/ingest")).json).toMatchObject({ state: "stopped" });
-    await killAndWait(pusher);
+    expect((await requestJson(server.url, "GET", "/api/rooms/cam1/ingest")).json).toMatchObject({ state: "stopped" });
+    await stopChild(pusher);
   }, 60_000);
 
   it("a MEDIA_DIR file: looped it keeps playing, unlooped it ends the room when it has played out", async () => {
-    const looped = await api(server, "POST", "/api/rooms/filmloop/ingest", { url: "clip3s.mp4", loop: true });
+    const looped = await requestJson(server.url, "POST", "/api/rooms/filmloop/ingest", { url: "clip3s.mp4", loop: true });
     expect(looped.status).toBe(201);
     expect(looped.json).toMatchObject({ url: "clip3s.mp4", loop: true });
-    const once = await api(server, "POST", "/api/rooms/filmonce/ingest", { url: path.join(media, "clip3s.mp4") });
+    const once = await requestJson(server.url, "POST", "/api/rooms/filmonce/ingest", { url: path.join(media, "clip3s.mp4") });
     expect(once.status).toBe(201);
     const { client } = await view(server, "filmloop");
     clients.push(client);
@@ -332,35 +283,32 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     await client.waitForPackets(20, "audio", 5000);
     // The 3 s clip ends: its room closes by itself and GET says so.
     await waitFor(() => server.app.rooms.get("filmonce") === undefined, { timeoutMs: 10_000, what: "filmonce room to end" });
-    expect((await api(server, "GET", "/api/rooms/filmonce/ingest")).json).toMatchObject({ state: "stopped", restarts: 0 });
+    expect((await requestJson(server.url, "GET", "/api/rooms/filmonce/ingest")).json).toMatchObject({ state: "stopped", restarts: 0 });
     // The looped one plays on past the clip's length.
     await sleep(1500);
-    expect(await roomNames(server)).toEqual(["filmloop"]);
+    expect(await liveRooms(server.url)).toEqual(["filmloop"]);
     const frames = client.video.frames;
     await client.waitForFrames(frames + 20, 5000);
-    expect((await api(server, "DELETE", "/api/rooms/filmloop/ingest")).status).toBe(200);
-    expect(await roomNames(server)).toEqual([]);
+    expect((await requestJson(server.url, "DELETE", "/api/rooms/filmloop/ingest")).status).toBe(200);
+    expect(await liveRooms(server.url)).toEqual([]);
     expect(server.app.bridges.supervisor.pids()).toEqual([]);
   }, 40_000);
 
   it("an audio-only file, a video-only file and Baseline H.264 without B-frames: only the streams there are, the H.264 copied", async () => {
-    const make = async (name: string, args: string[]) => {
-      const r = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", ...args, "-t", "3", "-y", path.join(media, name)], { stdio: "ignore" });
-      await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${name}: exit ${code}`)))));
-    };
+    const make = (name: string, args: string[]) => makeMedia(path.join(media, name), [...args, "-t", "3"]);
     await Promise.all([
       make("tone.mp4", ["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac"]),
       make("mute.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p"]),
       make("baseline.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
     ]);
-    const tone = await api(server, "POST", "/api/rooms/tone/ingest", { url: "tone.mp4", loop: true });
-    const mute = await api(server, "POST", "/api/rooms/mute/ingest", { url: "mute.mp4", loop: true });
-    const base = await api(server, "POST", "/api/rooms/base/ingest", { url: "baseline.mp4", loop: true });
+    const tone = await requestJson(server.url, "POST", "/api/rooms/tone/ingest", { url: "tone.mp4", loop: true });
+    const mute = await requestJson(server.url, "POST", "/api/rooms/mute/ingest", { url: "mute.mp4", loop: true });
+    const base = await requestJson(server.url, "POST", "/api/rooms/base/ingest", { url: "baseline.mp4", loop: true });
     expect([tone.status, mute.status, base.status]).toEqual([201, 201, 201]);
     expect(tone.json).toMatchObject({ video: "none", audio: true });
     expect(mute.json).toMatchObject({ video: "transcode", audio: false });
     expect(base.json).toMatchObject({ video: "copy", audio: true });
-    const rooms = (await api(server, "GET", "/api/rooms")).json as { name: string; codecs: string[] }[];
+    const rooms = (await requestJson(server.url, "GET", "/api/rooms")).json as { name: string; codecs: string[] }[];
     const codecs = Object.fromEntries(rooms.map((r) => [r.name, r.codecs]));
     expect(codecs).toMatchObject({ tone: ["opus"], mute: ["H264"], base: ["H264", "opus"] });
 
@@ -379,7 +327,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(baseView.client.video.spsProfileLevelId).toMatch(/^42/);
     const job = server.app.ingests.job("base")!;
     expect(job.info().state).not.toBe("failed");
-    for (const room of ["tone", "mute", "base"]) expect((await api(server, "DELETE", `/api/rooms/${room}/ingest`)).status).toBe(200);
+    for (const room of ["tone", "mute", "base"]) expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/ingest`)).status).toBe(200);
     expect(server.app.bridges.supervisor.pids()).toEqual([]);
   }, 60_000);
 });

@@ -4,14 +4,13 @@
 // decodes, the callbacks received by a real HTTP listener, stop of one of two targets, list
 // replacement, resume, and tasks picked up again by a restarted server. The request checks and
 // the run plan alone: relay-plan.test.ts.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
+import { makeMedia } from "../helpers/ffmpeg-source.js";
 import { probe } from "../helpers/ffprobe.js";
 import { waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
@@ -41,15 +40,12 @@ async function callbackListener(): Promise<{ url: string; bodies: Record<string,
   return { url: `http://127.0.0.1:${port}/cb`, bodies, answer: state, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-async function makeClip(file: string, color: string, seconds: number): Promise<void> {
-  const r = spawn(resolveFfmpeg(), [
-    "-hide_banner", "-loglevel", "error",
+function makeClip(file: string, color: string, seconds: number): Promise<void> {
+  return makeMedia(file, [
     "-f", "lavfi", "-i", `color=c=${color}:size=320x240:rate=25`,
     "-f", "lavfi", "-i", "sine=sample_rate=44100",
     "-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
-    "-y", file,
-  ], { stdio: "ignore" });
-  await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`clip: exit ${code}`)))));
+  ]);
 }
 
 const need = requireOrSkip("ffmpeg", "ffprobe", "nginx-rtmp");
@@ -177,8 +173,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   }, 60_000);
 
   it("files without audio relay into a room with a video track only, which a viewer decodes", async () => {
-    const r = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-y", path.join(media, "silent.mp4")], { stdio: "ignore" });
-    await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`clip: exit ${code}`)))));
+    await makeMedia(path.join(media, "silent.mp4"), ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
     expect((await post(startBody("silent", ["silent.mp4"], ["room:silent"], { loop: "1" }))).status).toBe(200);
     await waitFor(() => server.app.rooms.get("silent") !== undefined, { timeoutMs: 10_000, what: "room silent" });
     const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; codecs: string[] }[];
@@ -190,8 +185,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   }, 40_000);
 
   it("fops and a watermark transcode what reaches the target: the size, frame rate and codec asked for", async () => {
-    const png = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=white:size=40x20", "-frames:v", "1", "-y", path.join(media, "logo.png")], { stdio: "ignore" });
-    await new Promise<void>((resolve, reject) => png.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`png: exit ${code}`)))));
+    await makeMedia(path.join(media, "logo.png"), ["-f", "lavfi", "-i", "color=c=white:size=40x20", "-frames:v", "1"]);
     const body = {
       cmd: "1",
       type: "video",

@@ -318,3 +318,63 @@ export function startFfmpegSource(opts: FfmpegSourceOptions): FfmpegSource {
     close,
   };
 }
+
+export interface RtmpPushOptions {
+  /** Default 320x240 at 25 fps. */
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** Keyframe interval in frames; default one a second. */
+  gop?: number;
+  /** B-frames, as encoders for RTMP commonly send (default 0: then tuned for latency). */
+  bFrames?: number;
+  /** H.264 High with CABAC instead of x264's default for the preset. */
+  high?: boolean;
+}
+
+/**
+ * What an encoder sends an RTMP server: FFmpeg's test pattern and a tone as H.264 + AAC in FLV,
+ * in real time, until killed.
+ */
+export function pushRtmp(url: string, opts: RtmpPushOptions = {}): ChildProcess {
+  const fps = opts.fps ?? 25;
+  const bFrames = opts.bFrames ?? 0;
+  return spawn(
+    resolveFfmpeg(),
+    [
+      "-hide_banner", "-nostdin", "-loglevel", "error",
+      "-re", "-f", "lavfi", "-i", `testsrc2=size=${opts.width ?? 320}x${opts.height ?? 240}:rate=${fps}`,
+      "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+      "-c:v", "libx264", "-preset", "ultrafast",
+      ...(opts.high ? ["-profile:v", "high", "-x264-params", "cabac=1"] : []),
+      ...(bFrames > 0 ? ["-bf", String(bFrames)] : ["-tune", "zerolatency"]),
+      "-g", String(opts.gop ?? fps), "-pix_fmt", "yuv420p",
+      "-c:a", "aac", "-b:a", "64k",
+      "-f", "flv", url,
+    ],
+    { stdio: "ignore" },
+  );
+}
+
+/** Signals a child process (SIGKILL by default) and resolves once it has exited. */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
+}
+
+/**
+ * Runs FFmpeg to completion to write a test file (`args` are its inputs and codecs; the output
+ * `file` is overwritten); rejects with FFmpeg's exit code and error lines when it fails.
+ */
+export function makeMedia(file: string, args: readonly string[]): Promise<void> {
+  const child = spawn(resolveFfmpeg(), ["-hide_banner", "-nostdin", "-loglevel", "error", ...args, "-y", file], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`FFmpeg writing ${file}: exit ${code}: ${stderr.trim().slice(-500)}`))));
+  });
+}

@@ -103,3 +103,41 @@ export class SdpStatusError extends Error {
     return this.response.status;
   }
 }
+
+// ---- JSON routes --------------------------------------------------------------------------------
+
+export interface JsonResponse {
+  status: number;
+  /** The parsed body; undefined when it is not JSON. Loose on purpose: tests pick fields by name. */
+  json: any;
+  text: string;
+}
+
+/** A request to a JSON route: `body` is sent as JSON (a string as it is), the answer parsed when it can be. */
+export async function requestJson(
+  base: string,
+  method: string,
+  p: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse> {
+  const res = await fetch(`${base}${p}`, {
+    method,
+    headers: { ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}
+
+/** Names of the rooms /api/rooms lists with a publisher. */
+export async function liveRooms(base: string): Promise<string[]> {
+  const list = (await (await fetch(`${base}/api/rooms`)).json()) as { name: string; hasPublisher: boolean }[];
+  return list.filter((r) => r.hasPublisher).map((r) => r.name);
+}

@@ -3,11 +3,11 @@
 // the push ends it), SRS-format callbacks as SRS sends them (docs/hooks.md, "SRS callback receiver") against a stream on
 // that nginx, hostile bodies answered non-zero with nothing started, a room with a WebRTC
 // publisher refused, and the shared secret.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
 import { dialectOf, parseNginxCallback, parseSrsCallback, pullUrl } from "../../src/hooks/receiver.js";
-import { pidAlive } from "../helpers/ffmpeg-source.js";
+import { pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
+import { liveRooms } from "../helpers/http.js";
 import { sleep, waitFor } from "../helpers/net.js";
 import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
 import { requireOrSkip } from "../helpers/requirements.js";
@@ -103,29 +103,6 @@ function startNginx(serverPort: number): Promise<NginxRtmp> {
   return startNginxRtmp({ applications: { live: `on_publish ${cb}; on_publish_done ${cb};`, src: "" } });
 }
 
-/** An encoder: H.264 with B-frames + AAC in FLV, pushed at real time. */
-function push(url: string): ChildProcess {
-  return spawn(
-    resolveFfmpeg(),
-    [
-      "-hide_banner", "-nostdin", "-loglevel", "error",
-      "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-      "-re", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100",
-      "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p",
-      "-c:a", "aac", "-b:a", "64k", "-f", "flv", url,
-    ],
-    { stdio: "ignore" },
-  );
-}
-
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill(signal);
-  });
-}
-
 async function callback(
   server: TestServer,
   body: string,
@@ -135,11 +112,6 @@ async function callback(
 ): Promise<{ status: number; text: string }> {
   const res = await fetch(`${server.url}${p}${query}`, { method: "POST", headers: { "Content-Type": contentType }, body });
   return { status: res.status, text: await res.text() };
-}
-
-async function liveRooms(server: TestServer): Promise<string[]> {
-  const list = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; hasPublisher: boolean }[];
-  return list.filter((r) => r.hasPublisher).map((r) => r.name);
 }
 
 function view(server: TestServer, room: string): Promise<{ client: WhepClient }> {
@@ -177,10 +149,10 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
 
   it("nginx-rtmp on_publish: a push to live/demo2 becomes room demo2; the end of the push ends it", async () => {
     const t0 = performance.now();
-    const pusher = push(`rtmp://127.0.0.1:${nginx.port}/live/demo2`);
+    const pusher = pushRtmp(`rtmp://127.0.0.1:${nginx.port}/live/demo2`, { bFrames: 2, gop: 50 });
     children.push(pusher);
     await waitFor(() => server.app.rooms.get("demo2") !== undefined, { timeoutMs: 5000, what: "room demo2" });
-    expect(await liveRooms(server)).toEqual(["demo2"]);
+    expect(await liveRooms(server.url)).toEqual(["demo2"]);
     expect(server.app.ingests.get("demo2")).toMatchObject({ origin: "nginx-rtmp", url: `rtmp://127.0.0.1:${nginx.port}/live/demo2` });
     const { client } = await view(server, "demo2");
     viewers.push(client);
@@ -195,7 +167,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     await stopChild(pusher, "SIGTERM");
     await waitFor(() => server.app.rooms.get("demo2") === undefined, { timeoutMs: 8000, what: "room demo2 to end" });
     console.log(`[receiver] push stopped → room ended ${Math.round(performance.now() - t1)} ms`);
-    expect(await liveRooms(server)).toEqual([]);
+    expect(await liveRooms(server.url)).toEqual([]);
     await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, what: "the ingest FFmpeg to exit" });
     expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
   }, 45_000);
@@ -213,7 +185,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     expect(server.app.ingests.get("srs1")).toMatchObject({ origin: "srs", url: `rtmp://127.0.0.1:${nginx.port}/src/srs1` });
     // SRS calls on_publish before the stream can be played: the pull starts first, the media comes later.
     await sleep(1500);
-    const pusher = push(`rtmp://127.0.0.1:${nginx.port}/src/srs1`);
+    const pusher = pushRtmp(`rtmp://127.0.0.1:${nginx.port}/src/srs1`, { bFrames: 2, gop: 50 });
     children.push(pusher);
     const { client } = await view(server, "srs1");
     viewers.push(client);
@@ -264,7 +236,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
       expect(res.status, body).toBe(403);
     }
     expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
-    expect(await liveRooms(server)).toEqual([]);
+    expect(await liveRooms(server.url)).toEqual([]);
   });
 
   it("a room with a WebRTC publisher refuses the callback and keeps its publisher", async () => {
@@ -278,7 +250,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     // An unpublish for it does not touch the WebRTC publisher either.
     expect(await callback(server, JSON.stringify({ action: "on_unpublish", stream: "busy", app: "live" }))).toEqual({ status: 200, text: "0" });
     expect(server.app.ingests.get("busy")).toBeUndefined();
-    expect(await liveRooms(server)).toEqual(["busy"]);
+    expect(await liveRooms(server.url)).toEqual(["busy"]);
     expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
     await client.close();
   });
