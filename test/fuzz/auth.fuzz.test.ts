@@ -4,13 +4,14 @@
 import { writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 import { pct } from "./gen-http.js";
 import { allows, allowsAdmin, allowsRead, authEnv, fuzzToken, ROOMS, type FuzzToken, type Grant } from "./gen-tokens.js";
-import { describeResponse, expectError, expectStatus, fail, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles } from "./harness.js";
+import { describeResponse, expectError, expectStatus, fail, fuzzServer, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
 import type { Rng } from "./prng.js";
-import { HttpTarget, type RawResponse } from "./raw-http.js";
+import type { HttpTarget, RawResponse } from "./raw-http.js";
 
+let fuzz: FuzzServer;
 let server: TestServer;
 let files: FuzzFiles;
 let http: HttpTarget;
@@ -24,23 +25,11 @@ beforeAll(async () => {
   writeFileSync(path.join(files.recordDir, RECORDS.vip.name), RECORDS.vip.content);
   mkdirSync(path.join(files.hlsDir, "vip"), { recursive: true });
   writeFileSync(path.join(files.hlsDir, "vip", "stream.m3u8"), files.hls.content);
-  server = await startServer({
-    ...authEnv(),
-    RECORD_DIR: files.recordDir,
-    HLS_DIR: files.hlsDir,
-    WEB_DIR: files.webDir,
-    RATE_LIMIT_RPS: "1000000",
-    RATE_LIMIT_BURST: "1000000",
-    LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "error",
-  });
-  http = new HttpTarget(server.url);
+  fuzz = await fuzzServer(files, authEnv());
+  ({ server, http } = fuzz);
 });
 
-afterAll(async () => {
-  http?.close();
-  await server?.close();
-  files?.remove();
-});
+afterAll(() => fuzz?.close());
 
 // RFC 6750 §2.1 as docs/api.md reads it: `Bearer` (any case), whitespace, one credential.
 const BEARER_RE = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i;

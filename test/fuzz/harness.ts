@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { startServer, type TestServer } from "../helpers/server.js";
 import { FUZZ_SEED, Rng } from "./prng.js";
 import { HttpTarget, type RawRequest, type RawResponse } from "./raw-http.js";
 
@@ -110,6 +111,42 @@ export function plantFiles(): FuzzFiles {
 }
 
 // ---- checks -------------------------------------------------------------------------------------
+
+/** A server for fuzzing: what fuzzServer started, and the way to end it and its files again. */
+export interface FuzzServer {
+  server: TestServer;
+  files: FuzzFiles;
+  http: HttpTarget;
+  /** Closes the connection pool and the server, removes the planted files. */
+  close(): Promise<void>;
+}
+
+/**
+ * The server every fuzz file runs against: the planted directories as RECORD_DIR, HLS_DIR and
+ * WEB_DIR, rate limits out of reach, logs at FUZZ_LOG_LEVEL (error by default); `env` adds to it.
+ */
+export async function fuzzServer(files: FuzzFiles, env: Record<string, string> = {}): Promise<FuzzServer> {
+  const server = await startServer({
+    RECORD_DIR: files.recordDir,
+    HLS_DIR: files.hlsDir,
+    WEB_DIR: files.webDir,
+    RATE_LIMIT_RPS: "1000000",
+    RATE_LIMIT_BURST: "1000000",
+    LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "error",
+    ...env,
+  });
+  const http = new HttpTarget(server.url);
+  return {
+    server,
+    files,
+    http,
+    close: async () => {
+      http.close();
+      await server.close();
+      files.remove();
+    },
+  };
+}
 
 export class CaseFailure extends Error {}
 

@@ -7,17 +7,18 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 import { CHROME_PLAY } from "./gen-sdp.js";
 import { BODY_LIMIT, fuzzFilePath, fuzzJsonBody, fuzzRoomName, pctAll, ROOM_NAME_RE, validName, type FuzzName } from "./gen-http.js";
-import { describeResponse, expectError, expectStatus, fail, jsonError, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles } from "./harness.js";
+import { describeResponse, expectError, expectStatus, fail, fuzzServer, jsonError, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
 import type { Rng } from "./prng.js";
-import { HttpTarget, type RawResponse } from "./raw-http.js";
+import type { HttpTarget, RawResponse } from "./raw-http.js";
 
 const ADMIN = "fuzz-admin-token";
 const API_KEY = "fuzz-transcoder-key";
 const RELAY_KEY = "fuzz-relay-key";
 
+let fuzz: FuzzServer;
 let server: TestServer;
 let files: FuzzFiles;
 let http: HttpTarget;
@@ -26,20 +27,14 @@ let servable: Buffer[];
 
 beforeAll(async () => {
   files = plantFiles();
-  server = await startServer({
-    RECORD_DIR: files.recordDir,
-    HLS_DIR: files.hlsDir,
-    WEB_DIR: files.webDir,
+  fuzz = await fuzzServer(files, {
     ADMIN_TOKEN: ADMIN,
     TRANSCODER_API_KEY: API_KEY,
     RELAY_KEY: RELAY_KEY,
     RELAY_RATE_LIMIT: "1000000",
     RELAY_STATE_FILE: path.join(files.recordDir, "..", "relay-state.json"),
-    RATE_LIMIT_RPS: "1000000",
-    RATE_LIMIT_BURST: "1000000",
-    LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "error",
   });
-  http = new HttpTarget(server.url);
+  ({ server, http } = fuzz);
   const hlsDist = path.dirname(createRequire(import.meta.url).resolve("hls.js/dist/hls.min.mjs"));
   servable = [
     Buffer.from(files.record.content),
@@ -55,11 +50,7 @@ beforeAll(async () => {
   ];
 });
 
-afterAll(async () => {
-  http?.close();
-  await server?.close();
-  files?.remove();
-});
+afterAll(() => fuzz?.close());
 
 const hasRoute = (method: "GET" | "POST" | "DELETE", url: string) => server.app.hasRoute({ method, url });
 

@@ -4,12 +4,12 @@
 // the rest reach werift in a fresh room.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSdp } from "../../src/sfu/sdp.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import type { TestServer } from "../helpers/server.js";
 import { sleep } from "../helpers/net.js";
 import { CHROME_PUBLISH, hostileOffer, PLAY_OFFERS, PUBLISH_OFFERS, sdpContentType } from "./gen-sdp.js";
-import { describeResponse, expectStatus, fail, jsonError, openFds, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles } from "./harness.js";
+import { describeResponse, expectStatus, fail, jsonError, fuzzServer, openFds, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
 import type { Rng } from "./prng.js";
-import { HttpTarget, type RawResponse } from "./raw-http.js";
+import type { HttpTarget, RawResponse } from "./raw-http.js";
 
 const BODY_LIMIT = 1024 * 1024;
 const WHIP_ALLOWED = [201, 400, 401, 409, 413, 415, 422, 429, 503];
@@ -18,29 +18,17 @@ const WHEP_ALLOWED = [201, 400, 401, 403, 404, 413, 415, 422, 429, 503];
 /** The server's own reading of Content-Type for WHIP/WHEP. */
 const isSdpType = (t: string | undefined) => t !== undefined && t.split(";")[0]!.trim().toLowerCase() === "application/sdp";
 
+let fuzz: FuzzServer;
 let server: TestServer;
 let files: FuzzFiles;
 let http: HttpTarget;
 
 beforeAll(async () => {
-  files = plantFiles();
-  server = await startServer({
-    RECORD_DIR: files.recordDir,
-    HLS_DIR: files.hlsDir,
-    WEB_DIR: files.webDir,
-    MAX_SESSIONS: "1000",
-    RATE_LIMIT_RPS: "1000000",
-    RATE_LIMIT_BURST: "1000000",
-    LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "error",
-  });
-  http = new HttpTarget(server.url);
+  fuzz = await fuzzServer(plantFiles(), { MAX_SESSIONS: "1000" });
+  ({ server, files, http } = fuzz);
 });
 
-afterAll(async () => {
-  http?.close();
-  await server?.close();
-  files?.remove();
-});
+afterAll(() => fuzz?.close());
 
 /** A room that must hold a publisher: POST a real offer (201 or, if it still has one, 409). */
 async function occupy(room: string): Promise<void> {
