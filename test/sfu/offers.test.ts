@@ -1,5 +1,6 @@
-// Offer shapes seen in the wild, POSTed raw to a real server; each answer is checked line by line.
-// (ICE never completes for most of them: the offers' candidates are documentation addresses.)
+// Offer shapes seen in the wild, given raw to the room registry; each answer is checked line by
+// line. (ICE never completes for most of them: the offers' candidates are documentation
+// addresses.) test/http/api.test.ts and the e2e suites send offers through WHIP and WHEP.
 //
 // Fixtures (test/fixtures/offers/) and where their shape comes from:
 //   obs.sdp                        OBS 30 WHIP output via libdatachannel 0.20: session-level ICE/DTLS, a=group:LS, ice2 option,
@@ -27,17 +28,16 @@
 //                                  abs-send-time in video under one BUNDLE; opus on PT 96
 //   whep-firefox.sdp               Firefox recvonly audio+video transceivers (WHEP player)
 //   whep-safari.sdp                Safari recvonly audio+video transceivers (WHEP player)
-import { readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { deleteSession, postSdp, type SdpResponse } from "../helpers/http.js";
+import { isDomainError } from "../../src/errors.js";
+import { fixtureSdp } from "../helpers/fixtures.js";
+import { waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
-import { sleep } from "../helpers/net.js";
-import { startServer, type TestServer } from "../helpers/server.js";
-import { WhepClient } from "../helpers/whep-client.js";
+import { publishTo, subscribeTo, testRooms } from "../helpers/sfu.js";
+import type { WhepClient } from "../helpers/whep-client.js";
 import { waitConnected, WhipClient } from "../helpers/whip-client.js";
 
-const fixture = (name: string): string =>
-  readFileSync(new URL(`../fixtures/offers/${name}`, import.meta.url), "utf8").replace(/\r?\n/g, "\r\n");
+const fixture = (name: string): string => fixtureSdp(`offers/${name}`);
 
 // ---- a small, independent reader of offers and answers ----------------------------------------
 
@@ -280,40 +280,29 @@ const WHIP_CASES: WhipCase[] = [
 ];
 
 describe("WHIP offers from real clients", () => {
-  let server: TestServer;
-  const sessions: string[] = [];
-  beforeAll(async () => {
-    server = await startServer();
-  });
+  const { rooms } = testRooms();
   afterEach(async () => {
-    await Promise.all(sessions.splice(0).map((l) => deleteSession(l)));
+    await Promise.all(rooms.all().map((r) => rooms.closeRoom(r.name, "delete")));
   });
-  afterAll(() => server.close());
+  afterAll(() => rooms.close());
 
   it.each(WHIP_CASES.map((c, i) => ({ ...c, room: `offer-${i}` })))("$name ($file)", async ({ file, edit, sections, room }) => {
     const offer = (edit ?? ((s: string) => s))(fixture(file));
-    const res: SdpResponse = await postSdp(server.whipUrl(room), offer);
-    expect(res.status, res.body).toBe(201);
-    if (res.location) sessions.push(res.location);
-    expect(res.headers.get("content-type")).toBe("application/sdp");
-    checkAnswer(offer, res.body, "whip", sections);
+    const { answer } = await rooms.publish(room, offer);
+    checkAnswer(offer, answer, "whip", sections);
 
     // The room is there with one track per accepted media section.
-    const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; tracks: number }[];
     const tracks = sections.filter((s) => "pt" in s).length;
-    expect(rooms.find((r) => r.name === room)).toMatchObject({ name: room, tracks });
+    expect(rooms.list().find((r) => r.name === room)).toMatchObject({ name: room, tracks });
   });
 
   it("H.264 profile is kept exactly as offered, level included", async () => {
-    const offer = fixture("safari.sdp");
-    const res = await postSdp(server.whipUrl("profile"), offer);
-    expect(res.status, res.body).toBe(201);
-    if (res.location) sessions.push(res.location);
-    expect(res.body).toMatch(/\r\na=fmtp:96 [^\r]*profile-level-id=640c1f/);
-    expect(res.body).not.toMatch(/profile-level-id=42e01f/);
+    const { answer } = await rooms.publish("profile", fixture("safari.sdp"));
+    expect(answer).toMatch(/\r\na=fmtp:96 [^\r]*profile-level-id=640c1f/);
+    expect(answer).not.toMatch(/profile-level-id=42e01f/);
   });
 
-  it("a truncated or mangled real offer is 400 invalid SDP, never 500", async () => {
+  it("a truncated or mangled real offer is invalid SDP, never another failure", async () => {
     const chrome = fixture("chrome.sdp");
     const bodies = [
       chrome.replace("m=video 58213 UDP/TLS/RTP/SAVPF 96", "m=video port UDP/TLS/RTP/SAVPF 96"),
@@ -322,10 +311,10 @@ describe("WHIP offers from real clients", () => {
       chrome.slice(0, chrome.indexOf("m=audio")),
     ];
     for (const body of bodies) {
-      const res = await postSdp(server.whipUrl("mangled"), body);
-      expect(res.status, res.body).toBe(400);
-      expect(res.error).toBe("invalid SDP");
+      const err = await rooms.publish("mangled", body).then(() => undefined, (e: unknown) => e);
+      expect(isDomainError(err, "invalid_input") && err.message, body.slice(0, 80)).toBe("invalid SDP");
     }
+    expect(rooms.get("mangled")).toBeUndefined();
   });
 });
 
@@ -335,21 +324,19 @@ describe.each([
   { codec: "VP8" as const, firefox: 120, safari: 106 },
   { codec: "H264" as const, firefox: 126, safari: 98 },
 ])("WHEP offers from real players, publisher sending $codec", ({ codec, firefox, safari }) => {
-  let server: TestServer;
+  const { rooms } = testRooms();
   let publisher: WhipClient;
   const room = `whep-${codec}`;
   const sessions: string[] = [];
   beforeAll(async () => {
-    server = await startServer();
-    publisher = await WhipClient.create({ video: { codec }, audio: true });
-    await publisher.publish(server.whipUrl(room));
+    publisher = (await publishTo(rooms, room, { video: { codec }, audio: true })).client;
   });
   afterEach(async () => {
-    await Promise.all(sessions.splice(0).map((l) => deleteSession(l)));
+    await Promise.all(sessions.splice(0).map((id) => rooms.endSession("whep", id)));
   });
   afterAll(async () => {
     await publisher?.close();
-    await server?.close();
+    await rooms.close();
   });
 
   /** Firefox with bundlePolicy "max-bundle": the video section is bundle-only on port 0. */
@@ -365,10 +352,9 @@ describe.each([
   ])("$player gets the publisher's codec in its own numbering", async ({ player, file, audioPt, videoPt, edit }) => {
     const offer = edit(fixture(file));
     expect(offer.includes("a=bundle-only")).toBe(player.includes("max-bundle"));
-    const res = await postSdp(server.whepUrl(room), offer);
-    expect(res.status, res.body).toBe(201);
-    if (res.location) sessions.push(res.location);
-    const answer = checkAnswer(offer, res.body, "whep", av("0", audioPt, "1", videoPt, codec));
+    const { session, answer: text } = await rooms.subscribe(room, offer);
+    sessions.push(session.id);
+    const answer = checkAnswer(offer, text, "whep", av("0", audioPt, "1", videoPt, codec));
     if (codec === "H264") {
       // The publisher's profile (constrained baseline, mode 1), not the player's first H.264 entry.
       expect(params(answer.media[1].fmtp.get(videoPt))).toContain("packetization-mode=1");
@@ -381,18 +367,9 @@ describe.each([
 
 const ffmpeg = requireOrSkip("ffmpeg");
 
-async function roomPackets(server: TestServer, room: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`live_rtp_packets_total{room="${room}"}`));
-  return line ? Number(line.split(" ").pop()) : 0;
-}
-
 describe.skipIf(!ffmpeg.ok)(ffmpeg.title("media from a publisher whose offer declares no SSRC"), () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterAll(() => server?.close());
+  const { rooms } = testRooms();
+  afterAll(() => rooms.close());
 
   // werift itself routes only by declared SSRC or rid: without the publisher's SSRC learning these
   // rooms stay silent although signalling succeeds.
@@ -402,26 +379,21 @@ describe.skipIf(!ffmpeg.ok)(ffmpeg.title("media from a publisher whose offer dec
   ])("is forwarded, the stream found $how", async ({ strip }) => {
     const room = `nossrc-${strip.source.length}`;
     const pub = await WhipClient.create({ video: { codec: "VP8" }, audio: true });
-    const viewer = new WhepClient({ video: ["VP8"], audio: true });
+    let viewer: WhepClient | undefined;
     try {
       const offer = (await pub.createOffer())
         .split("\r\n")
         .filter((l) => !strip.test(l))
         .join("\r\n");
       expect(offer).not.toMatch(/a=ssrc/);
-      const res = await postSdp(server.whipUrl(room), offer);
-      expect(res.status, res.body).toBe(201);
-      pub.location = res.location;
-      await pub.pc.setRemoteDescription({ type: "answer", sdp: res.body });
+      const { answer } = await rooms.publish(room, offer);
+      await pub.pc.setRemoteDescription({ type: "answer", sdp: answer });
       await waitConnected(pub.pc);
       pub.startSource({ width: 320, height: 240, bitrateKbps: 300, gop: 15 });
       // Media reaches the room before the viewer joins, so the server knows the SSRC to PLI.
-      for (let i = 0; (await roomPackets(server, room)) === 0; i++) {
-        if (i === 100) throw new Error(`no RTP reached room ${room} in 10 s`);
-        await sleep(100);
-      }
+      await waitFor(() => (rooms.get(room)?.publisher?.packets ?? 0) > 0, { timeoutMs: 10_000, what: `RTP in room ${room}` });
 
-      await viewer.play(server.whepUrl(room));
+      viewer = (await subscribeTo(rooms, room, { video: ["VP8"], audio: true })).client;
       await viewer.waitForKeyframes(1, 15_000);
       await viewer.waitForFrames(20, 15_000);
       await viewer.waitForPackets(20, "audio", 15_000);
@@ -430,7 +402,7 @@ describe.skipIf(!ffmpeg.ok)(ffmpeg.title("media from a publisher whose offer dec
       // The viewer's join asked this publisher for a keyframe: its SSRC is known to the server.
       await pub.waitForKeyframeRequests(1, 5000);
     } finally {
-      await viewer.close();
+      await viewer?.close();
       await pub.close();
     }
   });
