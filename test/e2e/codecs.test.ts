@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { probe } from "../helpers/ffprobe.js";
+import { liveRooms } from "../helpers/http.js";
 import { sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
@@ -54,7 +55,8 @@ describe.skipIf(!need.ok)(need.title("VP9 profiles 0 and 2 through the server"),
     await expect(refused.play(server.whepUrl(room))).rejects.toThrow(/422/);
 
     await pub.close();
-    await waitFor(() => server.app.rooms.get(room) === undefined, { timeoutMs: 5000, what: "the room to end" });
+    // DELETE is answered once the room has ended.
+    expect(await liveRooms(server.url)).not.toContain(room);
     // The recorder finalises on the room's end; its file carries the publisher's profile.
     let file: string | undefined;
     await waitFor(() => (file = readdirSync(server.recordDir).find((f) => f.startsWith(`${room}_video`) && f.endsWith(".ivf"))) !== undefined, {
@@ -100,7 +102,7 @@ describe.skipIf(!need.ok)(need.title("AV1 through the server"), () => {
     source.stop();
     source = undefined;
     await pub.close();
-    await waitFor(() => server.app.rooms.get("av1") === undefined, { timeoutMs: 5000, what: "the room to end" });
+    expect(await liveRooms(server.url)).not.toContain("av1");
     let file: string | undefined;
     await waitFor(() => (file = readdirSync(server.recordDir).find((f) => f.startsWith("av1_video") && f.endsWith(".ivf"))) !== undefined, {
       timeoutMs: 5000,
