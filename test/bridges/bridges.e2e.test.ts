@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
-import { requestJson } from "../helpers/http.js";
+import { liveRooms, requestJson } from "../helpers/http.js";
 import { probe, streamOf } from "../helpers/ffprobe.js";
 import { freeTcpPort, sleep, waitFor } from "../helpers/net.js";
 import { requireOrSkip } from "../helpers/requirements.js";
@@ -474,7 +474,7 @@ describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
     const oldJob = server.app.bridges.rooms.link("again")!.hls!;
     // End the room without waiting for its HLS to stop, and publish again.
     const closing = first.client.close();
-    await waitFor(() => server.app.rooms.get("again") === undefined, { timeoutMs: 5000, what: "the room to end" });
+    await expect.poll(() => liveRooms(server.url), { timeout: 5000 }).not.toContain("again");
     ({ client } = await publishTestStream(server.whipUrl("again"), { video: { codec: "H264" } }));
     await closing;
     await oldJob.done;
@@ -570,7 +570,7 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
     expect(refusals[1].json).toEqual({ error: "FFmpeg job limit reached (1 running)" });
     expect(refusals[2].json).toEqual({ status: "error", message: "Failed to start FFmpeg process for stream cam1. Reason: FFmpeg job limit reached (1 running)." });
     // The refused ingest left no room behind, the refused stream no entry.
-    expect(server.app.rooms.get("other")).toBeUndefined();
+    expect(await liveRooms(server.url)).not.toContain("other");
     expect((await requestJson(server.url, "GET", "/streams", undefined, { "X-API-Key": API_KEY })).json.streams).toEqual([]);
     expect(server.app.bridges.supervisor.list()).toHaveLength(1);
     expect(await metric("live_ffmpeg_jobs_rejected_total")).toBe(3);

@@ -282,7 +282,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(client.video.firstFrameWasKeyframe).toBe(true);
     await client.waitForPackets(20, "audio", 5000);
     // The 3 s clip ends: its room closes by itself and GET says so.
-    await waitFor(() => server.app.rooms.get("filmonce") === undefined, { timeoutMs: 10_000, what: "filmonce room to end" });
+    await expect.poll(() => liveRooms(server.url), { timeout: 10_000 }).not.toContain("filmonce");
     expect((await requestJson(server.url, "GET", "/api/rooms/filmonce/ingest")).json).toMatchObject({ state: "stopped", restarts: 0 });
     // The looped one plays on past the clip's length.
     await sleep(1500);

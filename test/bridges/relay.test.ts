@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeMedia } from "../helpers/ffmpeg-source.js";
 import { probe } from "../helpers/ffprobe.js";
 import { waitFor } from "../helpers/net.js";
+import { liveRooms } from "../helpers/http.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
@@ -144,7 +145,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const res = await post(startBody("loop2", ["red.mp4", "blue.mp4"], [nginx.url("relay1"), "room:cinema"], { loop: "2", callBackFileInfo: "1" }));
     expect(res.json).toMatchObject({ http_code: "200", msg: "receive task success!" });
     expect(res.status).toBe(200);
-    await waitFor(() => server.app.rooms.get("cinema") !== undefined, { timeoutMs: 10_000, what: "room cinema" });
+    await expect.poll(() => liveRooms(server.url), { timeout: 10_000 }).toContain("cinema");
     const { client } = await playStream(server.whepUrl("cinema"), { video: [{ codec: "H264", profileLevelId: "42e01f" }] });
     viewers.push(client);
     await client.waitForKeyframes(1, 15_000);
@@ -159,7 +160,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     await waitFor(() => cb.bodies.filter((b) => b.msg === "Push finished!").length === 2, { timeoutMs: 30_000, what: "both targets finished", describe: () => JSON.stringify(cb.bodies.map((b) => b.msg)) });
     const done = await task("loop2");
     expect(done.state).toBe("finished");
-    await waitFor(() => server.app.rooms.get("cinema") === undefined, { timeoutMs: 5000, what: "the room to end with the relay" });
+    await expect.poll(() => liveRooms(server.url), { timeout: 5000 }).not.toContain("cinema");
     for (const b of cb.bodies) {
       expect(b).toMatchObject({ code: "0", id: "loop2", srcurl: JSON.stringify([{ url: "red.mp4" }, { url: "blue.mp4" }]) });
       expect(["room:cinema", nginx.url("relay1")]).toContain(b.forwardurl);
@@ -175,7 +176,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   it("files without audio relay into a room with a video track only, which a viewer decodes", async () => {
     await makeMedia(path.join(media, "silent.mp4"), ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
     expect((await post(startBody("silent", ["silent.mp4"], ["room:silent"], { loop: "1" }))).status).toBe(200);
-    await waitFor(() => server.app.rooms.get("silent") !== undefined, { timeoutMs: 10_000, what: "room silent" });
+    await expect.poll(() => liveRooms(server.url), { timeout: 10_000 }).toContain("silent");
     const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; codecs: string[] }[];
     expect(rooms.find((x) => x.name === "silent")?.codecs).toEqual(["H264"]);
     const { client } = await playStream(server.whepUrl("silent"), { audio: false, video: [{ codec: "H264", profileLevelId: "42e01f" }] });
