@@ -42,11 +42,18 @@ export function testRooms(opts: Partial<RoomsOptions> = {}): TestRooms {
   return { rooms, log, ended };
 }
 
-/** A werift publisher (no media source) connected to `room` through rooms.publish. */
-export async function publishTo(rooms: Rooms, room: string, opts: WhipClientOptions = { video: { codec: "VP8" }, audio: false }) {
-  const client = await WhipClient.create(opts);
+/**
+ * Gives the client's offer to `negotiate` (the registry), applies the answer and waits until the
+ * client is connected; closes the client again if any of that fails.
+ */
+async function connect<C extends { pc: WhipClient["pc"]; createOffer(): Promise<string>; close(o?: { vanish?: boolean }): Promise<void> }, S>(
+  client: C,
+  negotiate: (offer: string) => Promise<{ session: S; answer: string }>,
+  onAnswer: (answer: string) => void = () => undefined,
+): Promise<{ client: C; session: S }> {
   try {
-    const { session, answer } = await rooms.publish(room, await client.createOffer());
+    const { session, answer } = await negotiate(await client.createOffer());
+    onAnswer(answer);
     await client.pc.setRemoteDescription({ type: "answer", sdp: answer });
     await waitConnected(client.pc);
     return { client, session };
@@ -56,17 +63,13 @@ export async function publishTo(rooms: Rooms, room: string, opts: WhipClientOpti
   }
 }
 
+/** A werift publisher (no media source) connected to `room` through rooms.publish. */
+export async function publishTo(rooms: Rooms, room: string, opts: WhipClientOptions = { video: { codec: "VP8" }, audio: false }) {
+  return connect(await WhipClient.create(opts), (offer) => rooms.publish(room, offer));
+}
+
 /** A werift viewer connected to `room` through rooms.subscribe. */
-export async function subscribeTo(rooms: Rooms, room: string, opts: WhepClientOptions = { audio: false }) {
+export function subscribeTo(rooms: Rooms, room: string, opts: WhepClientOptions = { audio: false }) {
   const client = new WhepClient(opts);
-  try {
-    const { session, answer } = await rooms.subscribe(room, await client.createOffer());
-    client.negotiated = sdpCodecs(answer);
-    await client.pc.setRemoteDescription({ type: "answer", sdp: answer });
-    await waitConnected(client.pc);
-    return { client, session };
-  } catch (err) {
-    await client.close({ vanish: true });
-    throw err;
-  }
+  return connect(client, (offer) => rooms.subscribe(room, offer), (answer) => (client.negotiated = sdpCodecs(answer)));
 }
