@@ -1,5 +1,6 @@
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import { createServer } from "./server.js";
 
 let config: Config;
 try {
@@ -12,13 +13,16 @@ try {
   throw err;
 }
 
-const app = await buildApp(config);
+const server = createServer(config);
+const app = await buildApp(server);
 try {
   await app.listen({ port: config.port, host: config.host });
 } catch (err) {
   app.log.error({ err }, "could not listen");
+  await app.close();
   process.exit(1);
 }
+server.start();
 
 // werift runs many promise chains of its own per peer (ICE checks, DTLS retransmits, TURN); one
 // peer's failure inside them must not end every room. Anything not from werift still crashes.

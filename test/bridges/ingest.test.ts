@@ -224,7 +224,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     server = await startServer({ MEDIA_DIR: media });
     nginx = await startNginxRtmp();
     pidTimer = setInterval(() => {
-      for (const p of server.app.bridges.supervisor.pids()) seenPids.add(p);
+      for (const p of server.core.bridges.supervisor.pids()) seenPids.add(p);
     }, 50);
   });
 
@@ -251,7 +251,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect((await api(server, "POST", "/api/rooms/bad%20room/ingest", { url: "clip3s.mp4" })).json).toEqual({ error: "invalid room name" });
     expect((await api(server, "GET", "/api/rooms/bad/ingest")).status).toBe(404);
     expect((await api(server, "DELETE", "/api/rooms/bad/ingest")).status).toBe(404);
-    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("ingest")).toEqual([]);
     expect(await roomNames(server)).toEqual([]);
   });
 
@@ -269,7 +269,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
 
     const rooms = await api(server, "GET", "/api/rooms");
     expect(rooms.json).toEqual([expect.objectContaining({ name: "cam1", hasPublisher: true, codecs: ["H264", "opus"] })]);
-    const job = server.app.ingests.job("cam1")!;
+    const job = server.core.ingests.job("cam1")!;
     const pid = job.pid!;
     expect(pidAlive(pid)).toBe(true);
 
@@ -304,17 +304,17 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(del).toEqual({ status: 200, json: { stopped: created.json.id, room: "cam1", state: "stopped" } });
     expect(await roomNames(server)).toEqual([]);
     expect(pidAlive(pid)).toBe(false);
-    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+    expect(server.core.bridges.supervisor.pids()).toEqual([]);
     await waitFor(() => client.pc.connectionState !== "connected" || client.video.lastPacketAt! < performance.now() - 500, { timeoutMs: 5000 });
     expect((await api(server, "GET", "/api/rooms/cam1/ingest")).status).toBe(404);
     // The room is free again.
     const third = await api(server, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
     expect(third.status).toBe(201);
     // Closed by an admin: the ingest's FFmpeg stops with the room.
-    await waitFor(() => server.app.ingests.job("cam1")?.pid !== undefined, { timeoutMs: 5000 });
-    const pid3 = server.app.ingests.job("cam1")!.pid!;
-    await server.app.rooms.closeRoom("cam1", "admin-close");
-    await waitFor(() => !pidAlive(pid3) && server.app.ingests.job("cam1") === undefined, { timeoutMs: 8000, what: "FFmpeg gone after admin close" });
+    await waitFor(() => server.core.ingests.job("cam1")?.pid !== undefined, { timeoutMs: 5000 });
+    const pid3 = server.core.ingests.job("cam1")!.pid!;
+    await server.core.rooms.closeRoom("cam1", "admin-close");
+    await waitFor(() => !pidAlive(pid3) && server.core.ingests.job("cam1") === undefined, { timeoutMs: 8000, what: "FFmpeg gone after admin close" });
     expect((await api(server, "GET", "/api/rooms/cam1/ingest")).json).toMatchObject({ state: "stopped" });
     await killAndWait(pusher);
   }, 60_000);
@@ -331,7 +331,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(client.video.firstFrameWasKeyframe).toBe(true);
     await client.waitForPackets(20, "audio", 5000);
     // The 3 s clip ends: its room closes by itself and GET says so.
-    await waitFor(() => server.app.rooms.get("filmonce") === undefined, { timeoutMs: 10_000, what: "filmonce room to end" });
+    await waitFor(() => server.core.rooms.get("filmonce") === undefined, { timeoutMs: 10_000, what: "filmonce room to end" });
     expect((await api(server, "GET", "/api/rooms/filmonce/ingest")).json).toMatchObject({ state: "stopped", restarts: 0 });
     // The looped one plays on past the clip's length.
     await sleep(1500);
@@ -340,7 +340,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     await client.waitForFrames(frames + 20, 5000);
     expect((await api(server, "DELETE", "/api/rooms/filmloop/ingest")).status).toBe(200);
     expect(await roomNames(server)).toEqual([]);
-    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+    expect(server.core.bridges.supervisor.pids()).toEqual([]);
   }, 40_000);
 
   it("an audio-only file, a video-only file and Baseline H.264 without B-frames: only the streams there are, the H.264 copied", async () => {
@@ -377,9 +377,9 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     await baseView.client.waitForPackets(25, "audio", 10_000);
     // Copied as it is: the viewer's SPS is the file's (Baseline, profile_idc 66), and the job has no encoder.
     expect(baseView.client.video.spsProfileLevelId).toMatch(/^42/);
-    const job = server.app.ingests.job("base")!;
+    const job = server.core.ingests.job("base")!;
     expect(job.info().state).not.toBe("failed");
     for (const room of ["tone", "mute", "base"]) expect((await api(server, "DELETE", `/api/rooms/${room}/ingest`)).status).toBe(200);
-    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+    expect(server.core.bridges.supervisor.pids()).toEqual([]);
   }, 60_000);
 });

@@ -221,7 +221,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const t = await task("123");
     expect(t.targets).toHaveLength(2);
     for (const target of t.targets) expect(target.lastError).toBe("src[0] http://www.video.com/live/abc.mp4 cannot be read");
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
   }, 30_000);
 
   it("bad sources and targets are 400 with the reason, and start nothing", async () => {
@@ -239,7 +239,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
       expect(res.status, `${src} → ${fwd}`).toBe(400);
       expect(String(res.json.msg)).toMatch(re);
     }
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
     expect((await fetch(`${server.url}/api/relay/bad?${auth()}`)).status).toBe(404);
   });
 
@@ -248,7 +248,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const res = await post(startBody("loop2", ["red.mp4", "blue.mp4"], [nginx.url("relay1"), "room:cinema"], { loop: "2", callBackFileInfo: "1" }));
     expect(res.json).toMatchObject({ http_code: "200", msg: "receive task success!" });
     expect(res.status).toBe(200);
-    await waitFor(() => server.app.rooms.get("cinema") !== undefined, { timeoutMs: 10_000, what: "room cinema" });
+    await waitFor(() => server.core.rooms.get("cinema") !== undefined, { timeoutMs: 10_000, what: "room cinema" });
     const { client } = await playStream(server.whepUrl("cinema"), { video: [{ codec: "H264", profileLevelId: "42e01f" }] });
     viewers.push(client);
     await client.waitForKeyframes(1, 15_000);
@@ -263,7 +263,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     await waitFor(() => cb.bodies.filter((b) => b.msg === "Push finished!").length === 2, { timeoutMs: 30_000, what: "both targets finished", describe: () => JSON.stringify(cb.bodies.map((b) => b.msg)) });
     const done = await task("loop2");
     expect(done.state).toBe("finished");
-    await waitFor(() => server.app.rooms.get("cinema") === undefined, { timeoutMs: 5000, what: "the room to end with the relay" });
+    await waitFor(() => server.core.rooms.get("cinema") === undefined, { timeoutMs: 5000, what: "the room to end with the relay" });
     for (const b of cb.bodies) {
       expect(b).toMatchObject({ code: "0", id: "loop2", srcurl: JSON.stringify([{ url: "red.mp4" }, { url: "blue.mp4" }]) });
       expect(["room:cinema", nginx.url("relay1")]).toContain(b.forwardurl);
@@ -273,14 +273,14 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(msgs.at(-1)).toBe("Push finished!");
     // The second file started in each pass (progress is followed once a second, so at least one of them is seen).
     expect(msgs.filter((m) => m === "Start pushing file blue.mp4").length).toBeGreaterThanOrEqual(1);
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
   }, 60_000);
 
   it("files without audio relay into a room with a video track only, which a viewer decodes", async () => {
     const r = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-y", path.join(media, "silent.mp4")], { stdio: "ignore" });
     await new Promise<void>((resolve, reject) => r.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`clip: exit ${code}`)))));
     expect((await post(startBody("silent", ["silent.mp4"], ["room:silent"], { loop: "1" }))).status).toBe(200);
-    await waitFor(() => server.app.rooms.get("silent") !== undefined, { timeoutMs: 10_000, what: "room silent" });
+    await waitFor(() => server.core.rooms.get("silent") !== undefined, { timeoutMs: 10_000, what: "room silent" });
     const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; codecs: string[] }[];
     expect(rooms.find((x) => x.name === "silent")?.codecs).toEqual(["H264"]);
     const { client } = await playStream(server.whepUrl("silent"), { audio: false, video: [{ codec: "H264", profileLevelId: "42e01f" }] });
@@ -303,7 +303,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
       }],
     };
     expect((await post(body)).status).toBe(200);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
     const p = await probe(nginx.url("fops"), { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
     const v = p.streams.find((x) => x.codec_type === "video");
     const a = p.streams.find((x) => x.codec_type === "audio");
@@ -322,12 +322,12 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     (body.list[0] as Record<string, unknown>).end = String(end);
     expect((await post(body)).status).toBe(200);
     expect((await task("sched")).state).toBe("scheduled");
-    expect(server.app.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
     await expect.poll(async () => (await task("sched")).state, { timeout: 10_000, interval: 200 }).toBe("running");
     expect(Date.now()).toBeGreaterThanOrEqual(start);
     await expect.poll(async () => (await task("sched")).state, { timeout: 15_000, interval: 200 }).toBe("stopped");
     expect(Date.now()).toBeGreaterThanOrEqual(end);
-    expect(server.app.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
     await waitFor(() => cb.bodies.some((b) => b.id === "sched" && b.cmd === "2"), { timeoutMs: 5000, what: "the stop callback at end" });
   }, 40_000);
 
@@ -336,7 +336,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const a = nginx.url("relayA");
     const b = nginx.url("relayB");
     expect((await post(startBody("forever", ["red.mp4", "blue.mp4"], [a, b]))).status).toBe(200);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, { timeoutMs: 15_000, what: "two relay jobs running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, { timeoutMs: 15_000, what: "two relay jobs running" });
     const stop = await post({ transcallbackurl: cb.url, cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }] }] });
     expect(stop.status).toBe(200);
     let t = await task("forever");
@@ -345,7 +345,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(ta.state).toBe("stopped");
     expect(ta.resumableUntil).toBeDefined();
     expect(tb.state).toBe("running");
-    expect(server.app.bridges.supervisor.list("relay")).toHaveLength(1);
+    expect(server.core.bridges.supervisor.list("relay")).toHaveLength(1);
     await waitFor(() => cb.bodies.some((x) => x.cmd === "2" && x.msg === "Stop pushing!" && x.forwardurl === a), { timeoutMs: 5000, what: "the stop callback" });
     // A forward url the task does not have: 400, nothing changes.
     const wrong = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: nginx.url("other") }] }] });
@@ -356,18 +356,18 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(update.status).toBe(200);
     t = await task("forever");
     expect(t.src).toEqual(["blue.mp4"]);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 10_000, what: "B playing the new list" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 10_000, what: "B playing the new list" });
 
     const resume = await post({ transcallbackurl: cb.url, cmd: "5", type: "video", list: [{ id: "forever", src: [{ url: "red.mp4" }, { url: "blue.mp4" }], forward: [{ url: a }] }] });
     expect(resume.status).toBe(200);
     await expect.poll(async () => (await task("forever")).targets[0]?.state, { timeout: 10_000 }).toBe("running");
-    await waitFor(() => server.app.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, { timeoutMs: 15_000, what: "A's job running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, { timeoutMs: 15_000, what: "A's job running" });
     const p = await probe(a, { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
     expect(p.streams.map((s) => s.codec_name)).toContain("h264");
     const stopAll = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }, { url: b }] }] });
     expect(stopAll.status).toBe(200);
     expect((await task("forever")).state).toBe("stopped");
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
   }, 60_000);
 
   it("a target that cannot be reached ends as failed with a code 1 callback; the server goes on", async () => {
@@ -378,18 +378,18 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const t = await task("unreachable");
     expect(t.targets[0]!.lastError).toBeTruthy();
     await waitFor(() => cb.bodies.some((b) => b.id === "unreachable" && b.code === "1"), { timeoutMs: 5000, what: "the failure callback" });
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   }, 45_000);
 
   it("a restarted server picks its running relay up again from the state file; 100 calls per window then 429", async () => {
     expect((await post(startBody("persist", ["red.mp4", "blue.mp4"], [nginx.url("persist")]))).status).toBe(200);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
     await server.close();
     const saved = JSON.parse(readFileSync(path.join(stateDir, "relay.json"), "utf8")) as { tasks: { spec: { id: string }; targets: { state: string }[] }[] };
     expect(saved.tasks.find((t) => t.spec.id === "persist")?.targets[0]?.state).toBe("running");
     server = await startServer({ ...env(), RELAY_RATE_LIMIT: "3" });
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), { timeoutMs: 15_000, what: "the relay restored" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), { timeoutMs: 15_000, what: "the relay restored" });
     // Stopped tasks stay stopped across the restart.
     expect((await task("forever")).state).toBe("stopped");
     expect((await task("persist")).state).toBe("running");

@@ -54,7 +54,7 @@ describe.skipIf(!need.ok)(need.title("VP9 profiles 0 and 2 through the server"),
     await expect(refused.play(server.whepUrl(room))).rejects.toThrow(/422/);
 
     await pub.close();
-    await waitFor(() => server.app.rooms.get(room) === undefined, { timeoutMs: 5000, what: "the room to end" });
+    await waitFor(() => server.core.rooms.get(room) === undefined, { timeoutMs: 5000, what: "the room to end" });
     // The recorder finalises on the room's end; its file carries the publisher's profile.
     let file: string | undefined;
     await waitFor(() => (file = readdirSync(server.recordDir).find((f) => f.startsWith(`${room}_video`) && f.endsWith(".ivf"))) !== undefined, {
@@ -100,7 +100,7 @@ describe.skipIf(!need.ok)(need.title("AV1 through the server"), () => {
     source.stop();
     source = undefined;
     await pub.close();
-    await waitFor(() => server.app.rooms.get("av1") === undefined, { timeoutMs: 5000, what: "the room to end" });
+    await waitFor(() => server.core.rooms.get("av1") === undefined, { timeoutMs: 5000, what: "the room to end" });
     let file: string | undefined;
     await waitFor(() => (file = readdirSync(server.recordDir).find((f) => f.startsWith("av1_video") && f.endsWith(".ivf"))) !== undefined, {
       timeoutMs: 5000,

@@ -48,7 +48,7 @@ describe("the server's ICE agent queries no STUN server it was not given", () =>
   // ICE_GATHER_SERVERS is off by default.
   const stunServersOf = (server: TestServer, kind: "whip" | "whep", location: string) => {
     const id = location.split("/").pop()!;
-    const entry = server.app.rooms.session(kind, id);
+    const entry = server.core.rooms.session(kind, id);
     expect(entry).toBeDefined();
     return entry!.session.peer.pc.iceTransports.map((t) => t.connection.stunServer);
   };

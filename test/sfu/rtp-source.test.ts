@@ -13,7 +13,7 @@ describe("RTP source rooms", () => {
   afterAll(() => server.close());
 
   it("FFmpeg's RTP on the source's ports reaches WHEP viewers, starting on a keyframe", async () => {
-    const source = await server.app.rooms.ingest("ingested", [
+    const source = await server.core.rooms.ingest("ingested", [
       { kind: "video", codec: { payloadType: 96, name: "H264", clockRate: 90000, fmtp: "packetization-mode=1;profile-level-id=42e01f", rtcpFeedback: [] } },
       { kind: "audio", codec: { payloadType: 111, name: "opus", clockRate: 48000, channels: 2, fmtp: "", rtcpFeedback: [] } },
     ]);
@@ -22,7 +22,7 @@ describe("RTP source rooms", () => {
       audio: { port: source.ports[1], payloadType: 111 },
     });
     try {
-      await expect(server.app.rooms.ingest("ingested", [])).rejects.toMatchObject({ status: 409 });
+      await expect(server.core.rooms.ingest("ingested", [])).rejects.toMatchObject({ kind: "conflict" });
       const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; hasPublisher: boolean; codecs: string[] }[];
       expect(rooms).toEqual([expect.objectContaining({ name: "ingested", hasPublisher: true, codecs: ["H264", "opus"] })]);
       const { client } = await playStream(server.whepUrl("ingested"), {});
