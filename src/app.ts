@@ -17,7 +17,7 @@ import { registerCallbackRoutes } from "./http/srs-callbacks.js";
 import type { Logger } from "./logger.js";
 import type { Server } from "./server.js";
 
-/** The SDP body limit (docs/api.md, "Errors"): larger bodies get 413. */
+/** The request body limit (docs/api.md, "Names and limits"): larger bodies get 413. */
 export const BODY_LIMIT = 1024 * 1024;
 
 const CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS";
@@ -34,7 +34,7 @@ function corsHeaders(origin: string): string {
 
 /**
  * What Node's HTTP parser refuses (a broken request line, headers over the limit, a header
- * timeout) never reaches fastify: answer it in the spec's shape, with CORS, and let it use up the
+ * timeout) never reaches fastify: answer it in the API's error shape (docs/api.md, "Errors"), with CORS, and let it use up the
  * sender's rate-limit bucket like any request.
  */
 function clientErrorHandler(rateLimit: RateLimit, origin: string, log: Logger) {

@@ -32,7 +32,7 @@ export function sendError(reply: FastifyReply, status: number, message: string):
   return reply.code(status).type("application/json; charset=utf-8").send({ error: message });
 }
 
-/** Maps every failure to the spec's JSON error shape; details of a 500 go to the log only. */
+/** Maps every failure to the API's JSON error shape (docs/api.md, "Errors"); details of a 500 go to the log only. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
   app.setErrorHandler((err: FastifyError | DomainError | Error, request, reply) => {
