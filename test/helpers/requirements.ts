@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { resolveTool } from "../../src/bridges/ffmpeg-path.js";
 
-export type Requirement = "chromium" | "nginx-rtmp" | "ffmpeg" | "ffprobe";
+export type Requirement = "chromium" | "nginx-rtmp" | "ffmpeg" | "ffprobe" | "promtool";
 
 export interface RequirementStatus {
   name: Requirement;
@@ -102,11 +102,19 @@ function checkFfprobe(): RequirementStatus {
   }
 }
 
+/** Prometheus' promtool (Debian's `prometheus` package), for the deploy/prometheus rules. */
+function checkPromtool(): RequirementStatus {
+  const bin = onPath("promtool");
+  if (!bin) return { name: "promtool", ok: false, detail: "no promtool on PATH (apt-get install prometheus)" };
+  return { name: "promtool", ok: true, detail: bin };
+}
+
 const CHECKS: Record<Requirement, () => RequirementStatus> = {
   chromium: checkChromium,
   "nginx-rtmp": checkNginxRtmp,
   ffmpeg: checkFfmpeg,
   ffprobe: checkFfprobe,
+  promtool: checkPromtool,
 };
 
 const cache = new Map<Requirement, RequirementStatus>();
@@ -126,6 +134,7 @@ export const hasChromium = (): boolean => checkRequirement("chromium").ok;
 export const hasNginxRtmp = (): boolean => checkRequirement("nginx-rtmp").ok;
 export const hasFfmpeg = (): boolean => checkRequirement("ffmpeg").ok;
 export const hasFfprobe = (): boolean => checkRequirement("ffprobe").ok;
+export const hasPromtool = (): boolean => checkRequirement("promtool").ok;
 
 /** CI=true (or REQUIRE_ALL=1): a missing requirement fails instead of skipping. */
 export function requirementsAreMandatory(): boolean {
