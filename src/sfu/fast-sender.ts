@@ -74,7 +74,6 @@ export class FastSender implements PacketSink {
   private lastSentMs = 0;
   private sent = 0;
   private octets = 0;
-  retransmitted = 0;
 
   constructor(
     sender: RTCRtpSender,
@@ -104,9 +103,7 @@ export class FastSender implements PacketSink {
     sender.onGenericNack.subscribe((nack) => {
       for (const seq of nackedSequences(nack)) {
         nackStats.requested++;
-        if (!this.output.resend(seq)) continue;
-        this.retransmitted++;
-        nackStats.retransmitted++;
+        if (this.output.resend(seq)) nackStats.retransmitted++;
       }
     });
     // Sender reports need the (NTP, RTP) pair of the newest packet; refreshing werift's copy a few

@@ -185,7 +185,6 @@ export class Publisher extends PeerSession {
   readonly tracks: PublishedTrack[];
 
   private constructor(
-    readonly room: string,
     handle: ReturnType<typeof createPeer>,
     opts: PublisherOptions,
     choices: Choice[],
@@ -204,7 +203,7 @@ export class Publisher extends PeerSession {
   }
 
   /** Validates the offer, answers it, and returns a publisher whose tracks start forwarding when media arrives. */
-  static async create(room: string, offer: ParsedSdp, opts: PublisherOptions): Promise<{ publisher: Publisher; answer: string }> {
+  static async create(offer: ParsedSdp, opts: PublisherOptions): Promise<{ publisher: Publisher; answer: string }> {
     const { ice } = opts;
     const choices = chooseCodecs(offer);
     if (choices.length === 0) {
@@ -221,7 +220,7 @@ export class Publisher extends PeerSession {
       },
       { simulcast: choices.some((c) => c.section.rids.length > 0) },
     );
-    const publisher = new Publisher(room, handle, opts, choices);
+    const publisher = new Publisher(handle, opts, choices);
     // onTrack fires inside setRemoteDescription: wire it first.
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
     try {

@@ -29,8 +29,6 @@ export type TrackConsumerFactory = (room: Room, track: PublishedTrack) => TrackC
 export class Room {
   readonly createdAt = new Date();
   publisher: RoomSource | undefined;
-  /** A publish in progress: the room is taken, so a second publisher gets 409 at once. */
-  publishing = true;
   readonly subscribers = new Map<string, Subscriber>();
   /** Subscribes in progress, counted against the per-room cap. */
   pendingSubscribers = 0;

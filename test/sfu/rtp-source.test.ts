@@ -22,7 +22,7 @@ describe("RTP source rooms", () => {
       audio: { port: source.ports[1], payloadType: 111 },
     });
     try {
-      await expect(server.app.rooms.ingest("ingested", [])).rejects.toMatchObject({ status: 409 });
+      await expect(server.app.rooms.ingest("ingested", [])).rejects.toMatchObject({ kind: "conflict" });
       const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; hasPublisher: boolean; codecs: string[] }[];
       expect(rooms).toEqual([expect.objectContaining({ name: "ingested", hasPublisher: true, codecs: ["H264", "opus"] })]);
       const { client } = await playStream(server.whepUrl("ingested"), {});
