@@ -10,9 +10,9 @@ import { FastSender, type RemoteOutputs } from "./fast-sender.js";
 import type { PacketSink } from "./forward.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import type { PublishedTrack } from "./publisher.js";
-import type { RoomSource } from "./room.js";
 import { codecMatches, describeCodec, narrowOffer, rtxFor, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
+import type { RoomSource } from "./types.js";
 
 /**
  * werift's own send path as a fan-out sink (FORWARD_PATH=werift): it rewrites SSRC, payload type
