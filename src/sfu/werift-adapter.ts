@@ -15,8 +15,10 @@
 // - RTCIceTransport `connection`: `nominated` (the pair's `remoteAddr`, `protocol.type` and the UDP
 //   socket at `protocol.transport.socket`), `send`, `onData`, `stunServer`.
 //
-// After a werift upgrade, rerun: test/sfu/srtp.test.ts, then one at a time test/e2e/forwarding,
-// rtcp, simulcast, offers and workers (.test.ts), and the forwarding bench (npm run bench).
+// After a werift upgrade, rerun test/sfu/werift-adapter.test.ts (each internal above, on two
+// loopback peers) and test/sfu/srtp.test.ts; then, one at a time, test/e2e/forwarding.test.ts,
+// rtcp.test.ts, simulcast.test.ts, offers.test.ts (SSRCs the offer left out), workers.test.ts
+// (the nominated socket in a worker) and test/fuzz/regressions.test.ts (the STUN server).
 import type dgram from "node:dgram";
 import {
   RtpHeader,
