@@ -23,7 +23,6 @@ export class RtpSource {
   readonly ports: number[] = [];
 
   private constructor(
-    readonly room: string,
     specs: RtpTrackSpec[],
     gopCachePackets: number,
   ) {
@@ -45,8 +44,8 @@ export class RtpSource {
   }
 
   /** Binds one loopback UDP socket per track; the RTP that arrives there is forwarded. */
-  static async open(room: string, specs: RtpTrackSpec[], gopCachePackets = 0): Promise<RtpSource> {
-    const source = new RtpSource(room, specs, gopCachePackets);
+  static async open(specs: RtpTrackSpec[], gopCachePackets = 0): Promise<RtpSource> {
+    const source = new RtpSource(specs, gopCachePackets);
     try {
       for (const track of source.tracks) {
         const socket = dgram.createSocket("udp4");

@@ -49,7 +49,6 @@ export class SimulcastSelector {
   private outSsrc = -1;
   private lastEvaluation = performance.now();
   private readonly timer: NodeJS.Timeout;
-  switches = 0;
 
   constructor(
     private readonly codec: CodecName,
@@ -114,7 +113,6 @@ export class SimulcastSelector {
       this.seqOffset = (this.lastSeq + 1 - seq) & 0xffff;
       const elapsed = Math.max(1, Math.round(((now - this.lastAt) * this.clockRate) / 1000));
       this.tsOffset = (this.lastTs + elapsed - timestamp) >>> 0;
-      this.switches++;
     }
     layer.switchSeq = seq;
     this.current = layer;

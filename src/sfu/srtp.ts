@@ -11,7 +11,7 @@ import { isNewer } from "./sequence.js";
 export const PROFILE_AES_CM_128_HMAC_SHA1_80 = 0x0001;
 export const PROFILE_AEAD_AES_128_GCM = 0x0007;
 
-/** The fields of werift's (private) SRTP context this reads: its profile and session keys. */
+/** The SRTP profile and session keys of one direction, as werift derives them from DTLS (werift-adapter.ts). */
 export interface SrtpSessionKeys {
   profile: number;
   srtpSessionKey: Buffer;
