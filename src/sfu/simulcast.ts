@@ -6,7 +6,8 @@
 import type { RtpPacket } from "werift";
 import { startsKeyframe } from "./keyframes.js";
 import type { CodecName } from "./sdp.js";
-import { isNewer, SequenceCompactor } from "./sequence.js";
+import { isNewer } from "../media/sequence.js";
+import { SequenceCompactor } from "./sequence.js";
 
 /** How often layer rates are measured and the choice is reconsidered. */
 const EVALUATE_MS = 250;
