@@ -24,9 +24,9 @@ import path from "node:path";
 import type { RtpPacket } from "werift";
 import { ntpFraction, ntpSeconds } from "../media/ntp.js";
 import type { PacketSink } from "../sfu/forward.js";
-import { startsKeyframe } from "../sfu/keyframes.js";
+import { startsKeyframe } from "../media/keyframe.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
-import type { CodecName } from "../sfu/sdp.js";
+import type { CodecName } from "../media/codecs.js";
 
 /** Codecs FFmpeg 5.x can depacketize from RTP (no AV1 depacketizer before FFmpeg 7). */
 export const EGRESS_CODECS: readonly CodecName[] = ["H264", "VP8", "VP9", "opus"];

@@ -19,6 +19,7 @@ import { closeSync, lstatSync, openSync, readSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { resolveFfmpeg } from "../bridges/ffmpeg-path.js";
+import { playbackContainerOf, type PlaybackContainer } from "../media/codecs.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
 import type { FinishedRecording } from "./recorder.js";
@@ -37,11 +38,9 @@ export interface PlaybackJob {
   audio?: TrackFile;
 }
 
-export type PlaybackContainer = "webm" | "mp4";
-
-/** mp4 for H.264 (browsers play H.264 in MP4, not in WebM); webm for everything else. */
+/** The container of the session's merged file, chosen by its video codec. */
 export function playbackContainer(job: PlaybackJob): PlaybackContainer {
-  return job.video?.info.codec === "H264" ? "mp4" : "webm";
+  return playbackContainerOf(job.video?.info.codec);
 }
 
 /** `{room}_{kind}{n}_{unixSeconds}.{ext}` → unixSeconds, or undefined. */

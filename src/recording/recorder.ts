@@ -7,7 +7,8 @@ import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { RtpPacket } from "werift";
 import { AnnexBWriter } from "../media/annexb.js";
-import { createAssembler, recordableCodec, type Frame, type FrameAssembler, type RecordableCodec } from "../media/depacketize.js";
+import { TRACK_CONTAINERS, type CodecName } from "../media/codecs.js";
+import { createAssembler, type Frame, type FrameAssembler } from "../media/depacketize.js";
 import { IvfWriter, IVF_HEADER_SIZE } from "../media/ivf.js";
 import { OggOpusWriter } from "../media/ogg.js";
 import { ReorderBuffer } from "../media/reorder.js";
@@ -37,7 +38,7 @@ export interface RecorderOptions {
 /** What a finished track file holds, for whoever merges or converts it afterwards. */
 export interface FinishedRecording {
   kind: "video" | "audio";
-  codec: Recordable;
+  codec: CodecName;
   /**
    * Wall clock (ms since the epoch) of the file's first frame: the lowest of each frame's arrival
    * less the RTP time since the first frame, so frames that were held up (a burst after a stall,
@@ -62,23 +63,19 @@ interface ContainerWriter {
   progressHeader?(): Buffer;
 }
 
-export type Recordable = RecordableCodec | "AV1";
-
 /** How often a growing file's header is rewritten with the duration so far (see progressHeader). */
 const HEADER_PATCH_MS = 1000;
 
-const FOURCC = { VP8: "VP80", VP9: "VP90", AV1: "AV01" } as const;
-
-function containerFor(codec: Recordable, channels: number): ContainerWriter {
-  switch (codec) {
-    case "VP8":
-    case "VP9":
-    case "AV1": {
+function containerFor(codec: CodecName, channels: number): ContainerWriter {
+  const container = TRACK_CONTAINERS[codec];
+  const extension = container.extension;
+  switch (container.extension) {
+    case "ivf": {
       let ivf: IvfWriter | undefined;
       return {
-        extension: "ivf",
+        extension,
         begin: (first) => {
-          ivf = new IvfWriter({ fourcc: FOURCC[codec], width: first.width ?? 0, height: first.height ?? 0 });
+          ivf = new IvfWriter({ fourcc: container.fourcc, width: first.width ?? 0, height: first.height ?? 0 });
           return ivf.fileHeader();
         },
         frame: (f) => (ivf as IvfWriter).frame(f.data, f.timestamp),
@@ -86,19 +83,19 @@ function containerFor(codec: Recordable, channels: number): ContainerWriter {
         progressHeader: () => (ivf as IvfWriter).finalHeader(),
       };
     }
-    case "H264": {
+    case "h264": {
       const annexb = new AnnexBWriter();
       return {
-        extension: "h264",
+        extension,
         begin: () => annexb.fileHeader(),
         frame: (f) => annexb.frame(f.data),
         end: () => ({}),
       };
     }
-    case "opus": {
+    case "ogg": {
       const ogg = new OggOpusWriter({ serial: randomInt(0, 0xffffffff), channels: channels === 1 ? 1 : 2 });
       return {
-        extension: "ogg",
+        extension,
         begin: () => ogg.begin(),
         frame: (f) => ogg.packet(f.data, f.timestamp),
         end: () => ({ tail: ogg.end() }),
@@ -129,7 +126,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   private file: SerialFile | undefined;
   private stopped = false;
   private closing: Promise<void> | undefined;
-  private readonly codec: Recordable;
+  private readonly codec: CodecName;
   private readonly clock = new TimestampUnwrapper();
   private startedAt = 0;
   private frames = 0;
@@ -141,7 +138,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   constructor(
     private readonly room: string,
     private readonly track: PublishedTrack,
-    codec: Recordable,
+    codec: CodecName,
     private readonly opts: RecorderOptions,
   ) {
     this.codec = codec;
@@ -255,11 +252,6 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
 /** The room consumer factory: one recorder per recordable track of every room. */
 export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFactory {
   return (room: Room, track: PublishedTrack): TrackConsumer | undefined => {
-    const codec: Recordable | undefined = track.codecName === "AV1" ? "AV1" : recordableCodec(track.codecName);
-    if (!codec) {
-      opts.log.warn({ room: room.name, codec: track.codecName }, "recording skipped: no container for this codec");
-      return undefined;
-    }
     try {
       mkdirSync(opts.dir, { recursive: true });
     } catch (err) {
@@ -267,6 +259,6 @@ export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFacto
       opts.log.error({ room: room.name, dir: opts.dir, err: (err as Error).message }, "recording not started: directory unusable");
       return undefined;
     }
-    return new TrackRecorder(room.name, track, codec, opts);
+    return new TrackRecorder(room.name, track, track.codecName, opts);
   };
 }

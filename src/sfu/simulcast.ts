@@ -4,8 +4,8 @@
 // Runs on the forwarding path: no await, no logging, no allocation per packet.
 
 import type { RtpPacket } from "werift";
-import { startsKeyframe } from "./keyframes.js";
-import type { CodecName } from "./sdp.js";
+import type { CodecName } from "../media/codecs.js";
+import { startsKeyframe } from "../media/keyframe.js";
 import { isNewer } from "../media/sequence.js";
 import { SequenceCompactor } from "./sequence.js";
 
