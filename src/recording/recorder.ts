@@ -1,5 +1,5 @@
 // Ties one published track to a pure container writer from src/media: reorder, depacketize,
-// write. Naming follows the seed: {room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}.
+// write, into a file named by names.ts ({room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}).
 
 import type { Logger } from "../logger.js";
 import { randomInt } from "node:crypto";
@@ -18,6 +18,7 @@ import type { PublishedTrack } from "../sfu/publisher.js";
 import { fmtpParams } from "../sfu/sdp.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
 import { SerialFile } from "./file.js";
+import { freeRecordName, type TrackExtension } from "./names.js";
 
 /** Counters read by /metrics at scrape time. */
 export class RecordingStats {
@@ -53,7 +54,7 @@ export interface FinishedRecording {
 
 /** One container format behind a common shape: header first, frames, final bytes on close. */
 interface ContainerWriter {
-  readonly extension: string;
+  readonly extension: TrackExtension;
   begin(first: Frame): Buffer;
   frame(f: Frame): Buffer;
   /** Bytes to append at the end, and a header to rewrite at offset 0. */
@@ -104,18 +105,12 @@ function containerFor(codec: CodecName, channels: number): ContainerWriter {
   }
 }
 
-/**
- * `{stem}_{unixSeconds}.{ext}`, moving the seconds forward while a regular file already has the
- * name (a room published again within the same second), so no recording is ever overwritten.
- */
-function freeName(dir: string, stem: string, ext: string): string {
-  for (let s = Math.floor(Date.now() / 1000); ; s++) {
-    const name = `${stem}_${s}.${ext}`;
-    try {
-      if (!lstatSync(path.join(dir, name)).isFile()) return name;
-    } catch {
-      return name;
-    }
+/** Whether a regular file has this name: only those are never overwritten (see SerialFile). */
+function regularFileAt(dir: string, name: string): boolean {
+  try {
+    return lstatSync(path.join(dir, name)).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -143,7 +138,10 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   ) {
     this.codec = codec;
     this.container = containerFor(codec, track.codec.channels ?? 2);
-    this.fileName = freeName(opts.dir, `${room}_${track.kind}${track.index}`, this.container.extension);
+    this.fileName = freeRecordName(
+      { room, playback: false, kind: track.kind, index: track.index, seconds: Math.floor(Date.now() / 1000), extension: this.container.extension },
+      (name) => regularFileAt(opts.dir, name),
+    );
     this.assembler = createAssembler(codec, {
       onKeyframeNeeded: () => track.keyframes.request(),
       spropParameterSets: fmtpParams(track.codec.fmtp).get("sprop-parameter-sets"),
@@ -249,7 +247,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   }
 }
 
-/** The room consumer factory: one recorder per recordable track of every room. */
+/** The room consumer factory: one recorder per track of every room (every forwarded codec has a container). */
 export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFactory {
   return (room: Room, track: PublishedTrack): TrackConsumer | undefined => {
     try {
@@ -259,6 +257,13 @@ export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFacto
       opts.log.error({ room: room.name, dir: opts.dir, err: (err as Error).message }, "recording not started: directory unusable");
       return undefined;
     }
-    return new TrackRecorder(room.name, track, track.codecName, opts);
+    try {
+      return new TrackRecorder(room.name, track, track.codecName, opts);
+    } catch (err) {
+      // A room name no recording name can hold (the HTTP routes let none through).
+      opts.stats.failed++;
+      opts.log.error({ room: room.name, err: (err as Error).message }, "recording not started: invalid name");
+      return undefined;
+    }
   };
 }
