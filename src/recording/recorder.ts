@@ -261,6 +261,7 @@ export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFacto
       return new TrackRecorder(room.name, track, track.codecName, opts);
     } catch (err) {
       // A room name no recording name can hold (the HTTP routes let none through).
+      if (!(err instanceof RangeError)) throw err;
       opts.stats.failed++;
       opts.log.error({ room: room.name, err: (err as Error).message }, "recording not started: invalid name");
       return undefined;
