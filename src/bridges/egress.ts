@@ -22,10 +22,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { RtpPacket } from "werift";
+import { ntpFraction, ntpSeconds } from "../media/ntp.js";
 import type { PacketSink } from "../sfu/forward.js";
-import { startsKeyframe } from "../sfu/keyframes.js";
+import { startsKeyframe } from "../media/keyframe.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
-import type { CodecName } from "../sfu/sdp.js";
+import type { CodecName } from "../media/codecs.js";
 
 /** Codecs FFmpeg 5.x can depacketize from RTP (no AV1 depacketizer before FFmpeg 7). */
 export const EGRESS_CODECS: readonly CodecName[] = ["H264", "VP8", "VP9", "opus"];
@@ -129,9 +130,6 @@ export function boundUdpPorts(): Set<number> | undefined {
   return any ? ports : undefined;
 }
 
-/** 2208988800 s between the NTP epoch (1900) and the Unix epoch. */
-const NTP_OFFSET = 2208988800;
-
 /** An RTCP sender report (RFC 3550 §6.4.1) without report blocks: 28 bytes. */
 export function senderReport(ssrc: number, wallMs: number, rtpTimestamp: number, packets: number, octets: number): Buffer {
   const b = Buffer.alloc(28);
@@ -139,10 +137,8 @@ export function senderReport(ssrc: number, wallMs: number, rtpTimestamp: number,
   b[1] = 200;
   b.writeUInt16BE(6, 2);
   b.writeUInt32BE(ssrc >>> 0, 4);
-  const seconds = Math.floor(wallMs / 1000);
-  const fraction = Math.floor(((wallMs % 1000) / 1000) * 0x100000000);
-  b.writeUInt32BE((seconds + NTP_OFFSET) >>> 0, 8);
-  b.writeUInt32BE(fraction >>> 0, 12);
+  b.writeUInt32BE(ntpSeconds(wallMs) >>> 0, 8);
+  b.writeUInt32BE(ntpFraction(wallMs) >>> 0, 12);
   b.writeUInt32BE(rtpTimestamp >>> 0, 16);
   b.writeUInt32BE(packets >>> 0, 20);
   b.writeUInt32BE(octets >>> 0, 24);

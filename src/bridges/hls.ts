@@ -8,7 +8,7 @@ import { lstatSync } from "node:fs";
 import { mkdir, readdir, rm, rmdir, writeFile, unlink } from "node:fs/promises";
 import path from "node:path";
 import { ROOM_NAME_RE } from "../config.js";
-import type { CodecName } from "../sfu/sdp.js";
+import type { CodecName } from "../media/codecs.js";
 import { whitelistArgs } from "./supervisor.js";
 
 export const PLAYLIST = "stream.m3u8";

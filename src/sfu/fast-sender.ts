@@ -5,6 +5,7 @@
 // (fanout-workers.ts). werift still owns ICE, DTLS, RTCP and the SRTP keys; what this reads of
 // them beyond werift's public API comes through werift-adapter.ts.
 import type { RTCDtlsTransport, RTCRtpSender, RtpPacket } from "werift";
+import { ntpTimestamp } from "../media/ntp.js";
 import type { PacketSink } from "./forward.js";
 import type { PacketHistory } from "./history.js";
 import { OutboundStream, type OutboundIdentity, type ViewerOutput } from "./outbound.js";
@@ -37,15 +38,6 @@ export interface RemoteOutputRequest {
 export interface RemoteOutputs {
   /** A worker-side output for this viewer, or undefined when it cannot take it (then it stays here). */
   attach(o: RemoteOutputRequest): ViewerOutput | undefined;
-}
-
-const NTP_EPOCH_OFFSET = 2208988800;
-
-/** 64-bit NTP time of a wall-clock instant (RFC 3550 sender reports). */
-function ntp(ms: number): bigint {
-  const seconds = Math.floor(ms / 1000);
-  const fraction = Math.floor(((ms % 1000) / 1000) * 0x100000000);
-  return (BigInt(seconds + NTP_EPOCH_OFFSET) << 32n) | BigInt(fraction);
 }
 
 /** Process-wide NACK counters of every FastSender, read by /metrics (plain numbers, no labels). */
@@ -116,7 +108,7 @@ export class FastSender implements PacketSink {
 
   private refreshReport(): void {
     if (this.sent === 0) return;
-    setSenderReport(this.sender, ntp(this.lastSentMs), this.lastTimestamp, this.sent >>> 0, this.octets >>> 0);
+    setSenderReport(this.sender, ntpTimestamp(this.lastSentMs), this.lastTimestamp, this.sent >>> 0, this.octets >>> 0);
   }
 
   close(): void {

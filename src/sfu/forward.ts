@@ -4,8 +4,9 @@
 
 import type { RtpPacket } from "werift";
 import { PacketHistory } from "./history.js";
-import { startsKeyframe } from "./keyframes.js";
-import type { CodecName, MediaKind } from "./sdp.js";
+import type { CodecName } from "../media/codecs.js";
+import { startsKeyframe } from "../media/keyframe.js";
+import type { MediaKind } from "./sdp.js";
 import { SequenceCompactor } from "./sequence.js";
 
 /** Where a forwarded packet goes: a subscriber's sender, a recorder, an egress port. */

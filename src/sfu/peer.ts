@@ -10,6 +10,7 @@ import {
   type PeerConfig,
 } from "werift";
 import type { Config } from "../config.js";
+import { mimeTypeOf } from "../media/codecs.js";
 import { errors } from "./errors.js";
 import { FORWARDED_BY_KIND } from "./extensions.js";
 import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
@@ -35,9 +36,8 @@ export function toWeriftCodec(kind: MediaKind, c: SdpCodec): RTCRtpCodecParamete
     // RFC 4588 retransmissions of the codec its apt names; no feedback of its own.
     return new RTCRtpCodecParameters({ mimeType: `${kind}/rtx`, clockRate: c.clockRate, payloadType: c.payloadType, parameters: c.fmtp, rtcpFeedback: [] });
   }
-  const name = c.name.toUpperCase() === "OPUS" ? "opus" : c.name.toUpperCase() === "AV1X" ? "AV1" : c.name.toUpperCase();
   return new RTCRtpCodecParameters({
-    mimeType: `${kind}/${name}`,
+    mimeType: mimeTypeOf(kind, c.name),
     clockRate: c.clockRate,
     channels: kind === "audio" ? (c.channels ?? 2) : undefined,
     payloadType: c.payloadType,

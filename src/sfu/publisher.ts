@@ -4,13 +4,12 @@ import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
 import { agreedExtensions, sourceIndexes } from "./extensions.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
+import { canonicalName, type CodecName } from "../media/codecs.js";
 import {
-  canonicalName,
   FORWARDABLE,
   narrowOffer,
   rtxFor,
   usableMedia,
-  type CodecName,
   type MediaKind,
   type ParsedSdp,
   type SdpCodec,

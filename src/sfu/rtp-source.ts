@@ -5,7 +5,8 @@ import { RtpPacket } from "werift";
 import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
 import type { PublishedTrack } from "./publisher.js";
-import { canonicalName, type MediaKind, type SdpCodec } from "./sdp.js";
+import { canonicalName } from "../media/codecs.js";
+import type { MediaKind, SdpCodec } from "./sdp.js";
 import { newSessionId, type EndReason } from "./session.js";
 
 export interface RtpTrackSpec {
