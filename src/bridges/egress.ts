@@ -22,6 +22,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { RtpPacket } from "werift";
+import { fail } from "../errors.js";
 import type { PacketSink } from "../sfu/forward.js";
 import { startsKeyframe } from "../sfu/keyframes.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
@@ -32,8 +33,6 @@ export const EGRESS_CODECS: readonly CodecName[] = ["H264", "VP8", "VP9", "opus"
 
 /** SDP encoding names FFmpeg's RTP demuxer knows. */
 const SDP_NAME: Record<CodecName, string> = { H264: "H264", VP8: "VP8", VP9: "VP9", AV1: "AV1", opus: "opus" };
-
-export class EgressError extends Error {}
 
 export interface SdpTrack {
   kind: "audio" | "video";
@@ -52,9 +51,9 @@ export interface SdpTrack {
 export function buildEgressSdp(name: string, tracks: SdpTrack[]): string {
   const lines = ["v=0", "o=- 0 0 IN IP4 127.0.0.1", `s=${name.replace(/[^\x20-\x7e]/g, "")}`, "c=IN IP4 127.0.0.1", "t=0 0"];
   for (const t of tracks) {
-    if (!EGRESS_CODECS.includes(t.codecName)) throw new EgressError(`cannot bridge ${t.codecName}`);
-    if (!Number.isInteger(t.payloadType) || t.payloadType < 0 || t.payloadType > 127) throw new EgressError(`bad payload type ${t.payloadType}`);
-    if (!Number.isInteger(t.port) || t.port <= 0 || t.port > 65534) throw new EgressError(`bad port ${t.port}`);
+    if (!EGRESS_CODECS.includes(t.codecName)) throw fail("unsupported_codec", `cannot bridge ${t.codecName}`);
+    if (!Number.isInteger(t.payloadType) || t.payloadType < 0 || t.payloadType > 127) throw new Error(`bad payload type ${t.payloadType}`);
+    if (!Number.isInteger(t.port) || t.port <= 0 || t.port > 65534) throw new Error(`bad port ${t.port}`);
     const clock = t.codecName === "opus" ? 48000 : t.clockRate || 90000;
     const rtpmap = t.codecName === "opus" ? `opus/48000/${t.channels === 1 ? 1 : 2}` : `${SDP_NAME[t.codecName]}/${clock}`;
     lines.push(`m=${t.kind} ${t.port} RTP/AVP ${t.payloadType}`, `a=rtpmap:${t.payloadType} ${rtpmap}`);
@@ -105,7 +104,7 @@ export async function freePortPair(): Promise<number> {
       return p;
     }
   }
-  throw new EgressError("no free UDP port pair on 127.0.0.1");
+  throw fail("capacity", "no free UDP port pair on 127.0.0.1");
 }
 
 /** UDP ports bound on this host right now, from /proc/net/udp (Linux); undefined when unreadable. */
@@ -322,7 +321,7 @@ export class RoomEgress {
     this.tracks = opts.tracks.filter(egressable);
     if (this.tracks.length === 0) {
       const codecs = opts.tracks.map((t) => t.codecName).join(", ") || "no tracks";
-      throw new EgressError(`nothing to bridge (${codecs})`);
+      throw fail("unsupported_codec", `nothing to bridge (${codecs})`);
     }
     this.socket = dgram.createSocket("udp4");
     this.socket.on("error", () => undefined);

@@ -23,22 +23,11 @@ import { randomBytes, randomInt } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Rooms } from "../sfu/rooms.js";
-import { DomainError } from "../errors.js";
+import { fail, isDomainError } from "../errors.js";
 import type { RtpSource, RtpTrackSpec } from "../sfu/rtp-source.js";
 import type { EndReason } from "../sfu/session.js";
 import { copiesIntoRoom, probeMedia } from "./probe.js";
-import { JobLimitError, SupervisorClosedError, whitelistArgs, type Job, type JobInfo, type JobSpec, type JobState, type Supervisor } from "./supervisor.js";
-
-/** An ingest request that cannot be served; the HTTP layer answers `status` with `message`. */
-export class IngestError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "IngestError";
-  }
-}
+import { whitelistArgs, type Job, type JobInfo, type JobSpec, type JobState, type Supervisor } from "./supervisor.js";
 
 export const VIDEO_PAYLOAD_TYPE = 96;
 export const AUDIO_PAYLOAD_TYPE = 111;
@@ -121,40 +110,40 @@ function within(root: string, p: string): boolean {
 }
 
 function parseNetworkUrl(raw: string, scheme: string, policy: SourcePolicy): IngestSource {
-  if (/\s/.test(raw)) throw new IngestError(400, "invalid url: URLs must not contain whitespace");
+  if (/\s/.test(raw)) throw fail("invalid_input", "invalid url: URLs must not contain whitespace");
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new IngestError(400, "invalid url: cannot be parsed");
+    throw fail("invalid_input", "invalid url: cannot be parsed");
   }
-  if (url.hostname === "") throw new IngestError(400, "invalid url: no host");
+  if (url.hostname === "") throw fail("invalid_input", "invalid url: no host");
   if (!hostAllowed(url.hostname, policy.allowedHosts)) {
-    throw new IngestError(400, `invalid url: host "${url.hostname.slice(0, 100)}" is not in INGEST_ALLOWED_HOSTS`);
+    throw fail("invalid_input", `invalid url: host "${url.hostname.slice(0, 100)}" is not in INGEST_ALLOWED_HOSTS`);
   }
   const display = maskSourceUrl(raw);
   if (scheme === "rtmp" || scheme === "rtmps") {
     // rtmp://host[:port]/app/stream: an application and a stream name.
     const segments = url.pathname.split("/").filter((s) => s !== "");
-    if (segments.length < 2) throw new IngestError(400, "invalid url: an RTMP URL needs an application and a stream name (rtmp://host/app/stream)");
+    if (segments.length < 2) throw fail("invalid_input", "invalid url: an RTMP URL needs an application and a stream name (rtmp://host/app/stream)");
     return { kind: "rtmp", input: raw, display, protocols: ["rtmp", "rtmps", "tcp", "tls"], live: true };
   }
   const ext = path.posix.extname(url.pathname).toLowerCase();
-  if (!HTTP_EXTENSIONS.includes(ext)) throw new IngestError(400, "invalid url: http(s) sources must be .m3u8, .mp4 or .flv");
+  if (!HTTP_EXTENSIONS.includes(ext)) throw fail("invalid_input", "invalid url: http(s) sources must be .m3u8, .mp4 or .flv");
   // HLS segments come over the same protocols (crypto for AES-128 segments); never file: or concat:.
   if (ext === ".m3u8") return { kind: "hls", input: raw, display, protocols: ["http", "https", "tcp", "tls", "crypto"], live: true };
   return { kind: "http", input: raw, display, protocols: ["http", "https", "tcp", "tls"], live: false };
 }
 
 async function resolveFile(raw: string, policy: SourcePolicy): Promise<IngestSource> {
-  if (raw.includes(":")) throw new IngestError(400, `invalid url: file paths must not contain ':' (${ACCEPTED})`);
-  if (raw.split(/[\\/]/).includes("..")) throw new IngestError(400, "invalid url: file paths must not contain '..'");
+  if (raw.includes(":")) throw fail("invalid_input", `invalid url: file paths must not contain ':' (${ACCEPTED})`);
+  if (raw.split(/[\\/]/).includes("..")) throw fail("invalid_input", "invalid url: file paths must not contain '..'");
   const root = path.resolve(policy.mediaDir);
   const abs = path.isAbsolute(raw) ? path.resolve(raw) : path.resolve(root, raw);
-  if (!within(root, abs)) throw new IngestError(400, "invalid url: file paths must be under MEDIA_DIR");
+  if (!within(root, abs)) throw fail("invalid_input", "invalid url: file paths must be under MEDIA_DIR");
   const ext = path.extname(abs).toLowerCase();
   if (!MEDIA_FILE_EXTENSIONS.includes(ext)) {
-    throw new IngestError(400, `invalid url: unsupported file type (${MEDIA_FILE_EXTENSIONS.join(", ")})`);
+    throw fail("invalid_input", `invalid url: unsupported file type (${MEDIA_FILE_EXTENSIONS.join(", ")})`);
   }
   let real: string;
   let realRoot: string;
@@ -162,30 +151,30 @@ async function resolveFile(raw: string, policy: SourcePolicy): Promise<IngestSou
     realRoot = await realpath(root);
     real = await realpath(abs);
   } catch {
-    throw new IngestError(400, `invalid url: no such file under MEDIA_DIR: ${path.relative(root, abs).slice(0, 200)}`);
+    throw fail("invalid_input", `invalid url: no such file under MEDIA_DIR: ${path.relative(root, abs).slice(0, 200)}`);
   }
   // A symlink inside MEDIA_DIR must not lead out of it.
-  if (!within(realRoot, real)) throw new IngestError(400, "invalid url: file paths must be under MEDIA_DIR");
+  if (!within(realRoot, real)) throw fail("invalid_input", "invalid url: file paths must be under MEDIA_DIR");
   const st = await stat(real).catch(() => undefined);
-  if (!st?.isFile()) throw new IngestError(400, "invalid url: not a regular file");
+  if (!st?.isFile()) throw fail("invalid_input", "invalid url: not a regular file");
   return { kind: "file", input: `file:${real}`, display: path.relative(root, abs), protocols: ["file"], live: false };
 }
 
 /**
- * Checks an ingest source against the policy (throws IngestError 400 with the reason) and returns
+ * Checks an ingest source against the policy (throws "invalid_input" with the reason) and returns
  * what FFmpeg is to open. Nothing is started here.
  */
 export async function resolveIngestSource(raw: unknown, policy: SourcePolicy): Promise<IngestSource> {
-  if (typeof raw !== "string" || raw === "") throw new IngestError(400, `"url" is required: ${ACCEPTED}`);
-  if (raw.length > MAX_URL_LENGTH) throw new IngestError(400, `invalid url: longer than ${MAX_URL_LENGTH} characters`);
-  if (/[\x00-\x1f\x7f]/.test(raw)) throw new IngestError(400, "invalid url: control characters");
+  if (typeof raw !== "string" || raw === "") throw fail("invalid_input", `"url" is required: ${ACCEPTED}`);
+  if (raw.length > MAX_URL_LENGTH) throw fail("invalid_input", `invalid url: longer than ${MAX_URL_LENGTH} characters`);
+  if (/[\x00-\x1f\x7f]/.test(raw)) throw fail("invalid_input", "invalid url: control characters");
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase();
   if (scheme !== undefined) {
     if (["rtmp", "rtmps", "http", "https"].includes(scheme)) {
-      if (!raw.slice(scheme.length + 1).startsWith("//")) throw new IngestError(400, `invalid url: expected ${scheme}://host/…`);
+      if (!raw.slice(scheme.length + 1).startsWith("//")) throw fail("invalid_input", `invalid url: expected ${scheme}://host/…`);
       return parseNetworkUrl(raw, scheme, policy);
     }
-    throw new IngestError(400, `invalid url: "${scheme.slice(0, 20)}:" sources are not accepted; ${ACCEPTED}`);
+    throw fail("invalid_input", `invalid url: "${scheme.slice(0, 20)}:" sources are not accepted; ${ACCEPTED}`);
   }
   return resolveFile(raw, policy);
 }
@@ -360,15 +349,15 @@ export class Ingests {
   }
 
   /**
-   * Validates `url` (IngestError 400), takes the room (409 when it has a publisher) and starts
+   * Validates `url` ("invalid_input"), takes the room ("conflict" when it has a publisher) and starts
    * FFmpeg. Resolves once the job is started (state "starting"), not when media flows.
    */
   async start(room: string, url: unknown, options: StartOptions = {}): Promise<IngestInfo> {
     const source = await resolveIngestSource(url, this.opts.policy);
     const loop = options.loop ?? false;
-    if (loop && source.live) throw new IngestError(400, "loop applies to files and .mp4/.flv URLs, not to live sources");
+    if (loop && source.live) throw fail("invalid_input", "loop applies to files and .mp4/.flv URLs, not to live sources");
     return this.serial(room, async () => {
-      if (this.closed) throw new IngestError(503, "server is shutting down");
+      if (this.closed) throw fail("shutting_down", "server is shutting down");
       const current = this.live.get(room);
       if (current && options.replaceCallbackIngest && current.origin !== "api") {
         this.opts.log.info({ room, ingest: current.id }, "ingest replaced by a new publish");
@@ -385,16 +374,10 @@ export class Ingests {
     // is taken as audio + video, re-encoded. Not for publish callbacks: nginx-rtmp and SRS wait for
     // the callback's answer before they accept the stream, so there is nothing to probe yet.
     const probed = origin === "api" ? await probeMedia(source.input, source.protocols, source.kind === "file" ? 5000 : PROBE_MS) : undefined;
-    if (probed && !probed.video && !probed.audio) throw new IngestError(422, "the source has neither video nor audio");
+    if (probed && !probed.video && !probed.audio) throw fail("unsupported_codec", "the source has neither video nor audio");
     const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: copiesIntoRoom(probed) } : BOTH;
-    let rtp: RtpSource;
-    try {
-      rtp = await rooms.ingest(room, tracksFor(streams));
-    } catch (err) {
-      if (err instanceof DomainError) throw new IngestError({ invalid_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, unsupported_codec: 422, capacity: 503, shutting_down: 503 }[err.kind], err.message);
-      if (/shutting down/.test((err as Error).message)) throw new IngestError(503, "server is shutting down");
-      throw err;
-    }
+    // Its errors ("conflict": the room has a publisher, "capacity", "shutting_down") are the caller's.
+    const rtp: RtpSource = await rooms.ingest(room, tracksFor(streams));
     const id = randomBytes(8).toString("hex");
     const ssrcs: [number, number] = [randomSsrc(), randomSsrc()];
     const createdAt = new Date().toISOString();
@@ -430,8 +413,7 @@ export class Ingests {
       job = supervisor.start(spec);
     } catch (err) {
       await rtp.close("error");
-      if (err instanceof SupervisorClosedError) throw new IngestError(503, "server is shutting down");
-      if (err instanceof JobLimitError) throw new IngestError(503, err.message);
+      if (isDomainError(err, "shutting_down")) throw fail("shutting_down", "server is shutting down");
       throw err;
     }
     entry = { id, room, source, loop, origin, createdAt, rtp, job, streams };

@@ -17,6 +17,7 @@
 
 import type { Logger } from "../logger.js";
 import { spawn, type ChildProcess } from "node:child_process";
+import { fail } from "../errors.js";
 import { resolveFfmpeg } from "./ffmpeg-path.js";
 
 export type JobState = "starting" | "running" | "retrying" | "stopped" | "failed";
@@ -151,7 +152,7 @@ export interface SupervisorOptions {
   /** At most this many stderr lines per job per window are logged (default 20 per 10 s). */
   stderrLinesPerWindow?: number;
   stderrWindowMs?: number;
-  /** At most this many live jobs at once; start() beyond it throws JobLimitError (default unlimited). */
+  /** At most this many live jobs at once; start() beyond it throws a "capacity" error (default unlimited). */
   maxJobs?: number;
 }
 
@@ -191,20 +192,6 @@ export function cleanStderrLine(line: string): string {
 
 function isErrorLine(line: string): boolean {
   return /\[(?:error|fatal|panic)\]/.test(line);
-}
-
-export class SupervisorClosedError extends Error {
-  constructor() {
-    super("the FFmpeg supervisor is closed");
-  }
-}
-
-/** Too many FFmpeg jobs: the caller answers 503 with Retry-After (RFC 9725 §4.6) and starts nothing. */
-export class JobLimitError extends Error {
-  readonly status = 503;
-  constructor(readonly limit: number) {
-    super(`FFmpeg job limit reached (${limit} running)`);
-  }
 }
 
 type Waiter = { resolve: () => void; reject: (err: Error) => void; timer?: NodeJS.Timeout };
@@ -679,20 +666,33 @@ export class Supervisor implements SupervisorInternals {
     return this.pathOf();
   }
 
-  /** Starts a job (its first run begins at once). Throws when the id is taken or after closeAll(). */
+  /**
+   * Starts a job (its first run begins at once). Throws "conflict" when the id is taken,
+   * "shutting_down" after closeAll(), "capacity" at the job limit (nothing is started; the HTTP
+   * layer adds Retry-After, RFC 9725 §4.6).
+   */
   start(spec: JobSpec): Job {
-    if (this.closedValue) throw new SupervisorClosedError();
-    if (this.jobs.has(spec.id)) throw new Error(`an FFmpeg job "${spec.id}" is already running`);
+    if (this.closedValue) throw fail("shutting_down", "the FFmpeg supervisor is closed");
+    if (this.jobs.has(spec.id)) throw fail("conflict", `an FFmpeg job "${spec.id}" is already running`);
     protocolList(spec.protocols);
     if (this.jobs.size >= this.maxJobs) {
-      this.rejectedTotal++;
       this.log.warn({ job: spec.id, kind: spec.kind, ...spec.meta, limit: this.maxJobs }, "ffmpeg job refused: job limit reached");
-      throw new JobLimitError(this.maxJobs);
+      throw this.refuse();
     }
     const job = new Job(spec, this);
     this.jobs.set(spec.id, job);
     job.launch();
     return job;
+  }
+
+  /** Throws the job limit's "capacity" error when `jobs` more would not fit (a batch is refused whole). */
+  ensureRoomFor(jobs: number): void {
+    if (this.jobs.size + jobs > this.maxJobs) throw this.refuse();
+  }
+
+  private refuse(): Error {
+    this.rejectedTotal++;
+    return fail("capacity", `FFmpeg job limit reached (${this.maxJobs} running)`);
   }
 
   get(id: string): Job | undefined {

@@ -6,13 +6,11 @@ import { lstat } from "node:fs/promises";
 import path from "node:path";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { tokenMatches, type Authorizer } from "../auth/auth.js";
-import { BridgeError } from "../bridges/room-bridges.js";
 import type { Bridges } from "../bridges/index.js";
-import { StreamConflictError, StreamStartError } from "../bridges/streams.js";
-import { JobLimitError } from "../bridges/supervisor.js";
 import { parseRtmpUrl } from "../bridges/urls.js";
 import { ROOM_NAME_RE, type Config } from "../config.js";
-import { RETRY_AFTER_SECONDS, sendError } from "./errors.js";
+import { isDomainError } from "../errors.js";
+import { RETRY_AFTER_SECONDS, sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager, tokenOf, unauthorized } from "./guard.js";
 
 declare module "fastify" {
@@ -28,9 +26,8 @@ export interface BridgeRouteDeps {
   config: Pick<Config, "transcoderApiKey">;
 }
 
-
 function bridgeError(reply: FastifyReply, err: unknown): FastifyReply {
-  if (err instanceof BridgeError) return sendError(reply, err.status, err.message);
+  if (isDomainError(err)) return sendDomainError(reply, err);
   throw err;
 }
 
@@ -163,13 +160,15 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
       try {
         await bridges.streams.start(streamId, rtmpUrl);
       } catch (err) {
-        if (err instanceof StreamConflictError) return seedError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
-        if (err instanceof JobLimitError) {
+        // The seed's statuses: 409 for a name a room's HLS holds, 503 at the job limit, 500 for
+        // every other failure to start, with its reason.
+        if (isDomainError(err, "conflict")) return seedError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
+        if (isDomainError(err, "capacity")) {
           reply.header("Retry-After", RETRY_AFTER_SECONDS);
           return seedError(reply, 503, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${err.message}.`);
         }
-        const reason = err instanceof StreamStartError ? err.message : "internal error";
-        if (!(err instanceof StreamStartError)) request.log.error({ err, streamId }, "start-stream failed");
+        const reason = isDomainError(err) ? err.message : "internal error";
+        if (!isDomainError(err)) request.log.error({ err, streamId }, "start-stream failed");
         const sentence = /[.!?]$/.test(reason) ? reason : `${reason}.`;
         return seedError(reply, 500, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${sentence}`);
       }

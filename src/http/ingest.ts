@@ -3,8 +3,9 @@
 
 import type { FastifyInstance } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
-import { IngestError, type Ingests } from "../bridges/ingest.js";
-import { sendError } from "./errors.js";
+import type { Ingests } from "../bridges/ingest.js";
+import { isDomainError } from "../errors.js";
+import { sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager } from "./guard.js";
 
 declare module "fastify" {
@@ -42,7 +43,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
       const info = await ingests.start(room, body.url, { loop: body.loop, origin: "api" });
       return reply.code(201).send(info);
     } catch (err) {
-      if (err instanceof IngestError) return sendError(reply, err.status, err.message);
+      if (isDomainError(err)) return sendDomainError(reply, err);
       throw err;
     }
   });

@@ -3,19 +3,11 @@
 // MEDIA_DIR later (relay/tasks.ts); this decides only whether the request makes sense.
 
 import { ROOM_NAME_RE } from "../../config.js";
+import { fail } from "../../errors.js";
 import { parseRtmpUrl } from "../urls.js";
 
-export class RelayRequestError extends Error {
-  constructor(
-    readonly status: 400 | 404,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const bad = (message: string): never => {
-  throw new RelayRequestError(400, message);
+  throw fail("invalid_input", message);
 };
 
 export type RelayCmd = "1" | "2" | "3" | "5";
@@ -316,7 +308,7 @@ function parseCallbackUrl(raw: unknown): string | undefined {
 
 const ID_RE = /^[\x21-\x7e]{1,128}$/;
 
-/** The request body → a command, or RelayRequestError(400) saying what is wrong. */
+/** The request body → a command, or an "invalid_input" error saying what is wrong. */
 export function parseRelayRequest(body: unknown, limits: RequestLimits): RelayCommand {
   if (typeof body !== "object" || body === null || Array.isArray(body)) bad("the body must be a JSON object");
   const b = body as Record<string, unknown>;

@@ -15,18 +15,11 @@ import type { Rooms } from "../../sfu/rooms.js";
 import type { RtpSource } from "../../sfu/rtp-source.js";
 import { probeMedia } from "../probe.js";
 import { randomSsrc, resolveIngestSource, tracksFor, type IngestSource } from "../ingest.js";
-import { JobLimitError, type Job, type Supervisor } from "../supervisor.js";
+import { fail, isDomainError } from "../../errors.js";
+import type { Job, Supervisor } from "../supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "../urls.js";
-import { advance, ffconcat, PlanError, planEntries, runArgs, type PlanEntry, type PlayPosition, type ResolvedFile } from "./plan.js";
-import { RelayRequestError, type Gravity, type RelayCommand, type RelayTarget, type RelayTaskSpec } from "./request.js";
-
-/** The server is shutting down: no new relay work (503). */
-export class RelayClosedError extends Error {
-  readonly status = 503;
-  constructor() {
-    super("server is shutting down");
-  }
-}
+import { advance, ffconcat, planEntries, runArgs, type PlanEntry, type PlayPosition, type ResolvedFile } from "./plan.js";
+import { type Gravity, type RelayCommand, type RelayTarget, type RelayTaskSpec } from "./request.js";
 
 export interface RelayOptions {
   supervisor: Supervisor;
@@ -187,8 +180,7 @@ class TargetRunner {
         cleanup: () => rmSync(listFile, { force: true }),
       });
     } catch (err) {
-      if (err instanceof JobLimitError) this.fail(err.message);
-      else this.fail((err as Error).message);
+      this.fail((err as Error).message);
       return;
     }
     this.job = job;
@@ -344,7 +336,7 @@ class RelayTask {
     return this.manager.opts;
   }
 
-  /** Resolves every source under the URL policy (400 on a bad one) and probes them into entries. */
+  /** Resolves every source under the URL policy ("invalid_input" on a bad one) and probes them into entries. */
   async prepare(): Promise<void> {
     const policy = { mediaDir: this.opts.mediaDir, allowedHosts: this.opts.allowedHosts };
     const sources: IngestSource[] = [];
@@ -353,9 +345,10 @@ class RelayTask {
       try {
         src = await resolveIngestSource(s.url, policy);
       } catch (err) {
-        throw new RelayRequestError(400, `src[${i}]: ${(err as Error).message}`);
+        if (isDomainError(err)) throw fail(err.kind, `src[${i}]: ${err.message}`);
+        throw err;
       }
-      if (src.kind === "rtmp" || src.kind === "hls") throw new RelayRequestError(400, `src[${i}]: a relay plays files (.mp4, .flv, … under MEDIA_DIR, or http(s) .mp4/.flv), not live or HLS sources`);
+      if (src.kind === "rtmp" || src.kind === "hls") throw fail("invalid_input", `src[${i}]: a relay plays files (.mp4, .flv, … under MEDIA_DIR, or http(s) .mp4/.flv), not live or HLS sources`);
       sources.push(src);
     }
     const protocols = new Set(["file"]);
@@ -377,17 +370,10 @@ class RelayTask {
       this.watermark = watermark;
       return;
     }
-    let entries: PlanEntry[];
-    try {
-      entries = planEntries(
-        files,
-        this.spec.src.map((s) => ({ windows: s.windows, absWindows: s.absWindows })),
-      );
-    } catch (err) {
-      if (err instanceof PlanError) throw new RelayRequestError(400, err.message);
-      throw err;
-    }
-    this.entries = entries;
+    this.entries = planEntries(
+      files,
+      this.spec.src.map((s) => ({ windows: s.windows, absWindows: s.absWindows })),
+    );
     this.protocols = [...protocols];
     this.watermark = watermark;
     this.hasAudio = files.every((f) => f.audio);
@@ -396,23 +382,23 @@ class RelayTask {
   /** A watermark image: http(s) .png/.jpg, or a .png/.jpg file that resolves under MEDIA_DIR. */
   private async resolveImage(raw: string): Promise<IngestSource> {
     const ext = path.extname(raw.split(/[?#]/)[0] ?? "").toLowerCase();
-    if (![".png", ".jpg", ".jpeg"].includes(ext)) throw new RelayRequestError(400, "wmimage must be a .png or .jpg image");
+    if (![".png", ".jpg", ".jpeg"].includes(ext)) throw fail("invalid_input", "wmimage must be a .png or .jpg image");
     if (/^https?:\/\//i.test(raw)) {
       let u: URL;
       try {
         u = new URL(raw);
       } catch {
-        throw new RelayRequestError(400, "wmimage: invalid URL");
+        throw fail("invalid_input", "wmimage: invalid URL");
       }
       const hosts = this.opts.allowedHosts;
-      if (hosts.length > 0 && !hosts.includes(u.hostname)) throw new RelayRequestError(400, `wmimage: host "${u.hostname}" is not in INGEST_ALLOWED_HOSTS`);
+      if (hosts.length > 0 && !hosts.includes(u.hostname)) throw fail("invalid_input", `wmimage: host "${u.hostname}" is not in INGEST_ALLOWED_HOSTS`);
       return { kind: "http", input: raw, display: raw, protocols: ["http", "https", "tcp", "tls"], live: false };
     }
-    if (raw.includes(":") || raw.split(/[\\/]/).includes("..")) throw new RelayRequestError(400, "wmimage: file paths must be under MEDIA_DIR");
+    if (raw.includes(":") || raw.split(/[\\/]/).includes("..")) throw fail("invalid_input", "wmimage: file paths must be under MEDIA_DIR");
     const root = await realpath(path.resolve(this.opts.mediaDir)).catch(() => path.resolve(this.opts.mediaDir));
     const real = await realpath(path.isAbsolute(raw) ? raw : path.join(root, raw)).catch(() => undefined);
     const rel = real ? path.relative(root, real) : "..";
-    if (!real || rel.startsWith("..") || path.isAbsolute(rel)) throw new RelayRequestError(400, "wmimage: no such image under MEDIA_DIR");
+    if (!real || rel.startsWith("..") || path.isAbsolute(rel)) throw fail("invalid_input", "wmimage: no such image under MEDIA_DIR");
     return { kind: "file", input: `file:${real}`, display: rel, protocols: ["file"], live: false };
   }
 
@@ -577,7 +563,7 @@ export class RelayTasks {
     this.save();
   }
 
-  /** One command, executed in arrival order; RelayRequestError for what the request got wrong. */
+  /** One command, executed in arrival order; a domain error for what the request got wrong. */
   execute(command: RelayCommand): Promise<void> {
     const run = this.serial.then(() => this.run(command));
     this.serial = run.catch(() => undefined);
@@ -585,7 +571,7 @@ export class RelayTasks {
   }
 
   private async run(command: RelayCommand): Promise<void> {
-    if (this.closed) throw new RelayClosedError();
+    if (this.closed) throw fail("shutting_down", "server is shutting down");
     switch (command.cmd) {
       case "1":
         return this.startTasks(command, command.tasks);
@@ -595,14 +581,6 @@ export class RelayTasks {
         return this.replaceLists(command);
       case "5":
         return this.resumeTasks(command);
-    }
-  }
-
-  private checkCapacity(targets: number): void {
-    const sup = this.opts.supervisor;
-    if (sup.list().length + targets > sup.maxJobs) {
-      sup.rejectedTotal++;
-      throw new JobLimitError(sup.maxJobs);
     }
   }
 
@@ -624,7 +602,7 @@ export class RelayTasks {
       prepared.push(task);
     }
     const now = Date.now();
-    this.checkCapacity(prepared.filter((t) => t.spec.startMs === undefined || t.spec.startMs <= now).reduce((n, t) => n + t.runners.length, 0));
+    this.opts.supervisor.ensureRoomFor(prepared.filter((t) => t.spec.startMs === undefined || t.spec.startMs <= now).reduce((n, t) => n + t.runners.length, 0));
     for (const task of prepared) {
       const old = this.tasks.get(task.id);
       if (old) {
@@ -639,7 +617,7 @@ export class RelayTasks {
 
   private taskOf(id: string): RelayTask {
     const task = this.tasks.get(id);
-    if (!task) throw new RelayRequestError(400, `no relay task with id "${id.slice(0, 128)}"`);
+    if (!task) throw fail("not_found", `no relay task with id "${id.slice(0, 128)}"`);
     return task;
   }
 
@@ -649,7 +627,7 @@ export class RelayTasks {
       const task = this.taskOf(spec.id);
       for (const f of spec.forward) {
         if (!task.runners.some((r) => r.rec.target.url === f.target.url)) {
-          throw new RelayRequestError(400, `relay task "${spec.id}" has no forward url ${displayUrl(f.target)}`);
+          throw fail("not_found", `relay task "${spec.id}" has no forward url ${displayUrl(f.target)}`);
         }
       }
       return { task, urls: spec.forward.map((f) => f.target.url) };
@@ -698,7 +676,7 @@ export class RelayTasks {
       if (found.length === 0) fresh.push(spec);
       else resumes.push(...found);
     }
-    this.checkCapacity(resumes.length);
+    this.opts.supervisor.ensureRoomFor(resumes.length);
     for (const { task, runner, to } of resumes) {
       if (to) runner.rec.target = to;
       if (command.callbackUrl) task.rec.callbackUrl = command.callbackUrl;
