@@ -5,7 +5,7 @@
 
 import { fail } from "../../errors.js";
 import { rtmpOutputArgs } from "../hls.js";
-import { AUDIO_PAYLOAD_TYPE, rtpOutput, VIDEO_PAYLOAD_TYPE } from "../ingest.js";
+import { AUDIO_PAYLOAD_TYPE, rtpOutput, VIDEO_PAYLOAD_TYPE } from "../ingest-args.js";
 import { ffmpegAudioCodec, type Gravity, type RelayTarget, type Transcode, type Watermark } from "./request.js";
 
 /** One stretch of one file, in seconds of that file. */

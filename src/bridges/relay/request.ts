@@ -4,6 +4,7 @@
 
 import { ROOM_NAME_RE } from "../../config.js";
 import { fail } from "../../errors.js";
+import { checkUrl, MAX_URL_LENGTH } from "../policy.js";
 import { parseRtmpUrl } from "../urls.js";
 
 const bad = (message: string): never => {
@@ -107,7 +108,6 @@ export function ffmpegAudioCodec(name: string): string {
 const MAX_LIST = 20;
 const MAX_SRC = 100;
 const MAX_FORWARD = 10;
-const MAX_URL = 2048;
 
 function str(v: unknown): string | undefined {
   if (typeof v === "string") return v;
@@ -249,7 +249,7 @@ function parseSources(raw: unknown, where: string, required: boolean): { src: Re
       if (required) bad(`${at}.url is required`);
       return;
     }
-    if (url.length > MAX_URL) bad(`${at}.url is longer than ${MAX_URL} characters`);
+    if (url.length > MAX_URL_LENGTH) bad(`${at}.url is longer than ${MAX_URL_LENGTH} characters`);
     const s: RelaySource = { url };
     const rel = str(o.relofftime)?.trim();
     const abs = str(o.absofftime)?.trim();
@@ -261,7 +261,7 @@ function parseSources(raw: unknown, where: string, required: boolean): { src: Re
     if (wm) {
       const gravity = (grav || "TOP_LEFT").toUpperCase() as Gravity;
       if (!GRAVITIES.includes(gravity)) bad(`${at}.wmgravity must be one of ${GRAVITIES.join(", ")}`);
-      if (wm.length > MAX_URL) bad(`${at}.wmimage is longer than ${MAX_URL} characters`);
+      if (wm.length > MAX_URL_LENGTH) bad(`${at}.wmimage is longer than ${MAX_URL_LENGTH} characters`);
       // One FFmpeg renders the whole list, so one watermark covers it.
       if (watermark && (watermark.image !== wm || watermark.gravity !== gravity)) bad(`${where}: every file of a task must use the same watermark`);
       watermark = { image: wm, gravity };
@@ -295,14 +295,7 @@ function parseForwards(raw: unknown, where: string, allowReset: boolean): RelayF
 
 function parseCallbackUrl(raw: unknown): string | undefined {
   if (raw === undefined || raw === null || raw === "") return undefined;
-  if (typeof raw !== "string" || raw.length > MAX_URL) bad("transcallbackurl must be an http(s) URL");
-  let u: URL;
-  try {
-    u = new URL(raw as string);
-  } catch {
-    return bad("transcallbackurl must be an http(s) URL");
-  }
-  if ((u.protocol !== "http:" && u.protocol !== "https:") || u.hostname === "") bad("transcallbackurl must be an http(s) URL");
+  if (typeof raw !== "string" || !checkUrl(raw, "callback").ok) bad("transcallbackurl must be an http(s) URL");
   return raw as string;
 }
 

@@ -8,13 +8,14 @@
 import type { Logger } from "../../logger.js";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { realpath } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Rooms } from "../../sfu/rooms.js";
 import type { RtpSource } from "../../sfu/rtp-source.js";
 import { probeMedia } from "../probe.js";
-import { randomSsrc, resolveIngestSource, tracksFor, type IngestSource } from "../ingest.js";
+import { randomSsrc, tracksFor } from "../ingest-args.js";
+import { resolveIngestSource, type IngestSource } from "../ingest-source.js";
+import { checkUrl, fileType, IMAGE_FILE_TYPES, resolveMediaFile } from "../policy.js";
 import { fail, isDomainError } from "../../errors.js";
 import type { Job, Supervisor } from "../supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "../urls.js";
@@ -379,27 +380,21 @@ class RelayTask {
     this.hasAudio = files.every((f) => f.audio);
   }
 
-  /** A watermark image: http(s) .png/.jpg, or a .png/.jpg file that resolves under MEDIA_DIR. */
+  /** A watermark image: http(s) .png/.jpg on an allowed host, or a .png/.jpg file under MEDIA_DIR. */
   private async resolveImage(raw: string): Promise<IngestSource> {
-    const ext = path.extname(raw.split(/[?#]/)[0] ?? "").toLowerCase();
-    if (![".png", ".jpg", ".jpeg"].includes(ext)) throw fail("invalid_input", "wmimage must be a .png or .jpg image");
+    if (!IMAGE_FILE_TYPES.includes(fileType(raw))) throw fail("invalid_input", "wmimage must be a .png or .jpg image");
     if (/^https?:\/\//i.test(raw)) {
-      let u: URL;
-      try {
-        u = new URL(raw);
-      } catch {
-        throw fail("invalid_input", "wmimage: invalid URL");
-      }
-      const hosts = this.opts.allowedHosts;
-      if (hosts.length > 0 && !hosts.includes(u.hostname)) throw fail("invalid_input", `wmimage: host "${u.hostname}" is not in INGEST_ALLOWED_HOSTS`);
+      const verdict = checkUrl(raw, "image", this.opts.allowedHosts);
+      if (!verdict.ok && verdict.problem === "host_not_allowed") throw fail("invalid_input", `wmimage: host "${verdict.host ?? ""}" is not in INGEST_ALLOWED_HOSTS`);
+      if (!verdict.ok) throw fail("invalid_input", "wmimage: invalid URL");
       return { kind: "http", input: raw, display: raw, protocols: ["http", "https", "tcp", "tls"], live: false };
     }
-    if (raw.includes(":") || raw.split(/[\\/]/).includes("..")) throw fail("invalid_input", "wmimage: file paths must be under MEDIA_DIR");
-    const root = await realpath(path.resolve(this.opts.mediaDir)).catch(() => path.resolve(this.opts.mediaDir));
-    const real = await realpath(path.isAbsolute(raw) ? raw : path.join(root, raw)).catch(() => undefined);
-    const rel = real ? path.relative(root, real) : "..";
-    if (!real || rel.startsWith("..") || path.isAbsolute(rel)) throw fail("invalid_input", "wmimage: no such image under MEDIA_DIR");
-    return { kind: "file", input: `file:${real}`, display: rel, protocols: ["file"], live: false };
+    const file = await resolveMediaFile(raw, this.opts.mediaDir, IMAGE_FILE_TYPES);
+    if (!file.ok) {
+      const lexical = file.problem === "colon" || file.problem === "dot_segment";
+      throw fail("invalid_input", lexical ? "wmimage: file paths must be under MEDIA_DIR" : "wmimage: no such image under MEDIA_DIR");
+    }
+    return { kind: "file", input: `file:${file.real}`, display: file.display, protocols: ["file"], live: false };
   }
 
   /** Starts now, or arms the start and end timers. */
