@@ -4,7 +4,7 @@
 
 import { lstat } from "node:fs/promises";
 import path from "node:path";
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { tokenMatches, type Authorizer } from "../auth/auth.js";
 import type { Bridges } from "../bridges/index.js";
 import { parseRtmpUrl } from "../bridges/urls.js";

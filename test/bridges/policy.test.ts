@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveWatermarkImage } from "../../src/bridges/relay/sources.js";
 import { checkUrl, hostAllowed, IMAGE_FILE_TYPES, isHostPattern, MEDIA_FILE_TYPES, resolveMediaFile } from "../../src/bridges/policy.js";
 
 describe("hosts", () => {
@@ -75,5 +76,42 @@ describe("files under MEDIA_DIR", () => {
     expect(await problem("clip.mp4", IMAGE_FILE_TYPES)).toBe("file_type");
     expect(await problem("missing.mp4")).toBe("missing");
     expect(await problem("dir.mp4")).toBe("not_regular");
+  });
+});
+
+describe("relay watermark images", () => {
+  const media = mkdtempSync(path.join(tmpdir(), "policy-wm-"));
+  beforeAll(() => writeFileSync(path.join(media, "logo.png"), "x"));
+  afterAll(() => rmSync(media, { recursive: true, force: true }));
+  const refusal = async (raw: string, allowedHosts: readonly string[]) => {
+    try {
+      await resolveWatermarkImage(raw, { mediaDir: media, allowedHosts });
+    } catch (err) {
+      expect(err).toMatchObject({ kind: "invalid_input" });
+      return (err as Error).message;
+    }
+    return "accepted";
+  };
+
+  it("follow INGEST_ALLOWED_HOSTS with the same rule as sources, wildcards included", async () => {
+    const hosts = ["*.example.com", "127.0.0.1"];
+    expect(await resolveWatermarkImage("https://img.example.com/logo.png", { mediaDir: media, allowedHosts: hosts })).toMatchObject({
+      kind: "http",
+      input: "https://img.example.com/logo.png",
+      protocols: ["http", "https", "tcp", "tls"],
+    });
+    expect(await refusal("http://127.0.0.1:8000/a.jpg", hosts)).toBe("accepted");
+    expect(await refusal("https://example.com/logo.png", hosts)).toBe('wmimage: host "example.com" is not in INGEST_ALLOWED_HOSTS');
+    expect(await refusal("https://example.com.evil.net/logo.png", hosts)).toMatch(/not in INGEST_ALLOWED_HOSTS/);
+    expect(await refusal("https://anything.test/logo.png", [])).toBe("accepted");
+  });
+
+  it("are .png or .jpg, over http(s) or as files under MEDIA_DIR", async () => {
+    expect(await resolveWatermarkImage("logo.png", { mediaDir: media, allowedHosts: [] })).toMatchObject({ kind: "file", protocols: ["file"] });
+    expect(await refusal("logo.gif", [])).toBe("wmimage must be a .png or .jpg image");
+    expect(await refusal("../logo.png", [])).toBe("wmimage: file paths must be under MEDIA_DIR");
+    expect(await refusal("file:logo.png", [])).toBe("wmimage: file paths must be under MEDIA_DIR");
+    expect(await refusal("missing.png", [])).toBe("wmimage: no such image under MEDIA_DIR");
+    expect(await refusal("/etc/x.png", [])).toBe("wmimage: no such image under MEDIA_DIR");
   });
 });
