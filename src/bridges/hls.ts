@@ -10,7 +10,7 @@ import path from "node:path";
 import { ROOM_NAME_RE } from "../config.js";
 import { fail } from "../errors.js";
 import type { CodecName } from "../sfu/sdp.js";
-import { whitelistArgs } from "./supervisor.js";
+import { whitelistArgs } from "./protocols.js";
 
 export const PLAYLIST = "stream.m3u8";
 /** Files served from a name's directory: the playlist and its segments, nothing else. */

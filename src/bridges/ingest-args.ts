@@ -5,7 +5,7 @@
 import { randomInt } from "node:crypto";
 import type { RtpTrackSpec } from "../sfu/rtp-source.js";
 import type { IngestSource } from "./ingest-source.js";
-import { whitelistArgs } from "./supervisor.js";
+import { whitelistArgs } from "./protocols.js";
 
 export const VIDEO_PAYLOAD_TYPE = 96;
 export const AUDIO_PAYLOAD_TYPE = 111;

@@ -16,7 +16,9 @@ import type { EndReason } from "../sfu/session.js";
 import { BOTH_STREAMS, ingestArgs, randomSsrc, tracksFor, type IngestStreams } from "./ingest-args.js";
 import { resolveIngestSource, sourceRedactor, type IngestSource, type SourcePolicy } from "./ingest-source.js";
 import { copiesIntoRoom, probeMedia } from "./probe.js";
-import type { Job, JobInfo, JobSpec, JobState, Supervisor } from "./supervisor.js";
+import type { Job } from "./job.js";
+import type { JobInfo, JobSpec, JobState } from "./job-spec.js";
+import type { Supervisor } from "./supervisor.js";
 
 
 /** Who started an ingest: the API, or an SRS / nginx-rtmp publish callback. */

@@ -16,7 +16,9 @@ import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
 import { fail, isDomainError } from "../errors.js";
 import { RoomEgress } from "./egress.js";
 import { audioCodecArgs, copiesVideo, hlsOutputArgs, type HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "./hls.js";
-import type { Job, JobInfo, JobSpec, Supervisor } from "./supervisor.js";
+import type { Job } from "./job.js";
+import type { JobInfo, JobSpec } from "./job-spec.js";
+import type { Supervisor } from "./supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "./urls.js";
 
 export const MAX_RESTREAMS_PER_ROOM = 8;

@@ -9,7 +9,9 @@
 import type { Logger } from "../logger.js";
 import { fail, isDomainError } from "../errors.js";
 import { hlsOutputArgs, type HlsDirectories } from "./hls.js";
-import type { Job, JobInfo, Supervisor } from "./supervisor.js";
+import type { Job } from "./job.js";
+import type { JobInfo } from "./job-spec.js";
+import type { Supervisor } from "./supervisor.js";
 
 /** Two-second segments of the source's own GOPs (the video is copied). */
 const SEGMENT_SECONDS = 2;

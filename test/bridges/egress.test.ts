@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { boundUdpPorts, buildEgressSdp, freePortPair, senderReport, SenderClock, type SdpTrack } from "../../src/bridges/egress.js";
 import { audioCodecArgs, hlsOutputArgs, HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "../../src/bridges/hls.js";
-import { withWhitelist } from "../../src/bridges/supervisor.js";
+import { withWhitelist } from "../../src/bridges/protocols.js";
 import { maskRtmpUrl, parseRtmpUrl, urlRedactor } from "../../src/bridges/urls.js";
 import { bindUdp, closeUdp, udpPort } from "../helpers/net.js";
 

@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { RtpSource } from "../../sfu/rtp-source.js";
 import { randomSsrc, tracksFor } from "../ingest-args.js";
-import type { Job } from "../supervisor.js";
+import type { Job } from "../job.js";
 import { maskRtmpUrl, urlRedactor } from "../urls.js";
 import { advance, ffconcat, runArgs, type PlanEntry, type PlayPosition } from "./plan.js";
 import type { RelayTarget, RelayTaskSpec } from "./request.js";
