@@ -4,7 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { boundUdpPorts, buildEgressSdp, freePortPair, senderReport, SenderClock, type SdpTrack } from "../../src/bridges/egress.js";
+import { buildEgressSdp, type SdpTrack } from "../../src/bridges/egress-sdp.js";
+import { senderReport, SenderClock } from "../../src/bridges/sender-clock.js";
+import { boundUdpPorts, freePortPair } from "../../src/bridges/udp-ports.js";
 import { audioCodecArgs, hlsOutputArgs, HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "../../src/bridges/hls.js";
 import { withWhitelist } from "../../src/bridges/protocols.js";
 import { maskRtmpUrl, parseRtmpUrl, urlRedactor } from "../../src/bridges/urls.js";
