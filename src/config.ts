@@ -68,19 +68,19 @@ export interface Config {
   startStreamProbeMs: number;
   /** FFmpeg processes (HLS, restreams, ingest, /start-stream, relays) at once; beyond it → 503. 0 = unlimited. */
   maxFfmpegJobs: number;
-  /** Relay tasks (seed 002): the MD5 key of n/r/k; unset = the relay API answers 403. */
+  /** Relay tasks: the MD5 key of n/r/k; unset = the relay API answers 403. */
   relayKey?: string;
   /** Account names (`n`) the relay API accepts; empty = any. */
   relayAccounts: string[];
   /** Relay task state, kept across restarts. */
   relayStateFile: string;
-  /** `end` at least this long after `start` and after now (the seed: 300 s). */
+  /** `end` at least this long after `start` and after now (default 300 s). */
   relayMinWindowSeconds: number;
-  /** A stopped relay can be resumed this long (the seed: 48 h). */
+  /** A stopped relay can be resumed this long (default 48 h). */
   relayResumeHours: number;
-  /** Each relay callback try waits this long for an answer (the seed: 10 s, 3 tries). */
+  /** Each relay callback try waits this long for an answer (default 10 s, 3 tries). */
   relayCallbackTimeoutMs: number;
-  /** Calls per account per relayRateWindowSeconds (the seed: 100 per 5 minutes). */
+  /** Calls per account per relayRateWindowSeconds (default 100 per 5 minutes). */
   relayRateLimit: number;
   relayRateWindowSeconds: number;
   /** Ingest file sources must resolve under this directory. */
@@ -268,7 +268,7 @@ function hlsDir(env: Env): string {
   return v;
 }
 
-/** The seed wants a high-entropy shared secret: at least 16 characters, no whitespace. */
+/** A high-entropy shared secret: at least 16 characters, no whitespace. */
 function transcoderApiKey(env: Env): string | undefined {
   const v = str(env, "TRANSCODER_API_KEY");
   if (v === undefined) return undefined;

@@ -1,4 +1,4 @@
-// The seed's transcoding service (seed 000, bridges.md §4): POST /start-stream pulls an RTMP
+// The transcoding service (docs/bridges.md, "/start-stream jobs"): POST /start-stream pulls an RTMP
 // source into HLS at HLS_DIR/{streamId}/stream.m3u8, one supervised FFmpeg per streamId.
 // Starting a running streamId ends the old FFmpeg gracefully first (idempotent restart). A start
 // counts as successful when FFmpeg is still up after a short probe window (or already writing

@@ -1,4 +1,4 @@
-// Routes of room ingest (bridges.md §3): POST/GET/DELETE /api/rooms/{room}/ingest. Publish rights
+// Routes of room ingest (docs/bridges.md, "Ingest"): POST/GET/DELETE /api/rooms/{room}/ingest. Publish rights
 // for the room, or admin rights, are needed for all three.
 
 import type { FastifyInstance } from "fastify";

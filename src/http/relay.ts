@@ -1,6 +1,7 @@
-// The seed's relay API (seed 002, bridges.md §5): POST /api/relay and its original path
-// /api/cdn/v2/forwardRequest.action, GET /api/relay[/{id}]. Auth is the seed's n/r/k
-// (k = md5(r + RELAY_KEY)), 100 calls per 5 minutes per account; replies in the seed's shape.
+// The relay API (docs/bridges.md, "Relay tasks"): POST /api/relay and its original path
+// /api/cdn/v2/forwardRequest.action, GET /api/relay[/{id}]. Auth is n/r/k
+// (k = md5(r + RELAY_KEY)), 100 calls per 5 minutes per account by default; replies in the
+// API's own shape ({ http_code, msg, call_time }).
 
 import { createHash } from "node:crypto";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -24,7 +25,7 @@ declare module "fastify" {
 }
 
 /**
- * The seed's statuses for a refused command: 503 (with Retry-After) when the server cannot take
+ * The relay API's statuses for a refused command: 503 (with Retry-After) when the server cannot take
  * work now, 400 for everything the request got wrong, an unknown task id included.
  */
 const RELAY_STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
@@ -81,7 +82,7 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
   };
 
   await app.register(async (scope) => {
-    // Bad JSON and wrong content types answer in the seed's shape too.
+    // Bad JSON and wrong content types answer in the API's shape too.
     scope.setErrorHandler((err: FastifyError, request, res) => {
       const status = err.statusCode ?? 500;
       if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply(res, 413, "request body too large");

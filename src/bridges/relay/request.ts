@@ -1,4 +1,4 @@
-// The body of the seed's forwardRequest API (seed 002, bridges.md §5), checked field by field into
+// The body of the forwardRequest API (docs/bridges.md, "Relay tasks"), checked field by field into
 // typed commands. Nothing here touches the disk or starts anything: sources are resolved against
 // MEDIA_DIR later (relay/tasks.ts); this decides only whether the request makes sense.
 
@@ -81,7 +81,7 @@ export interface RelayCommand {
 }
 
 export interface RequestLimits {
-  /** `end` must be at least this long after `start` and after now (the seed: 5 minutes). */
+  /** `end` must be at least this long after `start` and after now (RELAY_MIN_WINDOW_SECONDS, 5 minutes by default). */
   minWindowMs: number;
   now: number;
 }
@@ -92,7 +92,7 @@ const VIDEO_CODECS: Record<string, { rtmp: boolean; room: boolean }> = {
   libvpx: { rtmp: false, room: false },
   "libvpx-vp9": { rtmp: false, room: false },
 };
-/** The seed's libfaac is long gone from FFmpeg; its native aac encoder stands in. */
+/** libfaac is long gone from FFmpeg; its native aac encoder stands in. */
 const AUDIO_CODECS: Record<string, { ffmpeg: string; rtmp: boolean; room: boolean }> = {
   aac: { ffmpeg: "aac", rtmp: true, room: false },
   libfaac: { ffmpeg: "aac", rtmp: true, room: false },
