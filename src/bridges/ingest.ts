@@ -142,7 +142,7 @@ export class Ingests {
     const probed = origin === "api" ? await probeMedia(source.input, source.protocols, source.kind === "file" ? 5000 : PROBE_MS) : undefined;
     if (probed && !probed.video && !probed.audio) throw fail("unsupported_codec", "the source has neither video nor audio");
     const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: copiesIntoRoom(probed) } : BOTH_STREAMS;
-    // Its errors ("conflict": the room has a publisher, "capacity", "shutting_down") are the caller's.
+    // Rooms.ingest's errors ("conflict": the room has a publisher, "capacity", "shutting_down") reach the caller as they are.
     const rtp: RtpSource = await rooms.ingest(room, tracksFor(streams));
     const id = randomBytes(8).toString("hex");
     const ssrcs: [number, number] = [randomSsrc(), randomSsrc()];
