@@ -16,7 +16,8 @@
 
 import type { Logger } from "../logger.js";
 import { tokenMatches } from "../auth/auth.js";
-import { IngestError, type IngestOrigin, type Ingests } from "../bridges/ingest.js";
+import type { IngestOrigin, Ingests } from "../bridges/ingest.js";
+import { isDomainError } from "../errors.js";
 import { ROOM_NAME_RE } from "../config.js";
 
 /** Non-zero answers to SRS, by cause. */
@@ -156,8 +157,8 @@ export class CallbackReceiver {
       log.info({ callback: dialect, room: ev.room, client: ev.client, ip, ingest: info.id, source: info.url }, "callback: publish, ingest started");
       return { allow: true, code: SRS_CODES.ok };
     } catch (err) {
-      if (err instanceof IngestError) {
-        const code = err.status === 409 ? SRS_CODES.busy : err.status === 400 ? SRS_CODES.invalid : SRS_CODES.failed;
+      if (isDomainError(err)) {
+        const code = err.kind === "conflict" ? SRS_CODES.busy : err.kind === "invalid_input" ? SRS_CODES.invalid : SRS_CODES.failed;
         return this.refuse(dialect, code, `${ev.room}: ${err.message}`, ip);
       }
       log.error({ callback: dialect, room: ev.room, err: (err as Error).message }, "callback: ingest failed");

@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import { fail } from "../errors.js";
 import { errors } from "./errors.js";
 import { NoCandidatesError, type IceSettings } from "./peer.js";
 import { Publisher } from "./publisher.js";
@@ -236,7 +237,7 @@ export class Rooms {
    * The returned source's ports are where the RTP must go; closing it ends the room.
    */
   async ingest(roomName: string, tracks: RtpTrackSpec[]): Promise<RtpSource> {
-    if (this.closed) throw new Error("server is shutting down");
+    if (this.closed) throw fail("shutting_down", "server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
     this.checkRoomCapacity();
     const room = new Room(roomName);

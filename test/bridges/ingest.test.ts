@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
-import { IngestError, ingestArgs, maskSourceUrl, resolveIngestSource, type SourcePolicy } from "../../src/bridges/ingest.js";
+import { ingestArgs } from "../../src/bridges/ingest-args.js";
+import { maskSourceUrl, resolveIngestSource, type SourcePolicy } from "../../src/bridges/ingest-source.js";
+import { DomainError } from "../../src/errors.js";
 import { parseIngestBody } from "../../src/http/ingest.js";
 import { pidAlive } from "../helpers/ffmpeg-source.js";
 import { sleep, waitFor } from "../helpers/net.js";
@@ -29,8 +31,8 @@ async function refusal(raw: unknown, policy: SourcePolicy): Promise<string> {
   try {
     await resolveIngestSource(raw, policy);
   } catch (err) {
-    expect(err).toBeInstanceOf(IngestError);
-    expect((err as IngestError).status).toBe(400);
+    expect(err).toBeInstanceOf(DomainError);
+    expect((err as DomainError).kind).toBe("invalid_input");
     return (err as Error).message;
   }
   throw new Error(`${String(raw)} was accepted`);

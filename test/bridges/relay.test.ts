@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
-import { parseRelayRequest, RelayRequestError } from "../../src/bridges/relay/request.js";
+import { parseRelayRequest } from "../../src/bridges/relay/request.js";
+import { isDomainError } from "../../src/errors.js";
 import { advance, ffconcat, planEntries } from "../../src/bridges/relay/plan.js";
 import { probe } from "../helpers/ffprobe.js";
 import { waitFor } from "../helpers/net.js";
@@ -38,7 +39,7 @@ const reason = (body: unknown): string => {
   try {
     parseRelayRequest(body, limits);
   } catch (err) {
-    if (err instanceof RelayRequestError) return err.message;
+    if (isDomainError(err, "invalid_input")) return err.message;
     throw err;
   }
   return "accepted";
