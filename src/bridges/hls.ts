@@ -1,7 +1,7 @@
 // HLS output directories: HLS_DIR/{name}/stream.m3u8 plus seg_<n>.ts, shared by room HLS and the
 // /start-stream jobs. One writer per name at a time (a claim), a clean directory before each
 // FFmpeg start (a stale playlist is never served as live), the directory removed on stop.
-// Also the FFmpeg output arguments for HLS and FLV/RTMP, and the codec choices of the spec:
+// Also the FFmpeg output arguments for HLS and FLV/RTMP, and the codec choices of docs/bridges.md ("HLS"):
 // H.264 copied, VP8/VP9 → libx264 (veryfast, zerolatency), Opus → AAC.
 
 import { lstatSync } from "node:fs";

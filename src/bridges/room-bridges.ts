@@ -126,7 +126,7 @@ export class RoomBridges {
     return new RoomEgress({ name: link.room.name, tracks, keyframeIntervalMs, tmpDir: this.opts.tmpDir });
   }
 
-  /** FFmpeg arguments after the input: maps and codecs of the spec. */
+  /** FFmpeg arguments after the input: maps and codecs (docs/bridges.md, "HLS" and "RTMP restreams"). */
   private codecArgs(egress: RoomEgress, audioRate: number, keyframeSeconds: number): string[] {
     const args: string[] = [];
     const v = egress.video;
