@@ -1,12 +1,12 @@
-# WHIP/WHEP SFU: Node 20 + FFmpeg (Debian's, for recordings playback and the bridges).
-FROM node:20-bookworm-slim AS build
+# WHIP/WHEP SFU: Node 24 (LTS) + FFmpeg (Debian's, for recordings playback and the bridges).
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci
 COPY src ./src
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
  && rm -rf /var/lib/apt/lists/*

@@ -72,13 +72,13 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
       const socket = dgram.createSocket("udp4");
       await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
       sockets.push(socket);
-      const pair = { remoteAddr: ["127.0.0.1", sinkPort] as const, protocol: { type: "stun", transport: { socket } } };
+      const path = { address: "127.0.0.1", port: sinkPort, socket };
       const output = workers.attach({
         identity: { payloadType: 96, ssrc: randomBytes(4).readUInt32BE(0) },
         keys: { profile: 0x0007, srtpSessionKey: randomBytes(16), srtpSessionSalt: randomBytes(12) },
         history,
         extensionIds: new Uint8Array(5),
-        pair: () => pair,
+        path: () => path,
         onLost: () => undefined,
       });
       if (!output) throw new Error("a worker did not take the output");

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import path from "node:path";
+import { checkUrl, isHostPattern } from "./bridges/policy.js";
 
 // Every environment variable the server reads, parsed and validated once.
 // A bad value throws ConfigError naming the variable, so start-up stops with a clear message.
@@ -67,24 +68,24 @@ export interface Config {
   startStreamProbeMs: number;
   /** FFmpeg processes (HLS, restreams, ingest, /start-stream, relays) at once; beyond it → 503. 0 = unlimited. */
   maxFfmpegJobs: number;
-  /** Relay tasks (seed 002): the MD5 key of n/r/k; unset = the relay API answers 403. */
+  /** Relay tasks: the MD5 key of n/r/k; unset = the relay API answers 403. */
   relayKey?: string;
   /** Account names (`n`) the relay API accepts; empty = any. */
   relayAccounts: string[];
   /** Relay task state, kept across restarts. */
   relayStateFile: string;
-  /** `end` at least this long after `start` and after now (the seed: 300 s). */
+  /** `end` at least this long after `start` and after now (default 300 s). */
   relayMinWindowSeconds: number;
-  /** A stopped relay can be resumed this long (the seed: 48 h). */
+  /** A stopped relay can be resumed this long (default 48 h). */
   relayResumeHours: number;
-  /** Each relay callback try waits this long for an answer (the seed: 10 s, 3 tries). */
+  /** Each relay callback try waits this long for an answer (default 10 s, 3 tries). */
   relayCallbackTimeoutMs: number;
-  /** Calls per account per relayRateWindowSeconds (the seed: 100 per 5 minutes). */
+  /** Calls per account per relayRateWindowSeconds (default 100 per 5 minutes). */
   relayRateLimit: number;
   relayRateWindowSeconds: number;
   /** Ingest file sources must resolve under this directory. */
   mediaDir: string;
-  /** When non-empty, ingest network sources (API and callbacks) must be on one of these hosts ("*.example.com" allowed). */
+  /** When non-empty, network sources (ingest by API or callback, relay files and watermark images) must be on one of these hosts ("*.example.com" allowed). */
   ingestAllowedHosts: string[];
   /** When set, POST /api/srs/callback needs ?secret=<it>. */
   srsCallbackSecret?: string;
@@ -246,13 +247,7 @@ function parseHooks(env: Env): Config["hooks"] {
     if (v === undefined) continue;
     const urls = v.split(/\s+/).filter((u) => u !== "");
     for (const u of urls) {
-      let ok = false;
-      try {
-        ok = ["http:", "https:"].includes(new URL(u).protocol);
-      } catch {
-        ok = false;
-      }
-      if (!ok) throw new ConfigError(name, `not an http(s) URL: "${u.slice(0, 120)}"`);
+      if (!checkUrl(u, "callback").ok) throw new ConfigError(name, `not an http(s) URL: "${u.slice(0, 120)}"`);
     }
     out[event] = urls;
   }
@@ -273,7 +268,7 @@ function hlsDir(env: Env): string {
   return v;
 }
 
-/** The seed wants a high-entropy shared secret: at least 16 characters, no whitespace. */
+/** A high-entropy shared secret: at least 16 characters, no whitespace. */
 function transcoderApiKey(env: Env): string | undefined {
   const v = str(env, "TRANSCODER_API_KEY");
   if (v === undefined) return undefined;
@@ -304,8 +299,7 @@ function ingestAllowedHosts(env: Env): string[] {
   if (v === undefined) return [];
   const hosts = v.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
   for (const h of hosts) {
-    const ok = /^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/.test(h) || /^\[?[0-9a-f:.]+\]?$/.test(h);
-    if (!ok || h.length > 253) throw new ConfigError("INGEST_ALLOWED_HOSTS", `"${h.slice(0, 80)}" is not a host name or IP address`);
+    if (!isHostPattern(h)) throw new ConfigError("INGEST_ALLOWED_HOSTS", `"${h.slice(0, 80)}" is not a host name or IP address`);
   }
   return hosts;
 }

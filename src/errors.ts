@@ -18,7 +18,9 @@ export type ErrorKind =
   /** The server is out of a resource (rooms, sessions, ports, FFmpeg jobs); retry later. */
   | "capacity"
   /** The server is closing; nothing new starts. */
-  | "shutting_down";
+  | "shutting_down"
+  /** A process the action needs (FFmpeg) did not start, or its output cannot be written; the message says why. */
+  | "start_failed";
 
 export class DomainError extends Error {
   constructor(

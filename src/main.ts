@@ -1,5 +1,14 @@
 import { buildApp } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import { createServer } from "./server.js";
+
+// Node 20 left support in April 2026 and werift declares Node 22 or newer; the suite still passes
+// on 20, so it runs, with a warning. Older Nodes lack what werift and this server use.
+const nodeMajor = Number(process.versions.node.split(".")[0]);
+if (nodeMajor < 20) {
+  process.stderr.write(`Node ${process.versions.node} is too old: this server needs Node 20 or newer (24 LTS recommended)\n`);
+  process.exit(2);
+}
 
 let config: Config;
 try {
@@ -12,13 +21,22 @@ try {
   throw err;
 }
 
-const app = await buildApp(config);
+const server = createServer(config);
+if (nodeMajor < 22) {
+  server.log.warn(
+    { node: process.versions.node },
+    "this Node is past its end of life and below werift's declared minimum (22): it works today, but run Node 24 LTS or newer",
+  );
+}
+const app = await buildApp(server);
 try {
   await app.listen({ port: config.port, host: config.host });
 } catch (err) {
   app.log.error({ err }, "could not listen");
+  await app.close();
   process.exit(1);
 }
+server.start();
 
 // werift runs many promise chains of its own per peer (ICE checks, DTLS retransmits, TURN); one
 // peer's failure inside them must not end every room. Anything not from werift still crashes.

@@ -1,3 +1,4 @@
+// The registry behind /metrics. Every series is listed in docs/api.md#metrics: a new one goes there too.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { Supervisor } from "./bridges/supervisor.js";
 import type { RecordingStats } from "./recording/recorder.js";

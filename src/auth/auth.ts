@@ -1,14 +1,14 @@
-// Who may do what: room tokens, the global token, JWT grants, admin. Pure: no fastify, no logging
-// (tokens are never logged anywhere in here), never throws on what a client sends.
+// Who may do what: room tokens, the global token, JWT grants, admin (docs/api.md#authentication).
+// Pure: no fastify, no logging (tokens are never logged anywhere in here), never throws on what a
+// client sends.
 //
-// Reading of the spec's "a token is accepted for room R when the first of these that is configured
-// matches": the methods are tried in that order and the token is accepted as soon as one of them
-// matches; a configured method that does not match does not end the search. So a ROOM_TOKENS entry
-// for R is an *additional* way into R, tried first — AUTH_TOKEN and a JWT for R still work there
-// (the seed lists the kinds as a priority order of attempts, "按优先级依次尝试", not as exclusions,
-// and an operator adding a per-room token would not expect to lock out the global token).
+// The credential kinds are tried in order (room token, global token, JWT) and the token is
+// accepted as soon as one of them matches; a configured kind that does not match does not end the
+// search. So a ROOM_TOKENS entry for R is an *additional* way into R, tried first — AUTH_TOKEN and
+// a JWT for R still work there: the order is one of attempts, not of exclusions, and an operator
+// adding a per-room token would not expect to lock out the global token.
 // A room token opens only its own room. ADMIN_TOKEN is for the admin routes and for reading
-// recordings/HLS; it is not a publish/subscribe credential (the spec does not list it among them).
+// recordings/HLS; it is not a publish/subscribe credential.
 import type { KeyObject } from "node:crypto";
 import { jwtKey, verifyJwt, type JwtGrant } from "./jwt.js";
 import { digest, digestEquals } from "./token.js";

@@ -33,8 +33,9 @@ function clean(v: string | undefined): string | undefined {
 }
 
 /**
- * Token sources in the spec's order: `Authorization: Bearer <t>`, then `X-Auth-Token: <t>`, then
- * (only when allowQuery, i.e. GET of media files a browser element fetches) `?token=`.
+ * Token sources in the documented order (docs/api.md#authentication): `Authorization: Bearer <t>`,
+ * then `X-Auth-Token: <t>`, then (only when allowQuery, i.e. GET of media files a browser element
+ * fetches) `?token=`.
  * The first source that carries a well-formed token wins, even if a later source has a different
  * one; an Authorization header of another scheme (Basic …) or a malformed one (`Bearer` alone,
  * `Bearer a b`) is not a token source and the next source is tried.

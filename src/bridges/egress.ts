@@ -8,198 +8,29 @@
 //   chosen right before each FFmpeg start (`prepare`), and the sinks are armed only once FFmpeg
 //   holds them (seen in /proc/net/udp): a keyframe sent before that would be lost. Arming adds
 //   the sinks with `waitForKeyframe: true`, which asks the publisher for a keyframe (or replays the
-//   GOP cache of an ingest room), so FFmpeg starts on a keyframe.
+//   GOP cache of an ingest room), so FFmpeg starts on a keyframe (ports: udp-ports.ts, the SDP:
+//   egress-sdp.ts).
 // - Before a track's first packet and then every second, the sink sends FFmpeg an RTCP sender
 //   report mapping the packet's RTP timestamp to the wall clock it arrived at. FFmpeg's RTP
 //   demuxer then places audio and video on one timeline (without it each stream starts at 0, and
-//   video, which waits for a keyframe, would come out early by that wait).
+//   video, which waits for a keyframe, would come out early by that wait; sender-clock.ts).
 // - Optional keyframe pacing: when a copied H.264 track has gone longer than N ms without a
 //   keyframe, the publisher is asked for one, so HLS segments and RTMP GOPs stay short with
 //   browsers that only send keyframes on request.
 
 import dgram from "node:dgram";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { RtpPacket } from "werift";
+import { fail } from "../errors.js";
 import type { PacketSink } from "../sfu/forward.js";
-import { startsKeyframe } from "../sfu/keyframes.js";
+import { startsKeyframe } from "../media/keyframe.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
-import type { CodecName } from "../sfu/sdp.js";
+import { buildEgressSdp, egressable, type SdpTrack } from "./egress-sdp.js";
+import { senderReport, SenderClock } from "./sender-clock.js";
+import { boundUdpPorts, freePortPair } from "./udp-ports.js";
 
-/** Codecs FFmpeg 5.x can depacketize from RTP (no AV1 depacketizer before FFmpeg 7). */
-export const EGRESS_CODECS: readonly CodecName[] = ["H264", "VP8", "VP9", "opus"];
-
-/** SDP encoding names FFmpeg's RTP demuxer knows. */
-const SDP_NAME: Record<CodecName, string> = { H264: "H264", VP8: "VP8", VP9: "VP9", AV1: "AV1", opus: "opus" };
-
-export class EgressError extends Error {}
-
-export interface SdpTrack {
-  kind: "audio" | "video";
-  codecName: CodecName;
-  payloadType: number;
-  clockRate: number;
-  channels?: number;
-  fmtp: string;
-  port: number;
-}
-
-/**
- * The SDP FFmpeg reads: one m= section per track on 127.0.0.1, the publisher's payload type,
- * `rtpmap` (Opus always `/48000/2`) and `fmtp` (H.264 packetization-mode, sprop-parameter-sets…).
- */
-export function buildEgressSdp(name: string, tracks: SdpTrack[]): string {
-  const lines = ["v=0", "o=- 0 0 IN IP4 127.0.0.1", `s=${name.replace(/[^\x20-\x7e]/g, "")}`, "c=IN IP4 127.0.0.1", "t=0 0"];
-  for (const t of tracks) {
-    if (!EGRESS_CODECS.includes(t.codecName)) throw new EgressError(`cannot bridge ${t.codecName}`);
-    if (!Number.isInteger(t.payloadType) || t.payloadType < 0 || t.payloadType > 127) throw new EgressError(`bad payload type ${t.payloadType}`);
-    if (!Number.isInteger(t.port) || t.port <= 0 || t.port > 65534) throw new EgressError(`bad port ${t.port}`);
-    const clock = t.codecName === "opus" ? 48000 : t.clockRate || 90000;
-    const rtpmap = t.codecName === "opus" ? `opus/48000/${t.channels === 1 ? 1 : 2}` : `${SDP_NAME[t.codecName]}/${clock}`;
-    lines.push(`m=${t.kind} ${t.port} RTP/AVP ${t.payloadType}`, `a=rtpmap:${t.payloadType} ${rtpmap}`);
-    // The fmtp came from a parsed SDP line; keep it on one line whatever happens.
-    const fmtp = t.fmtp.replace(/[\r\n]/g, "").trim();
-    if (fmtp !== "") lines.push(`a=fmtp:${t.payloadType} ${fmtp}`);
-    lines.push("a=recvonly");
-  }
-  return lines.join("\r\n") + "\r\n";
-}
-
-/** Whether this track can be bridged (FFmpeg can read its RTP). */
-export function egressable(track: PublishedTrack): boolean {
-  return EGRESS_CODECS.includes(track.codecName);
-}
-
-function bindUdp(port: number): Promise<dgram.Socket | undefined> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket("udp4");
-    s.once("error", () => {
-      s.close();
-      resolve(undefined);
-    });
-    s.bind(port, "127.0.0.1", () => resolve(s));
-  });
-}
-
-function closeUdp(s: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      s.close(() => resolve());
-    } catch {
-      resolve();
-    }
-  });
-}
-
-/** A port P such that P and P+1 (RTP and RTCP) were both free a moment ago. */
-export async function freePortPair(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const a = await bindUdp(0);
-    if (!a) continue;
-    const p = a.address().port;
-    const b = p < 65535 ? await bindUdp(p + 1) : undefined;
-    await closeUdp(a);
-    if (b) {
-      await closeUdp(b);
-      return p;
-    }
-  }
-  throw new EgressError("no free UDP port pair on 127.0.0.1");
-}
-
-/** UDP ports bound on this host right now, from /proc/net/udp (Linux); undefined when unreadable. */
-export function boundUdpPorts(): Set<number> | undefined {
-  const ports = new Set<number>();
-  let any = false;
-  for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      continue;
-    }
-    any = true;
-    for (const line of text.split("\n").slice(1)) {
-      const local = line.trim().split(/\s+/)[1];
-      const hex = local?.split(":").pop();
-      if (hex) ports.add(parseInt(hex, 16));
-    }
-  }
-  return any ? ports : undefined;
-}
-
-/** 2208988800 s between the NTP epoch (1900) and the Unix epoch. */
-const NTP_OFFSET = 2208988800;
-
-/** An RTCP sender report (RFC 3550 §6.4.1) without report blocks: 28 bytes. */
-export function senderReport(ssrc: number, wallMs: number, rtpTimestamp: number, packets: number, octets: number): Buffer {
-  const b = Buffer.alloc(28);
-  b[0] = 0x80;
-  b[1] = 200;
-  b.writeUInt16BE(6, 2);
-  b.writeUInt32BE(ssrc >>> 0, 4);
-  const seconds = Math.floor(wallMs / 1000);
-  const fraction = Math.floor(((wallMs % 1000) / 1000) * 0x100000000);
-  b.writeUInt32BE((seconds + NTP_OFFSET) >>> 0, 8);
-  b.writeUInt32BE(fraction >>> 0, 12);
-  b.writeUInt32BE(rtpTimestamp >>> 0, 16);
-  b.writeUInt32BE(packets >>> 0, 20);
-  b.writeUInt32BE(octets >>> 0, 24);
-  return b;
-}
-
-/**
- * Sender reports for one track: the wall clock is anchored to the RTP timestamp once (at the first
- * packet after arming) and then follows the RTP clock, so every report says the same thing about
- * the media's timeline. (FFmpeg re-anchors on each report: reports taken from jittery arrival
- * times would make its timestamps jump back and forth, and late packets — a stalled publisher, a
- * busy machine — must keep their media time, not take the time they arrived.) Only a jump of the
- * RTP timestamp itself (an encoder restart: consecutive packets more than REANCHOR_MS apart in RTP
- * time than in arrival time) re-anchors.
- */
-export class SenderClock {
-  private anchorWall = 0;
-  private lastTs = 0;
-  private lastArrival = 0;
-  /** RTP ticks since the anchor, unwrapped. */
-  private ticks = 0;
-  anchored = false;
-  /** Times the clock re-anchored on a timestamp jump. */
-  jumps = 0;
-
-  constructor(private readonly clockRate: number) {}
-
-  /** The wall clock (ms) of RTP timestamp `ts` arriving at `nowMs`, anchoring on the first call. */
-  wallOf(ts: number, nowMs: number): number {
-    if (!this.anchored) return this.anchor(ts, nowMs);
-    const delta = (ts - this.lastTs) | 0;
-    const deltaMs = (delta * 1000) / this.clockRate;
-    if (Math.abs(deltaMs - (nowMs - this.lastArrival)) > REANCHOR_MS) {
-      this.jumps++;
-      return this.anchor(ts, nowMs);
-    }
-    this.ticks += delta;
-    this.lastTs = ts >>> 0;
-    this.lastArrival = nowMs;
-    return this.anchorWall + (this.ticks * 1000) / this.clockRate;
-  }
-
-  private anchor(ts: number, nowMs: number): number {
-    this.anchored = true;
-    this.anchorWall = nowMs;
-    this.lastTs = ts >>> 0;
-    this.lastArrival = nowMs;
-    this.ticks = 0;
-    return nowMs;
-  }
-
-  reset(): void {
-    this.anchored = false;
-  }
-}
-
-const REANCHOR_MS = 5000;
 const SR_INTERVAL_MS = 1000;
 
 /** One track's sender toward FFmpeg. */
@@ -322,7 +153,7 @@ export class RoomEgress {
     this.tracks = opts.tracks.filter(egressable);
     if (this.tracks.length === 0) {
       const codecs = opts.tracks.map((t) => t.codecName).join(", ") || "no tracks";
-      throw new EgressError(`nothing to bridge (${codecs})`);
+      throw fail("unsupported_codec", `nothing to bridge (${codecs})`);
     }
     this.socket = dgram.createSocket("udp4");
     this.socket.on("error", () => undefined);

@@ -1,23 +1,22 @@
 // HLS output directories: HLS_DIR/{name}/stream.m3u8 plus seg_<n>.ts, shared by room HLS and the
 // /start-stream jobs. One writer per name at a time (a claim), a clean directory before each
 // FFmpeg start (a stale playlist is never served as live), the directory removed on stop.
-// Also the FFmpeg output arguments for HLS and FLV/RTMP, and the codec choices of the spec:
+// Also the FFmpeg output arguments for HLS and FLV/RTMP, and the codec choices of docs/bridges.md ("HLS"):
 // H.264 copied, VP8/VP9 → libx264 (veryfast, zerolatency), Opus → AAC.
 
 import { lstatSync } from "node:fs";
 import { mkdir, readdir, rm, rmdir, writeFile, unlink } from "node:fs/promises";
 import path from "node:path";
 import { ROOM_NAME_RE } from "../config.js";
-import type { CodecName } from "../sfu/sdp.js";
-import { whitelistArgs } from "./supervisor.js";
+import { fail } from "../errors.js";
+import type { CodecName } from "../media/codecs.js";
+import { whitelistArgs } from "./protocols.js";
 
 export const PLAYLIST = "stream.m3u8";
 /** Files served from a name's directory: the playlist and its segments, nothing else. */
 export const HLS_FILE_RE = /^(?:stream\.m3u8|seg_\d{1,20}\.ts)$/;
 /** Files FFmpeg writes there (with temp_file: "<name>.tmp"), removed on cleanup. */
 const OWN_FILE_RE = /^(?:stream\.m3u8|seg_\d{1,20}\.ts)(?:\.tmp)?$/;
-
-export class HlsConflictError extends Error {}
 
 export class HlsDirectories {
   readonly root: string;
@@ -31,7 +30,7 @@ export class HlsDirectories {
 
   /** HLS_DIR/{name}; throws on a name that is not a room name. */
   dirOf(name: string): string {
-    if (!ROOM_NAME_RE.test(name)) throw new Error(`invalid HLS name "${name.slice(0, 80)}"`);
+    if (!ROOM_NAME_RE.test(name)) throw fail("invalid_input", `invalid HLS name "${name.slice(0, 80)}"`);
     return path.join(this.root, name);
   }
 
@@ -42,13 +41,13 @@ export class HlsDirectories {
 
   /**
    * Takes `name` for a writer of `kind` and returns the claim's token. A writer of another kind
-   * holding it → HlsConflictError; one of the same kind (a room published again while its old
+   * holding it → a "conflict" error; one of the same kind (a room published again while its old
    * HLS is still stopping) is taken over: the old one's release and cleanup then do nothing.
    */
   claim(name: string, kind: string): string {
     this.dirOf(name);
     const current = this.owners.get(name);
-    if (current !== undefined && current.kind !== kind) throw new HlsConflictError(`HLS name "${name}" is in use by a ${current.kind}`);
+    if (current !== undefined && current.kind !== kind) throw fail("conflict", `HLS name "${name}" is in use by a ${current.kind}`);
     const token = `${kind}#${++this.seq}`;
     this.owners.set(name, { kind, token });
     return token;

@@ -1,270 +1,25 @@
-// Pulling a source into a room (bridges.md §3): one supervised FFmpeg per ingest reads an RTMP
-// stream, an HTTP(S) HLS playlist or .mp4/.flv, or a file under MEDIA_DIR, and writes H.264
-// (Constrained Baseline, no B-frames: what every browser and werift viewer accepts) and Opus as
-// plain RTP to the loopback ports of the room's RtpSource (Rooms.ingest), which viewers, recorders
-// and the other bridges see as the room's publisher.
-//
-// Source URLs are untrusted input. The policy, before anything starts:
-// - network sources: rtmp://, rtmps://, http(s)://….m3u8|.mp4|.flv, one line, a host, optionally
-//   limited to INGEST_ALLOWED_HOSTS;
-// - files: a path (relative to MEDIA_DIR, or absolute inside it) that resolves — symlinks followed —
-//   to a regular media file under MEDIA_DIR; "..", ":" and every FFmpeg protocol prefix (file:,
-//   concat:, subfile:, pipe:, data: …) are refused, and FFmpeg is handed "file:<real path>" so it
-//   never interprets the name;
-// - each job has its own -protocol_whitelist for its input (e.g. rtmp,rtmps,tcp,tls: an HLS
-//   playlist naming file: or concat: segments cannot read local files) and rtp,udp for its outputs.
+// Pulling a source into a room (docs/bridges.md, "Ingest"): one supervised FFmpeg per ingest reads
+// an RTMP stream, an HTTP(S) HLS playlist or .mp4/.flv, or a file under MEDIA_DIR (checked first by
+// ingest-source.ts) and writes RTP (ingest-args.ts) into the room's RtpSource (Rooms.ingest), which
+// viewers, recorders and the other bridges see as the room's publisher.
 //
 // Lifecycle: the FFmpeg job and the RtpSource end together. A job that ends for good (stopped,
 // a file that played out, or failed after its restarts) closes the source, which ends the room;
 // a room closed from elsewhere (admin close, shutdown) stops the job.
 
 import type { Logger } from "../logger.js";
-import { randomBytes, randomInt } from "node:crypto";
-import { realpath, stat } from "node:fs/promises";
-import path from "node:path";
+import { randomBytes } from "node:crypto";
 import type { Rooms } from "../sfu/rooms.js";
-import { DomainError } from "../errors.js";
-import type { RtpSource, RtpTrackSpec } from "../sfu/rtp-source.js";
+import { fail, isDomainError } from "../errors.js";
+import type { RtpSource } from "../sfu/rtp-source.js";
 import type { EndReason } from "../sfu/session.js";
+import { BOTH_STREAMS, ingestArgs, randomSsrc, tracksFor, type IngestStreams } from "./ingest-args.js";
+import { resolveIngestSource, sourceRedactor, type IngestSource, type SourcePolicy } from "./ingest-source.js";
 import { copiesIntoRoom, probeMedia } from "./probe.js";
-import { JobLimitError, SupervisorClosedError, whitelistArgs, type Job, type JobInfo, type JobSpec, type JobState, type Supervisor } from "./supervisor.js";
+import type { Job } from "./job.js";
+import type { JobInfo, JobSpec, JobState } from "./job-spec.js";
+import type { Supervisor } from "./supervisor.js";
 
-/** An ingest request that cannot be served; the HTTP layer answers `status` with `message`. */
-export class IngestError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "IngestError";
-  }
-}
-
-export const VIDEO_PAYLOAD_TYPE = 96;
-export const AUDIO_PAYLOAD_TYPE = 111;
-/** Constrained Baseline 3.1: what -profile:v baseline produces and every WebRTC H.264 decoder takes. */
-export const VIDEO_FMTP = "packetization-mode=1;profile-level-id=42e01f";
-
-/** The tracks of every ingest room, in the order of RtpSource.ports. */
-export const INGEST_TRACKS: readonly RtpTrackSpec[] = [
-  { kind: "video", codec: { payloadType: VIDEO_PAYLOAD_TYPE, name: "H264", clockRate: 90000, fmtp: VIDEO_FMTP, rtcpFeedback: [] } },
-  { kind: "audio", codec: { payloadType: AUDIO_PAYLOAD_TYPE, name: "opus", clockRate: 48000, channels: 2, fmtp: "", rtcpFeedback: [] } },
-];
-
-export const MAX_URL_LENGTH = 2048;
-/** Extensions of files (and HTTP VOD paths) FFmpeg may read as a source. */
-export const MEDIA_FILE_EXTENSIONS: readonly string[] = [".mp4", ".m4v", ".mov", ".flv", ".mkv", ".webm", ".ts"];
-const HTTP_EXTENSIONS = [".m3u8", ".mp4", ".flv"];
-/** Network reads that block longer than this fail (and the job restarts): -rw_timeout, in µs. */
-const RW_TIMEOUT_US = 10_000_000;
-const PACKET_SIZE = 1200;
-/** Keyframe interval of the re-encoded video (frames). */
-const GOP = 30;
-
-export type IngestSourceKind = "rtmp" | "hls" | "http" | "file";
-
-export interface IngestSource {
-  kind: IngestSourceKind;
-  /** What FFmpeg opens: the URL as given, or "file:<real path>" for files. */
-  input: string;
-  /** For listings and logs: credentials and query string masked; files relative to MEDIA_DIR. */
-  display: string;
-  /** -protocol_whitelist of the input. */
-  protocols: readonly string[];
-  /** A live source (RTMP, HLS) restarts after it ends; a file or VOD URL ends the ingest. */
-  live: boolean;
-}
-
-export interface SourcePolicy {
-  /** MEDIA_DIR: files must resolve under it. */
-  mediaDir: string;
-  /** INGEST_ALLOWED_HOSTS: when non-empty, network sources must be on one of these (exact, or "*.example.com"). */
-  allowedHosts: readonly string[];
-}
-
-const ACCEPTED = "use rtmp://, rtmps://, http(s)://….m3u8|.mp4|.flv or a file path under MEDIA_DIR";
-
-/** `rtmp://user:pw@host/app/key?token=x` → `rtmp://****@host/app/key?****`. */
-export function maskSourceUrl(raw: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)([^?#]*)([?#].*)?$/i.exec(raw);
-  if (!m) return raw;
-  const authority = m[2].includes("@") ? `****@${m[2].slice(m[2].lastIndexOf("@") + 1)}` : m[2];
-  return `${m[1]}${authority}${m[3]}${m[4] ? `${m[4][0]}****` : ""}`;
-}
-
-/** A redactor for FFmpeg's log lines: the URL as given (and its query) never reaches the log. */
-function redactorFor(source: IngestSource, raw: string): (text: string) => string {
-  if (source.kind === "file") return (t) => t;
-  const query = /[?#](.*)$/.exec(raw)?.[1] ?? "";
-  const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(raw)?.[1] ?? "";
-  return (text) => {
-    let out = text.split(raw).join(source.display);
-    if (query.length >= 4) out = out.split(query).join("****");
-    if (userinfo.length >= 3) out = out.split(userinfo).join("****");
-    return out;
-  };
-}
-
-function hostAllowed(hostname: string, allowed: readonly string[]): boolean {
-  if (allowed.length === 0) return true;
-  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
-  return allowed.some((entry) => {
-    const e = entry.toLowerCase();
-    if (e.startsWith("*.")) return h.endsWith(e.slice(1)) && h.length > e.length - 1;
-    return h === e.replace(/^\[(.*)\]$/, "$1");
-  });
-}
-
-function within(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
-}
-
-function parseNetworkUrl(raw: string, scheme: string, policy: SourcePolicy): IngestSource {
-  if (/\s/.test(raw)) throw new IngestError(400, "invalid url: URLs must not contain whitespace");
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new IngestError(400, "invalid url: cannot be parsed");
-  }
-  if (url.hostname === "") throw new IngestError(400, "invalid url: no host");
-  if (!hostAllowed(url.hostname, policy.allowedHosts)) {
-    throw new IngestError(400, `invalid url: host "${url.hostname.slice(0, 100)}" is not in INGEST_ALLOWED_HOSTS`);
-  }
-  const display = maskSourceUrl(raw);
-  if (scheme === "rtmp" || scheme === "rtmps") {
-    // rtmp://host[:port]/app/stream: an application and a stream name.
-    const segments = url.pathname.split("/").filter((s) => s !== "");
-    if (segments.length < 2) throw new IngestError(400, "invalid url: an RTMP URL needs an application and a stream name (rtmp://host/app/stream)");
-    return { kind: "rtmp", input: raw, display, protocols: ["rtmp", "rtmps", "tcp", "tls"], live: true };
-  }
-  const ext = path.posix.extname(url.pathname).toLowerCase();
-  if (!HTTP_EXTENSIONS.includes(ext)) throw new IngestError(400, "invalid url: http(s) sources must be .m3u8, .mp4 or .flv");
-  // HLS segments come over the same protocols (crypto for AES-128 segments); never file: or concat:.
-  if (ext === ".m3u8") return { kind: "hls", input: raw, display, protocols: ["http", "https", "tcp", "tls", "crypto"], live: true };
-  return { kind: "http", input: raw, display, protocols: ["http", "https", "tcp", "tls"], live: false };
-}
-
-async function resolveFile(raw: string, policy: SourcePolicy): Promise<IngestSource> {
-  if (raw.includes(":")) throw new IngestError(400, `invalid url: file paths must not contain ':' (${ACCEPTED})`);
-  if (raw.split(/[\\/]/).includes("..")) throw new IngestError(400, "invalid url: file paths must not contain '..'");
-  const root = path.resolve(policy.mediaDir);
-  const abs = path.isAbsolute(raw) ? path.resolve(raw) : path.resolve(root, raw);
-  if (!within(root, abs)) throw new IngestError(400, "invalid url: file paths must be under MEDIA_DIR");
-  const ext = path.extname(abs).toLowerCase();
-  if (!MEDIA_FILE_EXTENSIONS.includes(ext)) {
-    throw new IngestError(400, `invalid url: unsupported file type (${MEDIA_FILE_EXTENSIONS.join(", ")})`);
-  }
-  let real: string;
-  let realRoot: string;
-  try {
-    realRoot = await realpath(root);
-    real = await realpath(abs);
-  } catch {
-    throw new IngestError(400, `invalid url: no such file under MEDIA_DIR: ${path.relative(root, abs).slice(0, 200)}`);
-  }
-  // A symlink inside MEDIA_DIR must not lead out of it.
-  if (!within(realRoot, real)) throw new IngestError(400, "invalid url: file paths must be under MEDIA_DIR");
-  const st = await stat(real).catch(() => undefined);
-  if (!st?.isFile()) throw new IngestError(400, "invalid url: not a regular file");
-  return { kind: "file", input: `file:${real}`, display: path.relative(root, abs), protocols: ["file"], live: false };
-}
-
-/**
- * Checks an ingest source against the policy (throws IngestError 400 with the reason) and returns
- * what FFmpeg is to open. Nothing is started here.
- */
-export async function resolveIngestSource(raw: unknown, policy: SourcePolicy): Promise<IngestSource> {
-  if (typeof raw !== "string" || raw === "") throw new IngestError(400, `"url" is required: ${ACCEPTED}`);
-  if (raw.length > MAX_URL_LENGTH) throw new IngestError(400, `invalid url: longer than ${MAX_URL_LENGTH} characters`);
-  if (/[\x00-\x1f\x7f]/.test(raw)) throw new IngestError(400, "invalid url: control characters");
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase();
-  if (scheme !== undefined) {
-    if (["rtmp", "rtmps", "http", "https"].includes(scheme)) {
-      if (!raw.slice(scheme.length + 1).startsWith("//")) throw new IngestError(400, `invalid url: expected ${scheme}://host/…`);
-      return parseNetworkUrl(raw, scheme, policy);
-    }
-    throw new IngestError(400, `invalid url: "${scheme.slice(0, 20)}:" sources are not accepted; ${ACCEPTED}`);
-  }
-  return resolveFile(raw, policy);
-}
-
-/** A random SSRC FFmpeg accepts (its -ssrc is a signed 32-bit integer). */
-export function randomSsrc(): number {
-  return randomInt(1, 0x7fffffff);
-}
-
-export interface IngestArgsOptions {
-  source: IngestSource;
-  loop: boolean;
-  /** RtpSource.ports, in the order of `tracksFor(streams)`: video first when there is video. */
-  ports: readonly number[];
-  ssrcs: readonly [number, number];
-  /** What the source holds (from ffprobe); both, re-encoded, when unknown. */
-  streams?: IngestStreams;
-}
-
-/** The streams an ingest forwards, and whether its H.264 goes into the room as it is. */
-export interface IngestStreams {
-  video: boolean;
-  audio: boolean;
-  copyVideo: boolean;
-}
-
-const BOTH: IngestStreams = { video: true, audio: true, copyVideo: false };
-
-/** The room tracks of an ingest of these streams (RtpSource ports follow this order). */
-export function tracksFor(streams: IngestStreams = BOTH): RtpTrackSpec[] {
-  return INGEST_TRACKS.filter((t) => (t.kind === "video" ? streams.video : streams.audio));
-}
-
-export function rtpOutput(port: number): string[] {
-  // RTCP to the RTP port itself (RtpSource drops it there); FFmpeg would otherwise send it to port+1.
-  return [...whitelistArgs(["rtp", "udp"]), "-f", "rtp", `rtp://127.0.0.1:${port}?rtcpport=${port}&pkt_size=${PACKET_SIZE}`];
-}
-
-/** FFmpeg arguments of an ingest (after the supervisor's global ones; it adds the input whitelist). */
-export function ingestArgs(o: IngestArgsOptions): string[] {
-  const streams = o.streams ?? BOTH;
-  const ports = [...o.ports];
-  const videoPort = streams.video ? ports.shift() : undefined;
-  const audioPort = streams.audio ? ports.shift() : undefined;
-  if ((streams.video && videoPort === undefined) || (streams.audio && audioPort === undefined)) throw new Error("an ingest needs a port per stream");
-  if (!streams.video && !streams.audio) throw new Error("an ingest needs a video or an audio stream");
-  const input: string[] = [];
-  // Files and VOD URLs are read at their own pace; live sources arrive in real time already.
-  if (o.source.kind !== "rtmp") input.push("-re");
-  if (o.loop) input.push("-stream_loop", "-1");
-  if (o.source.kind !== "file") input.push("-rw_timeout", String(RW_TIMEOUT_US));
-  const args = [...input, "-i", o.source.input];
-  if (videoPort !== undefined) {
-    args.push("-map", "0:v:0");
-    if (streams.copyVideo) {
-      // Baseline H.264 without B-frames is what the room announces: copied, no encoder in the way.
-      // MP4/FLV carry SPS/PPS out of band; viewers need them in-band before every keyframe.
-      args.push("-c:v", "copy", "-bsf:v", "h264_mp4toannexb,dump_extra=freq=keyframe");
-    } else {
-      // Re-encoded, so B-frames and high profiles never reach a WebRTC viewer, and keyframes come
-      // every GOP frames (joiners get the room's GOP cache). At most 1280x720.
-      args.push(
-        "-vf", "scale=w='min(iw,1280)':h='min(ih,720)':force_original_aspect_ratio=decrease:force_divisible_by=2",
-        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0",
-        "-g", String(GOP), "-keyint_min", String(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-        "-maxrate", "2500k", "-bufsize", "2500k",
-      );
-    }
-    args.push("-payload_type", String(VIDEO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[0]), ...rtpOutput(videoPort));
-  }
-  if (audioPort !== undefined) {
-    // Audio: AAC (RTMP, HLS, MP4) or whatever it is, to Opus 48 kHz stereo.
-    args.push("-map", "0:a:0", "-c:a", "libopus", "-ar", "48000", "-ac", "2", "-b:a", "96k");
-    args.push("-payload_type", String(AUDIO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[1]), ...rtpOutput(audioPort));
-  }
-  return args;
-}
-
-// ---- the ingests of one server ------------------------------------------------------------------
 
 /** Who started an ingest: the API, or an SRS / nginx-rtmp publish callback. */
 export type IngestOrigin = "api" | "srs" | "nginx-rtmp";
@@ -360,15 +115,15 @@ export class Ingests {
   }
 
   /**
-   * Validates `url` (IngestError 400), takes the room (409 when it has a publisher) and starts
+   * Validates `url` ("invalid_input"), takes the room ("conflict" when it has a publisher) and starts
    * FFmpeg. Resolves once the job is started (state "starting"), not when media flows.
    */
   async start(room: string, url: unknown, options: StartOptions = {}): Promise<IngestInfo> {
     const source = await resolveIngestSource(url, this.opts.policy);
     const loop = options.loop ?? false;
-    if (loop && source.live) throw new IngestError(400, "loop applies to files and .mp4/.flv URLs, not to live sources");
+    if (loop && source.live) throw fail("invalid_input", "loop applies to files and .mp4/.flv URLs, not to live sources");
     return this.serial(room, async () => {
-      if (this.closed) throw new IngestError(503, "server is shutting down");
+      if (this.closed) throw fail("shutting_down", "server is shutting down");
       const current = this.live.get(room);
       if (current && options.replaceCallbackIngest && current.origin !== "api") {
         this.opts.log.info({ room, ingest: current.id }, "ingest replaced by a new publish");
@@ -385,16 +140,10 @@ export class Ingests {
     // is taken as audio + video, re-encoded. Not for publish callbacks: nginx-rtmp and SRS wait for
     // the callback's answer before they accept the stream, so there is nothing to probe yet.
     const probed = origin === "api" ? await probeMedia(source.input, source.protocols, source.kind === "file" ? 5000 : PROBE_MS) : undefined;
-    if (probed && !probed.video && !probed.audio) throw new IngestError(422, "the source has neither video nor audio");
-    const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: copiesIntoRoom(probed) } : BOTH;
-    let rtp: RtpSource;
-    try {
-      rtp = await rooms.ingest(room, tracksFor(streams));
-    } catch (err) {
-      if (err instanceof DomainError) throw new IngestError({ invalid_input: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, unsupported_codec: 422, capacity: 503, shutting_down: 503 }[err.kind], err.message);
-      if (/shutting down/.test((err as Error).message)) throw new IngestError(503, "server is shutting down");
-      throw err;
-    }
+    if (probed && !probed.video && !probed.audio) throw fail("unsupported_codec", "the source has neither video nor audio");
+    const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: copiesIntoRoom(probed) } : BOTH_STREAMS;
+    // Rooms.ingest's errors ("conflict": the room has a publisher, "capacity", "shutting_down") reach the caller as they are.
+    const rtp: RtpSource = await rooms.ingest(room, tracksFor(streams));
     const id = randomBytes(8).toString("hex");
     const ssrcs: [number, number] = [randomSsrc(), randomSsrc()];
     const createdAt = new Date().toISOString();
@@ -409,7 +158,7 @@ export class Ingests {
       restart: source.live ? "always" : "on-failure",
       maxRestarts: origin === "api" ? (this.opts.maxRestarts ?? 5) : (this.opts.callbackMaxRestarts ?? 3),
       stallTimeoutMs: this.opts.stallTimeoutMs ?? 15_000,
-      redact: redactorFor(source, rawUrl),
+      redact: sourceRedactor(source, rawUrl),
       args: () => ingestArgs({ source, loop, ports: rtp.ports, ssrcs, streams }),
       cleanup: async () => {
         const e = entry;
@@ -430,8 +179,7 @@ export class Ingests {
       job = supervisor.start(spec);
     } catch (err) {
       await rtp.close("error");
-      if (err instanceof SupervisorClosedError) throw new IngestError(503, "server is shutting down");
-      if (err instanceof JobLimitError) throw new IngestError(503, err.message);
+      if (isDomainError(err, "shutting_down")) throw fail("shutting_down", "server is shutting down");
       throw err;
     }
     entry = { id, room, source, loop, origin, createdAt, rtp, job, streams };

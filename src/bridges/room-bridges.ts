@@ -4,7 +4,7 @@
 // arrives (the same hook recorders use), and the room's close cascade calls link.close(), which
 // stops that room's FFmpeg jobs and is awaited by Room.close(). So a bridge ends exactly when its
 // room ends, with no polling of `rooms.get(name)`, and app.close() (rooms first) leaves none. The
-// API finds a live room's link by name; no link means no live publisher (404).
+// API finds a live room's link by name; no link means no live publisher ("not_found").
 //
 // Each bridge is its own FFmpeg with its own RoomEgress (ports, sinks, SDP): one failing RTMP
 // target never disturbs the HLS output or another target.
@@ -13,20 +13,13 @@ import type { Logger } from "../logger.js";
 import { randomBytes } from "node:crypto";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
-import { EgressError, RoomEgress } from "./egress.js";
-import { audioCodecArgs, copiesVideo, hlsOutputArgs, HlsConflictError, type HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "./hls.js";
-import { JobLimitError, SupervisorClosedError, type Job, type JobInfo, type JobSpec, type Supervisor } from "./supervisor.js";
+import { fail, isDomainError } from "../errors.js";
+import { RoomEgress } from "./egress.js";
+import { audioCodecArgs, copiesVideo, hlsOutputArgs, type HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "./hls.js";
+import type { Job } from "./job.js";
+import type { JobInfo, JobSpec } from "./job-spec.js";
+import type { Supervisor } from "./supervisor.js";
 import { maskRtmpUrl, urlRedactor } from "./urls.js";
-
-/** A bridge request that cannot be served: the HTTP layer maps `status` and `message` as they are. */
-export class BridgeError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export const MAX_RESTREAMS_PER_ROOM = 8;
 /**
@@ -121,23 +114,19 @@ export class RoomBridges {
   private live(roomName: string): RoomLink {
     const link = this.links.get(roomName);
     if (!link || link.closed || link.room.isClosed || !link.room.publisher || link.room.publisher.closed) {
-      throw new BridgeError(404, "no active publisher in room");
+      throw fail("not_found", "no active publisher in room");
     }
     return link;
   }
 
+  /** The room's RTP toward a new FFmpeg; "unsupported_codec" when nothing (or AV1 video) would go. */
   private egressFor(link: RoomLink, keyframeIntervalMs: number): RoomEgress {
-    try {
-      const tracks = link.tracks;
-      if (tracks.some((t) => t.kind === "video" && t.codecName === "AV1")) throw new EgressError("cannot bridge AV1 video");
-      return new RoomEgress({ name: link.room.name, tracks, keyframeIntervalMs, tmpDir: this.opts.tmpDir });
-    } catch (err) {
-      if (err instanceof EgressError) throw new BridgeError(422, err.message);
-      throw err;
-    }
+    const tracks = link.tracks;
+    if (tracks.some((t) => t.kind === "video" && t.codecName === "AV1")) throw fail("unsupported_codec", "cannot bridge AV1 video");
+    return new RoomEgress({ name: link.room.name, tracks, keyframeIntervalMs, tmpDir: this.opts.tmpDir });
   }
 
-  /** FFmpeg arguments after the input: maps and codecs of the spec. */
+  /** FFmpeg arguments after the input: maps and codecs (docs/bridges.md, "HLS" and "RTMP restreams"). */
   private codecArgs(egress: RoomEgress, audioRate: number, keyframeSeconds: number): string[] {
     const args: string[] = [];
     const v = egress.video;
@@ -159,8 +148,7 @@ export class RoomBridges {
     } catch (err) {
       egress.close();
       undo();
-      if (err instanceof SupervisorClosedError) throw new BridgeError(503, "server is shutting down");
-      if (err instanceof JobLimitError) throw new BridgeError(503, err.message);
+      if (isDomainError(err, "shutting_down")) throw fail("shutting_down", "server is shutting down");
       throw err;
     }
   }
@@ -177,13 +165,7 @@ export class RoomBridges {
 
   private startHlsOn(link: RoomLink): Bridge {
     const name = link.room.name;
-    let claim: string;
-    try {
-      claim = this.opts.hls.claim(name, "room");
-    } catch (err) {
-      if (err instanceof HlsConflictError) throw new BridgeError(409, err.message);
-      throw err;
-    }
+    const claim = this.opts.hls.claim(name, "room");
     const v = link.tracks.find((t) => t.kind === "video");
     let egress: RoomEgress;
     try {
@@ -248,7 +230,7 @@ export class RoomBridges {
   addRestream(roomName: string, url: string): RestreamInfo {
     const link = this.live(roomName);
     if (link.restreams.size >= MAX_RESTREAMS_PER_ROOM) {
-      throw new BridgeError(409, `too many restreams for this room (at most ${MAX_RESTREAMS_PER_ROOM})`);
+      throw fail("conflict", `too many restreams for this room (at most ${MAX_RESTREAMS_PER_ROOM})`);
     }
     const v = link.tracks.find((t) => t.kind === "video");
     const egress = this.egressFor(link, v && copiesVideo(v.codecName) ? KEYFRAME_SECONDS * 1000 - 100 : 0);
@@ -276,7 +258,7 @@ export class RoomBridges {
     return this.restreamInfoOf(link, id, bridge);
   }
 
-  /** The room's restreams; throws 404 when the room has no live publisher. */
+  /** The room's restreams; throws "not_found" when the room has no live publisher. */
   listRestreams(roomName: string): RestreamInfo[] {
     const link = this.live(roomName);
     return [...link.restreams].map(([id, b]) => this.restreamInfoOf(link, id, b));

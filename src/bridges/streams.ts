@@ -1,4 +1,4 @@
-// The seed's transcoding service (seed 000, bridges.md §4): POST /start-stream pulls an RTMP
+// The transcoding service (docs/bridges.md, "/start-stream jobs"): POST /start-stream pulls an RTMP
 // source into HLS at HLS_DIR/{streamId}/stream.m3u8, one supervised FFmpeg per streamId.
 // Starting a running streamId ends the old FFmpeg gracefully first (idempotent restart). A start
 // counts as successful when FFmpeg is still up after a short probe window (or already writing
@@ -7,16 +7,16 @@
 // with back-off, and a source that goes silent is restarted after STALL_MS.
 
 import type { Logger } from "../logger.js";
-import { hlsOutputArgs, HlsConflictError, type HlsDirectories } from "./hls.js";
-import { JobLimitError, type Job, type JobInfo, type Supervisor } from "./supervisor.js";
+import { fail, isDomainError } from "../errors.js";
+import { hlsOutputArgs, type HlsDirectories } from "./hls.js";
+import type { Job } from "./job.js";
+import type { JobInfo } from "./job-spec.js";
+import type { Supervisor } from "./supervisor.js";
 
 /** Two-second segments of the source's own GOPs (the video is copied). */
 const SEGMENT_SECONDS = 2;
 const LIST_SIZE = 6;
 const STALL_MS = 20_000;
-
-export class StreamStartError extends Error {}
-export class StreamConflictError extends Error {}
 
 export interface StreamInfo extends JobInfo {
   streamId: string;
@@ -56,27 +56,21 @@ export class StreamJobs {
   }
 
   /**
-   * Starts (or restarts) the stream. Throws StreamStartError with the specific reason when FFmpeg
-   * did not start, StreamConflictError when a room's HLS uses the name.
+   * Starts (or restarts) the stream. Throws "start_failed" with the specific reason when FFmpeg
+   * did not start, "conflict" when a room's HLS uses the name, "capacity" at the job limit.
    */
   start(streamId: string, rtmpUrl: string): Promise<void> {
     return this.serial(streamId, async () => {
       await this.stopEntry(streamId, false);
       const { hls, supervisor, log } = this.opts;
-      let claim: string;
-      try {
-        claim = hls.claim(streamId, "stream");
-      } catch (err) {
-        if (err instanceof HlsConflictError) throw new StreamConflictError(err.message);
-        throw err;
-      }
+      const claim = hls.claim(streamId, "stream");
       let dir: string;
       try {
         dir = await hls.prepare(streamId);
       } catch (err) {
         hls.release(streamId, claim);
         const e = err as NodeJS.ErrnoException;
-        throw new StreamStartError(`cannot write HLS directory ${hls.dirOf(streamId)}: ${e.code ?? e.message}`);
+        throw fail("start_failed", `cannot write HLS directory ${hls.dirOf(streamId)}: ${e.code ?? e.message}`);
       }
       let job: Job;
       try {
@@ -109,8 +103,8 @@ export class StreamJobs {
         });
       } catch (err) {
         hls.release(streamId, claim);
-        if (err instanceof JobLimitError) throw err;
-        throw new StreamStartError((err as Error).message);
+        if (isDomainError(err, "capacity")) throw err;
+        throw fail("start_failed", (err as Error).message);
       }
       this.entries.set(streamId, { job, createdAt: new Date().toISOString() });
       try {
@@ -121,7 +115,7 @@ export class StreamJobs {
         await job.stop();
         this.entries.delete(streamId);
         log.warn({ streamId, reason }, "stream did not start");
-        throw new StreamStartError(reason);
+        throw fail("start_failed", reason);
       }
       log.info({ streamId, job: job.id, pid: job.pid }, "stream started");
     });

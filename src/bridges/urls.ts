@@ -1,24 +1,15 @@
-// User-given URLs for FFmpeg: only rtmp:// and rtmps://, one line, no shell or FFmpeg option tricks
-// (the URL is one element of an argument array, and the job's protocol whitelist keeps FFmpeg on
+// RTMP target URLs for FFmpeg: accepted under the "rtmp" use of the URL policy (policy.ts: only
+// rtmp:// and rtmps://, one line, a host), with no shell or FFmpeg option tricks (the URL is one
+// element of an argument array, and the job's protocol whitelist keeps FFmpeg on
 // rtmp/rtmps/tcp/tls whatever the URL says). Stream keys are secrets: masked in listings and logs.
 
-const MAX_URL_LENGTH = 2048;
+import { checkUrl } from "./policy.js";
 
 /** The URL as given when it is a usable rtmp:// or rtmps:// URL with a host and a path, else undefined. */
 export function parseRtmpUrl(raw: unknown): string | undefined {
-  if (typeof raw !== "string" || raw.length === 0 || raw.length > MAX_URL_LENGTH) return undefined;
-  // No whitespace or control characters: librtmp-style "url key=value" options are not accepted.
-  if (/[\s\x00-\x1f\x7f]/.test(raw)) return undefined;
-  const scheme = /^(rtmps?):\/\//i.exec(raw);
-  if (!scheme) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== "rtmp:" && url.protocol !== "rtmps:") return undefined;
-  if (url.hostname === "" || url.pathname.length < 2) return undefined;
+  if (typeof raw !== "string" || raw.length === 0) return undefined;
+  const verdict = checkUrl(raw, "rtmp");
+  if (!verdict.ok || verdict.url.pathname.length < 2) return undefined;
   return raw;
 }
 

@@ -1,4 +1,4 @@
-// Outgoing SRS-style HTTP callbacks (seed 003, spec/hooks.md): decisions before a session is
+// Outgoing SRS-style HTTP callbacks (docs/hooks.md): decisions before a session is
 // created, notifications after it ends. Nothing here runs on the media path.
 
 export type DecisionEvent = "on_connect" | "on_publish" | "on_play";

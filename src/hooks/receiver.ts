@@ -1,11 +1,12 @@
-// Receiving publish callbacks (hooks.md §2, seed 004): an RTMP server tells us a stream started or
-// stopped, and the stream is pulled into the room of the same name (Ingests) or the pull stops.
+// Receiving publish callbacks (docs/hooks.md, "SRS callback receiver"): an RTMP server tells us a
+// stream started or stopped, and the stream is pulled into the room of the same name (Ingests) or
+// the pull stops. The routes that carry them are in src/http/srs-callbacks.ts.
 //
-// Two dialects on the same routes (POST /api/srs/callback, and the seed's /api/v1/streams):
+// Two dialects:
 // - SRS http_hooks: JSON {action, client_id, ip, vhost, app, tcUrl, stream, param, server_id};
-//   SRS wants HTTP 200 with an integer body, 0 = allow, anything else refuses the client.
+//   SRS wants an integer answer, 0 = allow, anything else refuses the client.
 // - nginx-rtmp on_publish / on_publish_done: a form (call=publish|publish_done, app, name, addr,
-//   tcurl, …); nginx-rtmp allows on any 2xx and refuses on 4xx/5xx, so a refusal is 403 there.
+//   tcurl, …); nginx-rtmp allows on any 2xx and refuses on 4xx/5xx.
 //
 // Callbacks come from the network and start FFmpeg processes that connect where the body says:
 // stream names follow the room-name rule, app names are plain path segments, the URL goes through
@@ -14,11 +15,10 @@
 // anybody create rooms without a publish token.
 
 import type { Logger } from "../logger.js";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { tokenMatches } from "../auth/auth.js";
-import { IngestError, type IngestOrigin, type Ingests } from "../bridges/ingest.js";
+import type { IngestOrigin, Ingests } from "../bridges/ingest.js";
+import { isDomainError } from "../errors.js";
 import { ROOM_NAME_RE } from "../config.js";
-import { sendError } from "../http/errors.js";
 
 /** Non-zero answers to SRS, by cause. */
 export const SRS_CODES = {
@@ -127,11 +127,8 @@ export interface ReceiverDeps {
   authEnabled: boolean;
 }
 
-export const CALLBACK_PATHS = ["/api/srs/callback", "/api/v1/streams"] as const;
-const BODY_LIMIT = 64 * 1024;
-
 /** What the receiver decided, before it is written in the caller's dialect. */
-interface Outcome {
+export interface CallbackOutcome {
   allow: boolean;
   code: number;
   reason?: string;
@@ -141,7 +138,7 @@ export class CallbackReceiver {
   constructor(private readonly deps: ReceiverDeps) {}
 
   /** Acts on one callback body; never throws. */
-  async handle(dialect: CallbackDialect, text: string, ip: string): Promise<Outcome> {
+  async handle(dialect: CallbackDialect, text: string, ip: string): Promise<CallbackOutcome> {
     const parsed = dialect === "srs" ? parseSrsCallback(text) : parseNginxCallback(new URLSearchParams(text));
     if (!parsed.ok) return this.refuse(dialect, SRS_CODES.invalid, parsed.reason, ip);
     const ev = parsed.event;
@@ -160,8 +157,8 @@ export class CallbackReceiver {
       log.info({ callback: dialect, room: ev.room, client: ev.client, ip, ingest: info.id, source: info.url }, "callback: publish, ingest started");
       return { allow: true, code: SRS_CODES.ok };
     } catch (err) {
-      if (err instanceof IngestError) {
-        const code = err.status === 409 ? SRS_CODES.busy : err.status === 400 ? SRS_CODES.invalid : SRS_CODES.failed;
+      if (isDomainError(err)) {
+        const code = err.kind === "conflict" ? SRS_CODES.busy : err.kind === "invalid_input" ? SRS_CODES.invalid : SRS_CODES.failed;
         return this.refuse(dialect, code, `${ev.room}: ${err.message}`, ip);
       }
       log.error({ callback: dialect, room: ev.room, err: (err as Error).message }, "callback: ingest failed");
@@ -169,7 +166,7 @@ export class CallbackReceiver {
     }
   }
 
-  private refuse(dialect: CallbackDialect, code: number, reason: string, ip: string): Outcome {
+  private refuse(dialect: CallbackDialect, code: number, reason: string, ip: string): CallbackOutcome {
     this.deps.log.warn({ callback: dialect, ip, code, reason }, "callback refused");
     return { allow: false, code, reason };
   }
@@ -182,40 +179,4 @@ export class CallbackReceiver {
     if (typeof given !== "string" || !tokenMatches(given, secret)) return "wrong or missing secret";
     return undefined;
   }
-}
-
-/** POST /api/srs/callback and /api/v1/streams, bodies read as text whatever their Content-Type. */
-export async function registerCallbackReceiver(app: FastifyInstance, deps: ReceiverDeps): Promise<void> {
-  const receiver = new CallbackReceiver(deps);
-  await app.register(async (scope) => {
-    // Every body is read as text, whatever its Content-Type says: seed 004 documents SRS sending
-    // "application-json", which fastify would refuse as malformed before any parser ran.
-    const original = new WeakMap<FastifyRequest, string | undefined>();
-    scope.addHook("onRequest", async (request) => {
-      original.set(request, request.headers["content-type"]);
-      request.headers["content-type"] = "text/plain";
-    });
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("*", { parseAs: "string", bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
-    const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-      const text = typeof request.body === "string" ? request.body : "";
-      const dialect = dialectOf(original.get(request), text);
-      const denied = receiver.checkSecret(request.query);
-      if (denied !== undefined) {
-        deps.log.warn({ callback: dialect, ip: request.ip, reason: denied }, "callback refused");
-        return sendError(reply, 403, "forbidden");
-      }
-      const outcome = await receiver.handle(dialect, text, request.ip);
-      if (dialect === "nginx-rtmp") {
-        // nginx-rtmp: any 2xx allows, 4xx/5xx refuses; the body is only for people reading logs.
-        return reply
-          .code(outcome.allow ? 200 : 403)
-          .type("text/plain; charset=utf-8")
-          .send(outcome.allow ? "ok" : `refused: ${outcome.reason ?? "invalid"}`);
-      }
-      // SRS: HTTP 200 and an integer, 0 = allow.
-      return reply.code(200).type("text/plain; charset=utf-8").send(String(outcome.code));
-    };
-    for (const p of CALLBACK_PATHS) scope.post(p, handler);
-  });
 }

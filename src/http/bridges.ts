@@ -1,18 +1,16 @@
-// Routes of the FFmpeg bridges (bridges.md): room HLS and RTMP restreams under /api/rooms/{room},
-// the HLS files under /hls/{name}/, and the seed's transcoding API (/start-stream, /stop-stream,
-// /streams) with the seed's own JSON shapes and X-API-Key.
+// Routes of the FFmpeg bridges (docs/bridges.md): room HLS and RTMP restreams under
+// /api/rooms/{room}, the HLS files under /hls/{name}/, and the transcoding API (/start-stream,
+// /stop-stream, /streams) with its own JSON shapes and X-API-Key ("/start-stream jobs").
 
 import { lstat } from "node:fs/promises";
 import path from "node:path";
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { tokenMatches, type Authorizer } from "../auth/auth.js";
-import { BridgeError } from "../bridges/room-bridges.js";
 import type { Bridges } from "../bridges/index.js";
-import { StreamConflictError, StreamStartError } from "../bridges/streams.js";
-import { JobLimitError } from "../bridges/supervisor.js";
 import { parseRtmpUrl } from "../bridges/urls.js";
 import { ROOM_NAME_RE, type Config } from "../config.js";
-import { RETRY_AFTER_SECONDS, sendError } from "./errors.js";
+import { isDomainError } from "../errors.js";
+import { RETRY_AFTER_SECONDS, sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager, tokenOf, unauthorized } from "./guard.js";
 
 declare module "fastify" {
@@ -28,9 +26,8 @@ export interface BridgeRouteDeps {
   config: Pick<Config, "transcoderApiKey">;
 }
 
-
 function bridgeError(reply: FastifyReply, err: unknown): FastifyReply {
-  if (err instanceof BridgeError) return sendError(reply, err.status, err.message);
+  if (isDomainError(err)) return sendDomainError(reply, err);
   throw err;
 }
 
@@ -127,10 +124,10 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
   });
   app.get("/hls/*", async (_request, reply) => sendError(reply, 400, "invalid HLS path"));
 
-  // ---- the seed's transcoding API ---------------------------------------------------------------
+  // ---- the transcoding API ----------------------------------------------------------------------
 
   await app.register(async (scope) => {
-    const seedError = (reply: FastifyReply, status: number, message: string): FastifyReply =>
+    const transcoderError = (reply: FastifyReply, status: number, message: string): FastifyReply =>
       reply.code(status).type("application/json; charset=utf-8").send({ status: "error", message });
     const INVALID_START = "Invalid request body: streamId and rtmpUrl are required.";
     const INVALID_STOP = "Invalid request body: streamId is required.";
@@ -140,38 +137,40 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
       const key = deps.config.transcoderApiKey;
       const given = request.headers["x-api-key"];
       if (key === undefined || typeof given !== "string" || !tokenMatches(given, key)) {
-        await seedError(reply, 403, "Forbidden");
+        await transcoderError(reply, 403, "Forbidden");
       }
     });
 
     scope.setErrorHandler((err: FastifyError, request, reply) => {
       const status = err.statusCode ?? 500;
-      if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return seedError(reply, 413, "Request body too large.");
+      if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return transcoderError(reply, 413, "Request body too large.");
       if (status >= 400 && status < 500) {
-        return seedError(reply, 400, request.url.startsWith("/stop-stream") ? INVALID_STOP : INVALID_START);
+        return transcoderError(reply, 400, request.url.startsWith("/stop-stream") ? INVALID_STOP : INVALID_START);
       }
       request.log.error({ err }, "request failed");
-      return seedError(reply, 500, "Internal server error.");
+      return transcoderError(reply, 500, "Internal server error.");
     });
 
     scope.post("/start-stream", async (request, reply) => {
       const body = request.body as { streamId?: unknown; rtmpUrl?: unknown } | undefined;
       const streamId = body?.streamId;
-      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return seedError(reply, 400, INVALID_START);
+      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return transcoderError(reply, 400, INVALID_START);
       const rtmpUrl = parseRtmpUrl(body?.rtmpUrl);
-      if (rtmpUrl === undefined) return seedError(reply, 400, INVALID_START);
+      if (rtmpUrl === undefined) return transcoderError(reply, 400, INVALID_START);
       try {
         await bridges.streams.start(streamId, rtmpUrl);
       } catch (err) {
-        if (err instanceof StreamConflictError) return seedError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
-        if (err instanceof JobLimitError) {
+        // This API's statuses: 409 for a name a room's HLS holds, 503 at the job limit, 500 for
+        // every other failure to start, with its reason.
+        if (isDomainError(err, "conflict")) return transcoderError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
+        if (isDomainError(err, "capacity")) {
           reply.header("Retry-After", RETRY_AFTER_SECONDS);
-          return seedError(reply, 503, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${err.message}.`);
+          return transcoderError(reply, 503, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${err.message}.`);
         }
-        const reason = err instanceof StreamStartError ? err.message : "internal error";
-        if (!(err instanceof StreamStartError)) request.log.error({ err, streamId }, "start-stream failed");
+        const reason = isDomainError(err) ? err.message : "internal error";
+        if (!isDomainError(err)) request.log.error({ err, streamId }, "start-stream failed");
         const sentence = /[.!?]$/.test(reason) ? reason : `${reason}.`;
-        return seedError(reply, 500, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${sentence}`);
+        return transcoderError(reply, 500, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${sentence}`);
       }
       return { status: "success", message: `Stream ${streamId} started.` };
     });
@@ -179,8 +178,8 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
     scope.post("/stop-stream", async (request, reply) => {
       const body = request.body as { streamId?: unknown } | undefined;
       const streamId = body?.streamId;
-      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return seedError(reply, 400, INVALID_STOP);
-      if (!(await bridges.streams.stop(streamId))) return seedError(reply, 404, `Stream ${streamId} not found.`);
+      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return transcoderError(reply, 400, INVALID_STOP);
+      if (!(await bridges.streams.stop(streamId))) return transcoderError(reply, 404, `Stream ${streamId} not found.`);
       return { status: "success", message: `Stream ${streamId} stopped.` };
     });
 

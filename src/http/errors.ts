@@ -1,5 +1,4 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
-import { JobLimitError } from "../bridges/supervisor.js";
 import { DomainError, type ErrorKind } from "../errors.js";
 
 /** Retry-After of every 503 (RFC 9725 §4.6: a limit was reached, try again later). */
@@ -15,6 +14,7 @@ export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
   unsupported_codec: 422,
   capacity: 503,
   shutting_down: 503,
+  start_failed: 500,
 };
 
 export function statusOf(err: DomainError): number {
@@ -32,12 +32,11 @@ export function sendError(reply: FastifyReply, status: number, message: string):
   return reply.code(status).type("application/json; charset=utf-8").send({ error: message });
 }
 
-/** Maps every failure to the spec's JSON error shape; details of a 500 go to the log only. */
+/** Maps every failure to the API's JSON error shape (docs/api.md, "Errors"); details of a 500 go to the log only. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
   app.setErrorHandler((err: FastifyError | DomainError | Error, request, reply) => {
     if (err instanceof DomainError) return sendDomainError(reply, err);
-    if (err instanceof JobLimitError) return sendError(reply, err.status, err.message);
     const code = (err as FastifyError).code;
     const status = (err as FastifyError).statusCode;
     if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return sendError(reply, 413, "request body too large");

@@ -1,10 +1,11 @@
-// Routes of room ingest (bridges.md §3): POST/GET/DELETE /api/rooms/{room}/ingest. Publish rights
+// Routes of room ingest (docs/bridges.md, "Ingest"): POST/GET/DELETE /api/rooms/{room}/ingest. Publish rights
 // for the room, or admin rights, are needed for all three.
 
 import type { FastifyInstance } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
-import { IngestError, type Ingests } from "../bridges/ingest.js";
-import { sendError } from "./errors.js";
+import type { Ingests } from "../bridges/ingest.js";
+import { isDomainError } from "../errors.js";
+import { sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager } from "./guard.js";
 
 declare module "fastify" {
@@ -42,7 +43,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
       const info = await ingests.start(room, body.url, { loop: body.loop, origin: "api" });
       return reply.code(201).send(info);
     } catch (err) {
-      if (err instanceof IngestError) return sendError(reply, err.status, err.message);
+      if (isDomainError(err)) return sendDomainError(reply, err);
       throw err;
     }
   });

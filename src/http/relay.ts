@@ -1,15 +1,16 @@
-// The seed's relay API (seed 002, bridges.md §5): POST /api/relay and its original path
-// /api/cdn/v2/forwardRequest.action, GET /api/relay[/{id}]. Auth is the seed's n/r/k
-// (k = md5(r + RELAY_KEY)), 100 calls per 5 minutes per account; replies in the seed's shape.
+// The relay API (docs/bridges.md, "Relay tasks"): POST /api/relay and its original path
+// /api/cdn/v2/forwardRequest.action, GET /api/relay[/{id}]. Auth is n/r/k
+// (k = md5(r + RELAY_KEY)), 100 calls per 5 minutes per account by default; replies in the
+// API's own shape ({ http_code, msg, call_time }).
 
 import { createHash } from "node:crypto";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { tokenMatches } from "../auth/auth.js";
-import { parseRelayRequest, RelayRequestError } from "../bridges/relay/request.js";
-import { RelayClosedError, type RelayTasks } from "../bridges/relay/tasks.js";
-import { JobLimitError } from "../bridges/supervisor.js";
+import { parseRelayRequest } from "../bridges/relay/request.js";
+import type { RelayTasks } from "../bridges/relay/tasks.js";
 import type { Config } from "../config.js";
+import { isDomainError, type ErrorKind } from "../errors.js";
 import { RETRY_AFTER_SECONDS } from "./errors.js";
 
 export interface RelayRouteDeps {
@@ -22,6 +23,22 @@ declare module "fastify" {
     relays: RelayTasks;
   }
 }
+
+/**
+ * The relay API's statuses for a refused command: 503 (with Retry-After) when the server cannot take
+ * work now, 400 for everything the request got wrong, an unknown task id included.
+ */
+const RELAY_STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
+  invalid_input: 400,
+  unauthorized: 400,
+  forbidden: 400,
+  not_found: 400,
+  conflict: 400,
+  unsupported_codec: 400,
+  capacity: 503,
+  shutting_down: 503,
+  start_failed: 500,
+};
 
 const reply = (res: FastifyReply, status: number, msg: string): FastifyReply =>
   res.code(status).type("application/json; charset=utf-8").send({ http_code: String(status), msg, call_time: Date.now() });
@@ -65,7 +82,7 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
   };
 
   await app.register(async (scope) => {
-    // Bad JSON and wrong content types answer in the seed's shape too.
+    // Bad JSON and wrong content types answer in the API's shape too.
     scope.setErrorHandler((err: FastifyError, request, res) => {
       const status = err.statusCode ?? 500;
       if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply(res, 413, "request body too large");
@@ -81,12 +98,10 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
         await relays.execute(command);
         request.log.info({ cmd: command.cmd, relays: command.tasks.map((t) => t.id) }, "relay command");
       } catch (err) {
-        if (err instanceof RelayRequestError) return reply(res, err.status, err.message);
-        if (err instanceof JobLimitError || err instanceof RelayClosedError) {
-          res.header("Retry-After", RETRY_AFTER_SECONDS);
-          return reply(res, 503, err.message);
-        }
-        throw err;
+        if (!isDomainError(err)) throw err;
+        const status = RELAY_STATUS_OF_KIND[err.kind];
+        if (status === 503) res.header("Retry-After", RETRY_AFTER_SECONDS);
+        return reply(res, status, err.message);
       }
       return reply(res, 200, "receive task success!");
     };

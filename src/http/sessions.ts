@@ -65,7 +65,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
         tcUrl: `${request.protocol}://${request.host}${query < 0 ? request.url : request.url.slice(0, query)}`,
         protocol: kind,
       };
-      // Callbacks decide before any peer exists (spec/hooks.md); a slow one delays only this request.
+      // Callbacks decide before any peer exists (docs/hooks.md, "Outgoing callbacks"); a slow one delays only this request.
       const decision = await deps.hooks.decide(client);
       if (!decision.allowed) return sendError(reply, 403, "rejected by hook");
       let created;

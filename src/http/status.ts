@@ -28,7 +28,7 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
     authEnabled: auth.enabled,
     recordEnabled: config.recordEnabled,
     iceServers: config.iceServers,
-    // Keys are only ever added (spec/api.md): clients can test for what this server offers.
+    // Keys are only ever added (docs/api.md, "Server status"): clients can test for what this server offers.
     features: { rooms: true, records: true, hls: true, rtmp: true, hlsForEveryRoom: config.hlsEnabled },
   }));
 

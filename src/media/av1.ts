@@ -42,13 +42,25 @@ export interface Av1AggregationHeader {
   newSequence: boolean;
 }
 
+const AGGREGATION_Z = 0x80;
+const AGGREGATION_Y = 0x40;
+const AGGREGATION_N = 0x08;
+
 export function parseAv1AggregationHeader(byte: number): Av1AggregationHeader {
   return {
-    continuation: (byte & 0x80) !== 0,
-    continues: (byte & 0x40) !== 0,
+    continuation: (byte & AGGREGATION_Z) !== 0,
+    continues: (byte & AGGREGATION_Y) !== 0,
     elementCount: (byte >> 4) & 0x03,
-    newSequence: (byte & 0x08) !== 0,
+    newSequence: (byte & AGGREGATION_N) !== 0,
   };
+}
+
+/**
+ * Whether this payload starts a keyframe: Z=0 (not the tail of an OBU) and N=1 (the first packet
+ * of a new coded video sequence). Runs per forwarded packet: no allocation.
+ */
+export function av1StartsKeyframe(p: Uint8Array): boolean {
+  return p.length > 0 && (p[0] & AGGREGATION_Z) === 0 && (p[0] & AGGREGATION_N) !== 0;
 }
 
 export interface Av1SequenceHeader {

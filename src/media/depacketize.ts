@@ -1,5 +1,6 @@
 import type { AssemblerOptions, FrameAssembler } from "./assembler.js";
 import { Av1Assembler } from "./av1.js";
+import type { CodecName } from "./codecs.js";
 import { H264Assembler, type H264AssemblerOptions } from "./h264.js";
 import { OpusAssembler } from "./opus.js";
 import { Vp8Assembler } from "./vp8.js";
@@ -13,22 +14,9 @@ export { OpusAssembler } from "./opus.js";
 export { Vp8Assembler } from "./vp8.js";
 export { Vp9Assembler } from "./vp9.js";
 
-export type RecordableCodec = "VP8" | "VP9" | "H264" | "opus";
-
-/** Maps an SDP codec name or MIME type ("video/VP8", "H264", "opus") to a recordable codec. */
-export function recordableCodec(name: string): RecordableCodec | undefined {
-  const n = name.replace(/^(audio|video)\//i, "").toUpperCase();
-  if (n === "VP8" || n === "VP9" || n === "H264") return n;
-  if (n === "OPUS") return "opus";
-  return undefined;
-}
-
-/**
- * One assembler per received stream; `spropParameterSets` is used by H.264 only. AV1 is accepted
- * here but not (yet) returned by `recordableCodec`, so callers opt in explicitly.
- */
+/** One assembler per received stream; `spropParameterSets` is used by H.264 only. */
 export function createAssembler(
-  codec: RecordableCodec | "AV1",
+  codec: CodecName,
   options: AssemblerOptions & H264AssemblerOptions = {},
 ): FrameAssembler {
   switch (codec) {

@@ -20,6 +20,28 @@ export interface H264AssemblerOptions extends AssemblerOptions {
   spropParameterSets?: string;
 }
 
+const startsIdr = (type: number): boolean => type === NAL_IDR || type === NAL_SPS;
+
+/**
+ * Whether this payload starts a keyframe: an IDR slice or an SPS (which a sender puts right before
+ * its IDR), alone, inside a STAP-A, or as the first fragment of an FU-A (RFC 6184 §5.6-5.8). Runs
+ * per forwarded packet: no allocation.
+ */
+export function h264StartsKeyframe(p: Uint8Array): boolean {
+  if (p.length === 0) return false;
+  const type = p[0] & 0x1f;
+  if (startsIdr(type)) return true;
+  if (type === NAL_STAP_A) {
+    // 16-bit size then NAL unit, repeated.
+    for (let i = 1; i + 2 < p.length; i += 2 + ((p[i] << 8) | p[i + 1])) {
+      if (startsIdr(p[i + 2] & 0x1f)) return true;
+    }
+    return false;
+  }
+  if (type === NAL_FU_A && p.length > 1) return (p[1] & 0x80) !== 0 && startsIdr(p[1] & 0x1f);
+  return false;
+}
+
 /** Decodes `sprop-parameter-sets` into NAL units; ignores empty or non-base64 entries. */
 export function parseSpropParameterSets(value: string): Buffer[] {
   return value

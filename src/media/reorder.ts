@@ -1,4 +1,4 @@
-import { seqDiff } from "./rtp.js";
+import { seqAdd, seqDiff, wrapSeq } from "./sequence.js";
 
 /** What the buffer hands out, in sequence order: a packet, or how many packets are given up on. */
 export type ReorderItem<T> = { type: "packet"; packet: T } | { type: "lost"; count: number };
@@ -50,7 +50,7 @@ export class ReorderBuffer<T extends { sequenceNumber: number }> {
   }
 
   push(packet: T): ReorderItem<T>[] {
-    const seq = packet.sequenceNumber & 0xffff;
+    const seq = wrapSeq(packet.sequenceNumber);
     const out: ReorderItem<T>[] = [];
     if (this.next === undefined) {
       if (this.held.has(seq)) {
@@ -77,7 +77,7 @@ export class ReorderBuffer<T extends { sequenceNumber: number }> {
     this.lateRun = 0;
     if (ahead >= this.capacity) {
       // Make room: everything before the first slot of the new window is released or given up.
-      this.advanceTo((seq - this.capacity + 1) & 0xffff, out);
+      this.advanceTo(seqAdd(seq, 1 - this.capacity), out);
     }
     this.held.set(seq, packet);
     this.drain(out);
@@ -104,7 +104,7 @@ export class ReorderBuffer<T extends { sequenceNumber: number }> {
     }
     this.next = first;
     if (seqDiff(first, last) >= this.capacity) {
-      this.advanceTo((last - this.capacity + 1) & 0xffff, out);
+      this.advanceTo(seqAdd(last, 1 - this.capacity), out);
     }
     this.drain(out);
   }
@@ -113,7 +113,7 @@ export class ReorderBuffer<T extends { sequenceNumber: number }> {
     if (this.next === undefined || this.held.size === 0) return;
     let last = this.next;
     for (const s of this.held.keys()) if (seqDiff(last, s) > 0) last = s;
-    this.advanceTo((last + 1) & 0xffff, out);
+    this.advanceTo(seqAdd(last, 1), out);
   }
 
   /** Moves `next` forward to `target`, releasing held packets and reporting holes on the way. */
@@ -135,7 +135,7 @@ export class ReorderBuffer<T extends { sequenceNumber: number }> {
         lost = 0;
         out.push({ type: "packet", packet: p });
       }
-      this.next = (this.next + 1) & 0xffff;
+      this.next = seqAdd(this.next, 1);
     }
     if (lost > 0) this.reportLost(lost, out);
   }
@@ -146,7 +146,7 @@ export class ReorderBuffer<T extends { sequenceNumber: number }> {
       if (p === undefined) return;
       this.held.delete(this.next);
       out.push({ type: "packet", packet: p });
-      this.next = (this.next + 1) & 0xffff;
+      this.next = seqAdd(this.next, 1);
     }
   }
 

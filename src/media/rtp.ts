@@ -47,11 +47,6 @@ export function parseRtp(buf: Uint8Array): RtpPacket | undefined {
   };
 }
 
-/** Signed distance a → b between two 16-bit sequence numbers, in [-32768, 32767]. */
-export function seqDiff(a: number, b: number): number {
-  return (((b - a) & 0xffff) << 16) >> 16;
-}
-
 /**
  * Turns 32-bit RTP timestamps into a monotonic-ish 53-bit-safe number line. Each step is read as
  * the signed 32-bit difference from the previous timestamp, so both the wrap at 2^32 and small

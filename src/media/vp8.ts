@@ -65,6 +65,36 @@ export function parseVp8Descriptor(p: Uint8Array): Vp8Descriptor | undefined {
   return d;
 }
 
+/**
+ * Bytes the descriptor takes, or -1 when the payload is too short for the fields it announces.
+ * The allocation-free twin of `parseVp8Descriptor(p).size`.
+ */
+function vp8DescriptorSize(p: Uint8Array): number {
+  if (p.length < 1) return -1;
+  if ((p[0] & 0x80) === 0) return 1;
+  if (p.length < 2) return -1;
+  const x = p[1];
+  let i = 2;
+  if (x & 0x80) {
+    if (i >= p.length) return -1;
+    i += p[i] & 0x80 ? 2 : 1;
+  }
+  if (x & 0x40) i++;
+  if (x & 0x30) i++;
+  return i <= p.length ? i : -1;
+}
+
+/**
+ * Whether this payload starts a keyframe: S=1 with partition 0 is the first packet of a frame,
+ * and P=0 in the frame tag after the descriptor marks a keyframe (RFC 7741 §4.2-4.3). Runs per
+ * forwarded packet: no allocation.
+ */
+export function vp8StartsKeyframe(p: Uint8Array): boolean {
+  if (p.length === 0 || (p[0] & 0x10) === 0 || (p[0] & 0x07) !== 0) return false;
+  const size = vp8DescriptorSize(p);
+  return size >= 0 && size < p.length && (p[size] & 0x01) === 0;
+}
+
 /** Keyframe flag and, for a keyframe, the size from the VP8 frame header (RFC 6386 §9.1). */
 export function parseVp8FrameHeader(
   frame: Uint8Array,

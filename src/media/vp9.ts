@@ -119,6 +119,14 @@ export function parseVp9Descriptor(p: Uint8Array): Vp9Descriptor | undefined {
   return d;
 }
 
+/**
+ * Whether this payload starts a keyframe: B (start of a layer frame) set and P (inter-picture
+ * predicted) clear (RFC 9628 §4.2). Runs per forwarded packet: no allocation.
+ */
+export function vp9StartsKeyframe(p: Uint8Array): boolean {
+  return p.length > 0 && (p[0] & 0x08) !== 0 && (p[0] & 0x40) === 0;
+}
+
 export interface Vp9FrameHeader {
   profile: number;
   showExistingFrame: boolean;

@@ -19,8 +19,10 @@ import { closeSync, lstatSync, openSync, readSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { resolveFfmpeg } from "../bridges/ffmpeg-path.js";
+import { playbackContainerOf, type PlaybackContainer } from "../media/codecs.js";
 import type { PublishedTrack } from "../sfu/publisher.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
+import { freeRecordName, parseRecordName } from "./names.js";
 import type { FinishedRecording } from "./recorder.js";
 
 /** One finished track file of a session. */
@@ -37,17 +39,9 @@ export interface PlaybackJob {
   audio?: TrackFile;
 }
 
-export type PlaybackContainer = "webm" | "mp4";
-
-/** mp4 for H.264 (browsers play H.264 in MP4, not in WebM); webm for everything else. */
+/** The container of the session's merged file, chosen by its video codec. */
 export function playbackContainer(job: PlaybackJob): PlaybackContainer {
-  return job.video?.info.codec === "H264" ? "mp4" : "webm";
-}
-
-/** `{room}_{kind}{n}_{unixSeconds}.{ext}` → unixSeconds, or undefined. */
-export function trackFileSeconds(file: string): number | undefined {
-  const m = /_(?:video|audio)\d+_(\d+)\.[a-z0-9]+$/.exec(path.basename(file));
-  return m ? Number(m[1]) : undefined;
+  return playbackContainerOf(job.video?.info.codec);
 }
 
 /**
@@ -56,7 +50,7 @@ export function trackFileSeconds(file: string): number | undefined {
  */
 export function sessionSeconds(job: PlaybackJob): number {
   const tracks = [job.video, job.audio].filter((t): t is TrackFile => t !== undefined);
-  const named = tracks.map((t) => trackFileSeconds(t.file)).filter((s): s is number => s !== undefined);
+  const named = tracks.map((t) => parseRecordName(path.basename(t.file))?.seconds).filter((s): s is number => s !== undefined);
   if (named.length > 0) return Math.min(...named);
   const started = tracks.map((t) => t.info.startedAt).filter((t) => t > 0);
   return Math.floor((started.length ? Math.min(...started) : Date.now()) / 1000);
@@ -149,15 +143,13 @@ export function buildPlaybackArgs(job: PlaybackJob, output: string, preSkip = 0)
   return args;
 }
 
-/** `{room}_{seconds}.{ext}`, moving the seconds forward while a file has the name. */
-function freeName(dir: string, room: string, start: number, ext: string): string {
-  for (let s = start; ; s++) {
-    const name = `${room}_${s}.${ext}`;
-    try {
-      lstatSync(path.join(dir, name));
-    } catch {
-      return name;
-    }
+/** Whether anything (a file, a directory, a link) has this name. */
+function existsAt(dir: string, name: string): boolean {
+  try {
+    lstatSync(path.join(dir, name));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -238,7 +230,7 @@ export class PlaybackQueue {
     const bin = this.opts.ffmpegPath ?? resolveFfmpeg();
     const dir = this.opts.dir;
     const container = playbackContainer(job);
-    const name = freeName(dir, job.room, sessionSeconds(job), container);
+    const name = freeRecordName({ room: job.room, playback: true, seconds: sessionSeconds(job), extension: container }, (n) => existsAt(dir, n));
     // Hidden, and not a recording name: never listed or served while FFmpeg writes it.
     const temp = path.join(dir, `.${name}.part`);
     const args = buildPlaybackArgs(job, temp, job.audio ? oggOpusPreSkip(job.audio.file) : 0);

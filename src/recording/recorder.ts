@@ -1,5 +1,5 @@
 // Ties one published track to a pure container writer from src/media: reorder, depacketize,
-// write. Naming follows the seed: {room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}.
+// write, into a file named by names.ts ({room}_{kind}{n}_{unixSeconds}.{ivf|h264|ogg}).
 
 import type { Logger } from "../logger.js";
 import { randomInt } from "node:crypto";
@@ -7,7 +7,8 @@ import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import type { RtpPacket } from "werift";
 import { AnnexBWriter } from "../media/annexb.js";
-import { createAssembler, recordableCodec, type Frame, type FrameAssembler, type RecordableCodec } from "../media/depacketize.js";
+import { TRACK_CONTAINERS, type CodecName } from "../media/codecs.js";
+import { createAssembler, type Frame, type FrameAssembler } from "../media/depacketize.js";
 import { IvfWriter, IVF_HEADER_SIZE } from "../media/ivf.js";
 import { OggOpusWriter } from "../media/ogg.js";
 import { ReorderBuffer } from "../media/reorder.js";
@@ -17,6 +18,7 @@ import type { PublishedTrack } from "../sfu/publisher.js";
 import { fmtpParams } from "../sfu/sdp.js";
 import type { Room, TrackConsumer, TrackConsumerFactory } from "../sfu/room.js";
 import { SerialFile } from "./file.js";
+import { freeRecordName, type TrackExtension } from "./names.js";
 
 /** Counters read by /metrics at scrape time. */
 export class RecordingStats {
@@ -37,7 +39,7 @@ export interface RecorderOptions {
 /** What a finished track file holds, for whoever merges or converts it afterwards. */
 export interface FinishedRecording {
   kind: "video" | "audio";
-  codec: Recordable;
+  codec: CodecName;
   /**
    * Wall clock (ms since the epoch) of the file's first frame: the lowest of each frame's arrival
    * less the RTP time since the first frame, so frames that were held up (a burst after a stall,
@@ -52,7 +54,7 @@ export interface FinishedRecording {
 
 /** One container format behind a common shape: header first, frames, final bytes on close. */
 interface ContainerWriter {
-  readonly extension: string;
+  readonly extension: TrackExtension;
   begin(first: Frame): Buffer;
   frame(f: Frame): Buffer;
   /** Bytes to append at the end, and a header to rewrite at offset 0. */
@@ -62,23 +64,19 @@ interface ContainerWriter {
   progressHeader?(): Buffer;
 }
 
-export type Recordable = RecordableCodec | "AV1";
-
 /** How often a growing file's header is rewritten with the duration so far (see progressHeader). */
 const HEADER_PATCH_MS = 1000;
 
-const FOURCC = { VP8: "VP80", VP9: "VP90", AV1: "AV01" } as const;
-
-function containerFor(codec: Recordable, channels: number): ContainerWriter {
-  switch (codec) {
-    case "VP8":
-    case "VP9":
-    case "AV1": {
+function containerFor(codec: CodecName, channels: number): ContainerWriter {
+  const container = TRACK_CONTAINERS[codec];
+  const extension = container.extension;
+  switch (container.extension) {
+    case "ivf": {
       let ivf: IvfWriter | undefined;
       return {
-        extension: "ivf",
+        extension,
         begin: (first) => {
-          ivf = new IvfWriter({ fourcc: FOURCC[codec], width: first.width ?? 0, height: first.height ?? 0 });
+          ivf = new IvfWriter({ fourcc: container.fourcc, width: first.width ?? 0, height: first.height ?? 0 });
           return ivf.fileHeader();
         },
         frame: (f) => (ivf as IvfWriter).frame(f.data, f.timestamp),
@@ -86,19 +84,19 @@ function containerFor(codec: Recordable, channels: number): ContainerWriter {
         progressHeader: () => (ivf as IvfWriter).finalHeader(),
       };
     }
-    case "H264": {
+    case "h264": {
       const annexb = new AnnexBWriter();
       return {
-        extension: "h264",
+        extension,
         begin: () => annexb.fileHeader(),
         frame: (f) => annexb.frame(f.data),
         end: () => ({}),
       };
     }
-    case "opus": {
+    case "ogg": {
       const ogg = new OggOpusWriter({ serial: randomInt(0, 0xffffffff), channels: channels === 1 ? 1 : 2 });
       return {
-        extension: "ogg",
+        extension,
         begin: () => ogg.begin(),
         frame: (f) => ogg.packet(f.data, f.timestamp),
         end: () => ({ tail: ogg.end() }),
@@ -107,18 +105,12 @@ function containerFor(codec: Recordable, channels: number): ContainerWriter {
   }
 }
 
-/**
- * `{stem}_{unixSeconds}.{ext}`, moving the seconds forward while a regular file already has the
- * name (a room published again within the same second), so no recording is ever overwritten.
- */
-function freeName(dir: string, stem: string, ext: string): string {
-  for (let s = Math.floor(Date.now() / 1000); ; s++) {
-    const name = `${stem}_${s}.${ext}`;
-    try {
-      if (!lstatSync(path.join(dir, name)).isFile()) return name;
-    } catch {
-      return name;
-    }
+/** Whether a regular file has this name: only those are never overwritten (see SerialFile). */
+function regularFileAt(dir: string, name: string): boolean {
+  try {
+    return lstatSync(path.join(dir, name)).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -129,7 +121,7 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   private file: SerialFile | undefined;
   private stopped = false;
   private closing: Promise<void> | undefined;
-  private readonly codec: Recordable;
+  private readonly codec: CodecName;
   private readonly clock = new TimestampUnwrapper();
   private startedAt = 0;
   private frames = 0;
@@ -141,12 +133,15 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   constructor(
     private readonly room: string,
     private readonly track: PublishedTrack,
-    codec: Recordable,
+    codec: CodecName,
     private readonly opts: RecorderOptions,
   ) {
     this.codec = codec;
     this.container = containerFor(codec, track.codec.channels ?? 2);
-    this.fileName = freeName(opts.dir, `${room}_${track.kind}${track.index}`, this.container.extension);
+    this.fileName = freeRecordName(
+      { room, playback: false, kind: track.kind, index: track.index, seconds: Math.floor(Date.now() / 1000), extension: this.container.extension },
+      (name) => regularFileAt(opts.dir, name),
+    );
     this.assembler = createAssembler(codec, {
       onKeyframeNeeded: () => track.keyframes.request(),
       spropParameterSets: fmtpParams(track.codec.fmtp).get("sprop-parameter-sets"),
@@ -252,14 +247,9 @@ export class TrackRecorder implements PacketSink, TrackConsumer {
   }
 }
 
-/** The room consumer factory: one recorder per recordable track of every room. */
+/** The room consumer factory: one recorder per track of every room (every forwarded codec has a container). */
 export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFactory {
   return (room: Room, track: PublishedTrack): TrackConsumer | undefined => {
-    const codec: Recordable | undefined = track.codecName === "AV1" ? "AV1" : recordableCodec(track.codecName);
-    if (!codec) {
-      opts.log.warn({ room: room.name, codec: track.codecName }, "recording skipped: no container for this codec");
-      return undefined;
-    }
     try {
       mkdirSync(opts.dir, { recursive: true });
     } catch (err) {
@@ -267,6 +257,14 @@ export function createRecorderFactory(opts: RecorderOptions): TrackConsumerFacto
       opts.log.error({ room: room.name, dir: opts.dir, err: (err as Error).message }, "recording not started: directory unusable");
       return undefined;
     }
-    return new TrackRecorder(room.name, track, codec, opts);
+    try {
+      return new TrackRecorder(room.name, track, track.codecName, opts);
+    } catch (err) {
+      // A room name no recording name can hold (the HTTP routes let none through).
+      if (!(err instanceof RangeError)) throw err;
+      opts.stats.failed++;
+      opts.log.error({ room: room.name, err: (err as Error).message }, "recording not started: invalid name");
+      return undefined;
+    }
   };
 }

@@ -9,9 +9,10 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { isNack, type Batch, type FromWorker, type NackItem, type PacketItem, type ToWorker } from "./fanout-protocol.js";
 import type dgram from "node:dgram";
-import { udpSocketOf, type NominatedPair, type RemoteOutputRequest, type RemoteOutputs } from "./fast-sender.js";
+import type { RemoteOutputRequest, RemoteOutputs } from "./fast-sender.js";
 import type { PacketHistory } from "./history.js";
 import type { ViewerOutput } from "./outbound.js";
+import type { SendPath } from "./werift-adapter.js";
 
 const WORKER_SCRIPT = fileURLToPath(new URL("./fanout-worker.js", import.meta.url));
 /** A worker that dies within this long of its start is restarted only after this long, not in a loop. */
@@ -195,9 +196,9 @@ class RemoteOutput implements ViewerOutput {
     readonly id: number,
     private readonly track: number,
     private readonly history: PacketHistory,
-    private readonly nominated: () => NominatedPair | undefined,
-    /** The pair the worker sends on. */
-    private pair: NominatedPair,
+    private readonly nominated: () => SendPath | undefined,
+    /** The path the worker sends on. */
+    private path: SendPath,
     private readonly onLost: () => void,
   ) {}
 
@@ -214,21 +215,20 @@ class RemoteOutput implements ViewerOutput {
   }
 
   /**
-   * A new nominated pair goes to the worker with its socket (a viewer whose ICE picks another
+   * A new nominated path goes to the worker with its socket (a viewer whose ICE picks another
    * address). werift keeps the pair through an ICE restart on the same addresses, as a Chromium
    * restart in test/e2e/workers.test.ts shows; this is for when it does not.
    */
   private checkPath(): void {
-    const pair = this.nominated();
-    if (pair === this.pair || pair === undefined) return;
-    const socket = udpSocketOf(pair);
-    if (!socket) {
+    const path = this.nominated();
+    if (path === this.path || path === undefined) return;
+    if (!path.socket) {
       // TCP or TURN now: werift frames those, the worker cannot; the viewer reconnects.
       this.lost();
       return;
     }
-    this.pair = pair;
-    this.worker.post({ type: "path", id: this.id, address: pair.remoteAddr[0], port: pair.remoteAddr[1] }, socket);
+    this.path = path;
+    this.worker.post({ type: "path", id: this.id, address: path.address, port: path.port }, path.socket);
   }
 
   lost(): void {
@@ -277,9 +277,9 @@ export class FanoutWorkers implements RemoteOutputs {
 
   attach(o: RemoteOutputRequest): ViewerOutput | undefined {
     if (this.closing) return undefined;
-    const pair = o.pair();
-    const socket = pair ? udpSocketOf(pair) : undefined;
-    if (!pair || !socket) return undefined;
+    const path = o.path();
+    const socket = path?.socket;
+    if (!path || !socket) return undefined;
     const worker = this.workers.filter((w) => w.ready && w.child.connected).sort((a, b) => a.outputs.size - b.outputs.size)[0];
     if (!worker) return undefined;
     let track = this.trackIds.get(o.history);
@@ -288,7 +288,7 @@ export class FanoutWorkers implements RemoteOutputs {
       this.trackIds.set(o.history, track);
     }
     const id = this.nextId++;
-    const output = new RemoteOutput(worker, id, track, o.history, o.pair, pair, o.onLost);
+    const output = new RemoteOutput(worker, id, track, o.history, o.path, path, o.onLost);
     worker.outputs.set(id, output);
     const k = o.keys;
     worker.post(
@@ -306,8 +306,8 @@ export class FanoutWorkers implements RemoteOutputs {
           ...(k.srtpSessionAuthTag ? { srtpSessionAuthTag: k.srtpSessionAuthTag } : {}),
         },
         extensionIds: o.extensionIds,
-        address: pair.remoteAddr[0],
-        port: pair.remoteAddr[1],
+        address: path.address,
+        port: path.port,
       },
       socket,
     );

@@ -4,8 +4,9 @@
 
 import type { RtpPacket } from "werift";
 import { PacketHistory } from "./history.js";
-import { startsKeyframe } from "./keyframes.js";
-import type { CodecName, MediaKind } from "./sdp.js";
+import type { CodecName } from "../media/codecs.js";
+import { startsKeyframe } from "../media/keyframe.js";
+import type { MediaKind } from "./sdp.js";
 import { SequenceCompactor } from "./sequence.js";
 
 /** Where a forwarded packet goes: a subscriber's sender, a recorder, an egress port. */
@@ -24,7 +25,6 @@ export class TrackFanout {
   private outputs: Output[] = [];
   packets = 0;
   bytes = 0;
-  lastPacketAt = 0;
   /** Video packets since the last keyframe's first packet, replayed to a joiner (GOP cache). */
   private gop: RtpPacket[] = [];
   private gopTimestamp = -1;
@@ -47,10 +47,6 @@ export class TrackFanout {
     this.history = new PacketHistory(kind);
   }
 
-  get sinkCount(): number {
-    return this.outputs.length;
-  }
-
   add(sink: PacketSink, opts: { waitForKeyframe?: boolean } = {}): void {
     let waiting = opts.waitForKeyframe ?? this.kind === "video";
     if (waiting && this.gop.length > 0) {
@@ -65,18 +61,10 @@ export class TrackFanout {
     this.outputs = this.outputs.filter((o) => o.sink !== sink);
   }
 
-  /** Marks a sink as needing a fresh keyframe again (its decoder asked for one, or it lost state). */
-  resync(sink: PacketSink): void {
-    const out = this.outputs.find((o) => o.sink === sink);
-    if (out && this.kind === "video") out.waiting = true;
-    this.requestKeyframe();
-  }
-
   forward(packet: RtpPacket): void {
     const header = packet.header;
     this.packets++;
     this.bytes += header.payloadOffset + packet.payload.length + header.paddingSize;
-    this.lastPacketAt = performance.now();
     // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream:
     // they are dropped and what follows is renumbered, so viewers see no gap to NACK.
     // Padding on media packets is dropped since werift's send path would not re-append it.

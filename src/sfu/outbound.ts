@@ -2,6 +2,7 @@
 // packet's fields, this viewer's header-extension block rewritten from the track's history,
 // SRTP protect, send. Retransmissions come from the same history, plain or as RTX (RFC 4588).
 // No werift here: the same code runs in the server (FastSender) and in a fan-out worker process.
+import { seqAdd } from "../media/sequence.js";
 import { EXTENSION_BLOCK_BYTES, writeExtensionBlock } from "./extensions.js";
 import type { PacketHistory } from "./history.js";
 import type { PlainHeader } from "./srtp.js";
@@ -75,7 +76,7 @@ export class OutboundStream implements ViewerOutput {
       payload.writeUInt16BE(sequenceNumber, 0);
       stored.payload.copy(payload, 2);
       h.sequenceNumber = this.rtxSequence;
-      this.rtxSequence = (this.rtxSequence + 1) & 0xffff;
+      this.rtxSequence = seqAdd(this.rtxSequence, 1);
     } else {
       h.sequenceNumber = sequenceNumber;
     }

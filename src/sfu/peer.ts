@@ -10,9 +10,11 @@ import {
   type PeerConfig,
 } from "werift";
 import type { Config } from "../config.js";
+import { mimeTypeOf } from "../media/codecs.js";
 import { errors } from "./errors.js";
 import { FORWARDED_BY_KIND } from "./extensions.js";
 import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
+import { dropDefaultStunServer, onIncomingData } from "./werift-adapter.js";
 
 /** The part of Config that shapes the server's own ICE agent. */
 export type IceSettings = Pick<
@@ -34,9 +36,8 @@ export function toWeriftCodec(kind: MediaKind, c: SdpCodec): RTCRtpCodecParamete
     // RFC 4588 retransmissions of the codec its apt names; no feedback of its own.
     return new RTCRtpCodecParameters({ mimeType: `${kind}/rtx`, clockRate: c.clockRate, payloadType: c.payloadType, parameters: c.fmtp, rtcpFeedback: [] });
   }
-  const name = c.name.toUpperCase() === "OPUS" ? "opus" : c.name.toUpperCase() === "AV1X" ? "AV1" : c.name.toUpperCase();
   return new RTCRtpCodecParameters({
-    mimeType: `${kind}/${name}`,
+    mimeType: mimeTypeOf(kind, c.name),
     clockRate: c.clockRate,
     channels: kind === "audio" ? (c.channels ?? 2) : undefined,
     payloadType: c.payloadType,
@@ -93,18 +94,8 @@ export function createPeer(
     bundlePolicy: "max-bundle",
   } satisfies Partial<PeerConfig>);
   // Media and RTCP prove liveness as much as consent checks do (browsers send consent checks
-  // only every few seconds). The transports exist once the answer is set; by the time ICE
-  // connects they certainly do.
-  const watched = new Set<unknown>();
-  const watchTransports = (): void => {
-    for (const t of pc.iceTransports) {
-      if (watched.has(t)) continue;
-      watched.add(t);
-      t.connection.onData.subscribe(touch);
-    }
-  };
-  pc.iceConnectionStateChange.subscribe(watchTransports);
-  pc.connectionStateChange.subscribe(watchTransports);
+  // only every few seconds).
+  onIncomingData(pc, touch);
   return { pc, lastSeen: () => seen };
 }
 
@@ -138,7 +129,7 @@ export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): P
   // its 5 s gathering timeout where those go unanswered). Only a STUN server that is configured
   // and meant for the server's own ICE (ICE_GATHER_SERVERS) is queried.
   const ownStun = ice.iceGatherServers && ice.iceServers.some((s) => s.urls.some((u) => /^stuns?:/i.test(u)));
-  if (!ownStun) for (const t of pc.iceTransports) t.connection.stunServer = undefined;
+  if (!ownStun) dropDefaultStunServer(pc);
   await pc.setLocalDescription(local);
   if (pc.iceGatheringState !== "complete") {
     await new Promise<void>((resolve) => {

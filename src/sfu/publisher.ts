@@ -1,16 +1,15 @@
-import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RtpPacket } from "werift";
+import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
 import { errors } from "./errors.js";
 import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
 import { agreedExtensions, sourceIndexes } from "./extensions.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
+import { canonicalName, type CodecName } from "../media/codecs.js";
 import {
-  canonicalName,
   FORWARDABLE,
   narrowOffer,
   rtxFor,
   usableMedia,
-  type CodecName,
   type MediaKind,
   type ParsedSdp,
   type SdpCodec,
@@ -19,6 +18,7 @@ import {
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
 import { SimulcastSelector } from "./simulcast.js";
 import { TwccRecorder } from "./twcc.js";
+import { incomingRtp, takeOverTransportFeedback } from "./werift-adapter.js";
 
 /** One track a publisher sends: its negotiated codec and the fan-out every sink hangs on. */
 export interface PublishedTrack {
@@ -64,24 +64,10 @@ function chooseCodecs(offer: ParsedSdp): Choice[] {
   return choices;
 }
 
-/** The part of werift's (private) RTP router this module touches. */
-interface Router {
-  ssrcTable: Record<number, unknown>;
-  extIdUriMap: Record<number, string>;
-  routeRtp: (packet: RtpPacket) => void;
-}
-
 const SDES_MID = "urn:ietf:params:rtp-hdrext:sdes:mid";
 const TRANSPORT_CC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /** How often transport-wide feedback goes to the publisher (libwebrtc sends it every 50–100 ms). */
 const TWCC_INTERVAL_MS = 50;
-
-/** werift receiver fields replaced here: its own transport-wide feedback generator. */
-interface TwccReceiverView {
-  receiverTWCC?: unknown;
-  setupTWCC: (ssrc: number) => void;
-  dtlsTransport?: { sendRtcp(packets: { serialize(): Buffer }[]): Promise<unknown> };
-}
 
 /**
  * Sends the publisher transport-wide feedback built by TwccRecorder in place of werift's (see
@@ -89,19 +75,13 @@ interface TwccReceiverView {
  * the function that stops it.
  */
 function installTransportFeedback(pc: RTCPeerConnection): () => void {
-  const router = (pc as unknown as { router?: Router }).router;
-  const receivers = pc.getTransceivers().map((t) => t.receiver as unknown as TwccReceiverView);
-  if (!router || typeof router.routeRtp !== "function" || receivers.length === 0) return () => undefined;
-  const idEntry = Object.entries(router.extIdUriMap).find(([, uri]) => uri === TRANSPORT_CC);
-  if (!idEntry) return () => undefined;
-  const id = Number(idEntry[0]);
-  for (const r of receivers) {
-    r.receiverTWCC = undefined;
-    r.setupTWCC = () => undefined;
-  }
+  const rtp = incomingRtp(pc);
+  const id = rtp?.extensionId(TRANSPORT_CC);
+  if (!rtp || id === undefined) return () => undefined;
+  const feedbackSender = takeOverTransportFeedback(pc);
+  if (!feedbackSender) return () => undefined;
   const recorder = new TwccRecorder(Math.floor(Math.random() * 0xffffffff));
-  const route = router.routeRtp;
-  router.routeRtp = (packet: RtpPacket) => {
+  rtp.tap((packet) => {
     const extensions = packet.header.extensions;
     for (let i = 0; i < extensions.length; i++) {
       const e = extensions[i]!;
@@ -110,20 +90,23 @@ function installTransportFeedback(pc: RTCPeerConnection): () => void {
         break;
       }
     }
-    route(packet);
-  };
+  });
   let fbCount = 0;
   const timer = setInterval(() => {
-    const transport = receivers.find((r) => r.dtlsTransport)?.dtlsTransport;
-    if (!transport) return;
+    const send = feedbackSender();
+    if (!send) return;
     for (let feedback = recorder.build(fbCount); feedback; feedback = recorder.build(fbCount)) {
       fbCount = (fbCount + 1) & 0xff;
-      const bytes = feedback;
-      transport.sendRtcp([{ serialize: () => bytes }]).catch(() => undefined);
+      send(feedback);
     }
   }, TWCC_INTERVAL_MS);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** The transceiver werift made for a chosen section (matched by mid). */
+function transceiverOf(pc: RTCPeerConnection, c: Choice): RTCRtpTransceiver | undefined {
+  return pc.getTransceivers().find((t) => t.mid !== undefined && t.mid === c.section.mid);
 }
 
 /**
@@ -135,14 +118,9 @@ function installTransportFeedback(pc: RTCPeerConnection): () => void {
  * werift's router and receiver as if the offer had declared it. Only the first SSRC per section is
  * taken: two streams interleaved on one track would corrupt it.
  */
-/** The transceiver werift made for a chosen section (matched by mid). */
-function transceiverOf(pc: RTCPeerConnection, c: Choice): RTCRtpTransceiver | undefined {
-  return pc.getTransceivers().find((t) => t.mid !== undefined && t.mid === c.section.mid);
-}
-
 function learnUndeclaredSsrcs(pc: RTCPeerConnection, choices: Choice[]): void {
-  const router = (pc as unknown as { router?: Router }).router;
-  if (!router || typeof router.routeRtp !== "function") return;
+  const rtp = incomingRtp(pc);
+  if (!rtp) return;
   const open = choices
     .map((c) => ({ choice: c, transceiver: transceiverOf(pc, c) }))
     .filter((x): x is { choice: Choice; transceiver: RTCRtpTransceiver } => !!x.transceiver)
@@ -150,26 +128,19 @@ function learnUndeclaredSsrcs(pc: RTCPeerConnection, choices: Choice[]): void {
     // Simulcast layers are routed by werift itself, by their rid.
     .filter((x) => x.choice.section.rids.length === 0);
   if (open.length === 0) return;
-  const route = router.routeRtp;
-  router.routeRtp = (packet: RtpPacket) => {
+  rtp.tap((packet) => {
     const ssrc = packet.header.ssrc;
-    if (open.length > 0 && router.ssrcTable[ssrc] === undefined) {
-      const midId = Object.entries(router.extIdUriMap).find(([, uri]) => uri === SDES_MID)?.[0];
-      const midExt = midId === undefined ? undefined : packet.header.extensions.find((e) => e.id === Number(midId));
-      const mid = midExt?.payload.toString();
-      const byPt = open.filter((x) => x.choice.codec.payloadType === packet.header.payloadType);
-      const found = mid !== undefined ? open.find((x) => x.transceiver.mid === mid) : byPt.length === 1 ? byPt[0] : undefined;
-      if (found && found.choice.codec.payloadType === packet.header.payloadType) {
-        open.splice(open.indexOf(found), 1);
-        const receiver = found.transceiver.receiver;
-        const track = receiver.track;
-        track.ssrc = ssrc;
-        receiver.trackBySSRC[ssrc] = track;
-        router.ssrcTable[ssrc] = receiver;
-      }
+    if (open.length === 0 || rtp.isRouted(ssrc)) return;
+    const midId = rtp.extensionId(SDES_MID);
+    const midExt = midId === undefined ? undefined : packet.header.extensions.find((e) => e.id === midId);
+    const mid = midExt?.payload.toString();
+    const byPt = open.filter((x) => x.choice.codec.payloadType === packet.header.payloadType);
+    const found = mid !== undefined ? open.find((x) => x.transceiver.mid === mid) : byPt.length === 1 ? byPt[0] : undefined;
+    if (found && found.choice.codec.payloadType === packet.header.payloadType) {
+      open.splice(open.indexOf(found), 1);
+      rtp.routeTo(ssrc, found.transceiver.receiver);
     }
-    route(packet);
-  };
+  });
 }
 
 export interface PublisherOptions {
@@ -185,7 +156,6 @@ export class Publisher extends PeerSession {
   readonly tracks: PublishedTrack[];
 
   private constructor(
-    readonly room: string,
     handle: ReturnType<typeof createPeer>,
     opts: PublisherOptions,
     choices: Choice[],
@@ -204,7 +174,7 @@ export class Publisher extends PeerSession {
   }
 
   /** Validates the offer, answers it, and returns a publisher whose tracks start forwarding when media arrives. */
-  static async create(room: string, offer: ParsedSdp, opts: PublisherOptions): Promise<{ publisher: Publisher; answer: string }> {
+  static async create(offer: ParsedSdp, opts: PublisherOptions): Promise<{ publisher: Publisher; answer: string }> {
     const { ice } = opts;
     const choices = chooseCodecs(offer);
     if (choices.length === 0) {
@@ -221,7 +191,7 @@ export class Publisher extends PeerSession {
       },
       { simulcast: choices.some((c) => c.section.rids.length > 0) },
     );
-    const publisher = new Publisher(room, handle, opts, choices);
+    const publisher = new Publisher(handle, opts, choices);
     // onTrack fires inside setRemoteDescription: wire it first.
     handle.pc.onTrack.subscribe((track) => publisher.attachTrack(track));
     try {

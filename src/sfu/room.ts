@@ -1,21 +1,7 @@
 import type { PublishedTrack } from "./publisher.js";
 import type { EndReason } from "./session.js";
 import type { Subscriber } from "./subscriber.js";
-
-/**
- * What feeds a room: a WebRTC publisher (WHIP), or plain RTP from an ingest (FFmpeg pulling
- * RTMP/HLS/files). Subscribers, recorders and bridges only ever see its tracks.
- */
-export interface RoomSource {
-  readonly id: string;
-  readonly tracks: PublishedTrack[];
-  readonly closed: boolean;
-  /** RTP received, for /metrics. */
-  readonly packets: number;
-  readonly bytes: number;
-  close(reason: EndReason): Promise<void>;
-  onEnd(listener: (reason: EndReason) => void): void;
-}
+import type { RoomSource } from "./types.js";
 
 /** Something a room feeds besides subscribers: a recorder, an egress bridge. */
 export interface TrackConsumer {
@@ -29,8 +15,6 @@ export type TrackConsumerFactory = (room: Room, track: PublishedTrack) => TrackC
 export class Room {
   readonly createdAt = new Date();
   publisher: RoomSource | undefined;
-  /** A publish in progress: the room is taken, so a second publisher gets 409 at once. */
-  publishing = true;
   readonly subscribers = new Map<string, Subscriber>();
   /** Subscribes in progress, counted against the per-room cap. */
   pendingSubscribers = 0;

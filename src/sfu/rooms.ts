@@ -1,4 +1,5 @@
 import type { Logger } from "../logger.js";
+import { fail } from "../errors.js";
 import { errors } from "./errors.js";
 import { NoCandidatesError, type IceSettings } from "./peer.js";
 import { Publisher } from "./publisher.js";
@@ -118,10 +119,6 @@ export class Rooms {
     return this.workers?.pids ?? [];
   }
 
-  get roomCount(): number {
-    return this.rooms.size;
-  }
-
   get(name: string): Room | undefined {
     return this.rooms.get(name);
   }
@@ -160,7 +157,7 @@ export class Rooms {
     let created: { publisher: Publisher; answer: string };
     this.pending++;
     try {
-      created = await Publisher.create(roomName, offer, {
+      created = await Publisher.create(offer, {
         ice: this.opts.ice,
         liveness: this.opts.liveness,
         id: sessionId,
@@ -174,7 +171,6 @@ export class Rooms {
     }
     const { publisher, answer } = created;
     room.publisher = publisher;
-    room.publishing = false;
     if (this.closed || room.isClosed) {
       await publisher.close("shutdown");
       throw new Error("server is shutting down");
@@ -206,7 +202,7 @@ export class Rooms {
     this.pending++;
     let created: { subscriber: Subscriber; answer: string };
     try {
-      created = await Subscriber.create(roomName, offer, publisher, {
+      created = await Subscriber.create(offer, publisher, {
         ice: this.opts.ice,
         liveness: this.opts.liveness,
         id: sessionId,
@@ -241,7 +237,7 @@ export class Rooms {
    * The returned source's ports are where the RTP must go; closing it ends the room.
    */
   async ingest(roomName: string, tracks: RtpTrackSpec[]): Promise<RtpSource> {
-    if (this.closed) throw new Error("server is shutting down");
+    if (this.closed) throw fail("shutting_down", "server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
     this.checkRoomCapacity();
     const room = new Room(roomName);
@@ -249,13 +245,12 @@ export class Rooms {
     let source: RtpSource;
     try {
       // An ingest's encoder cannot be asked for a keyframe, so its rooms always keep the last GOP.
-      source = await RtpSource.open(roomName, tracks, INGEST_GOP_CACHE_PACKETS);
+      source = await RtpSource.open(tracks, INGEST_GOP_CACHE_PACKETS);
     } catch (err) {
       this.rooms.delete(roomName);
       throw err;
     }
     room.publisher = source;
-    room.publishing = false;
     source.onEnd((reason) => {
       this.opts.log.info({ room: roomName, source: source.id, reason }, "ingest ended");
       void this.endRoom(room, reason);

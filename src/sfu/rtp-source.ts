@@ -5,7 +5,8 @@ import { RtpPacket } from "werift";
 import { TrackFanout } from "./forward.js";
 import { KeyframeRequester } from "./keyframes.js";
 import type { PublishedTrack } from "./publisher.js";
-import { canonicalName, type MediaKind, type SdpCodec } from "./sdp.js";
+import { canonicalName } from "../media/codecs.js";
+import type { MediaKind, SdpCodec } from "./sdp.js";
 import { newSessionId, type EndReason } from "./session.js";
 
 export interface RtpTrackSpec {
@@ -23,7 +24,6 @@ export class RtpSource {
   readonly ports: number[] = [];
 
   private constructor(
-    readonly room: string,
     specs: RtpTrackSpec[],
     gopCachePackets: number,
   ) {
@@ -45,8 +45,8 @@ export class RtpSource {
   }
 
   /** Binds one loopback UDP socket per track; the RTP that arrives there is forwarded. */
-  static async open(room: string, specs: RtpTrackSpec[], gopCachePackets = 0): Promise<RtpSource> {
-    const source = new RtpSource(room, specs, gopCachePackets);
+  static async open(specs: RtpTrackSpec[], gopCachePackets = 0): Promise<RtpSource> {
+    const source = new RtpSource(specs, gopCachePackets);
     try {
       for (const track of source.tracks) {
         const socket = dgram.createSocket("udp4");

@@ -2,6 +2,8 @@
 // which codecs it can carry, and to narrow an offer so werift answers with exactly the codec the
 // room forwards (werift picks the first entry of a MIME type on its own, whatever profile).
 
+import { canonicalName, type CodecName } from "../media/codecs.js";
+
 export type MediaKind = "audio" | "video";
 
 export interface SdpCodec {
@@ -186,30 +188,10 @@ export function usableMedia(sdp: ParsedSdp): SdpMedia[] {
 
 // ---- codec identity -------------------------------------------------------------------------
 
-export type CodecName = "VP8" | "VP9" | "H264" | "AV1" | "opus";
-
 export const FORWARDABLE: Record<MediaKind, CodecName[]> = {
   video: ["VP8", "H264", "VP9", "AV1"],
   audio: ["opus"],
 };
-
-export function canonicalName(name: string): CodecName | undefined {
-  switch (name.toUpperCase()) {
-    case "VP8":
-      return "VP8";
-    case "VP9":
-      return "VP9";
-    case "H264":
-      return "H264";
-    case "AV1":
-    case "AV1X":
-      return "AV1";
-    case "OPUS":
-      return "opus";
-    default:
-      return undefined;
-  }
-}
 
 /**
  * H.264 profile from profile-level-id (RFC 6184 §8.1, as browsers interpret it): the level is

@@ -1,10 +1,7 @@
-// RTP sequence-number bookkeeping for what a track forwards. Pure functions and typed arrays:
-// called on the forwarding path, so nothing here allocates per packet.
-
-/** True when 16-bit sequence number a comes after b (RFC 3550 wrap-around arithmetic). */
-export function isNewer(a: number, b: number): boolean {
-  return a !== b && ((a - b) & 0xffff) < 0x8000;
-}
+// RTP sequence-number bookkeeping for what a track forwards (the arithmetic itself is
+// src/media/sequence.ts). Pure functions and typed arrays: called on the forwarding path, so
+// nothing here allocates per packet.
+import { isNewer, seqAdd, wrapSeq } from "../media/sequence.js";
 
 const RECENT = 64;
 
@@ -40,7 +37,7 @@ export class SequenceCompactor {
         if (d >= 0 && isNewer(d, seq)) offset--;
       }
     }
-    return (seq - offset) & 0xffff;
+    return seqAdd(seq, -offset);
   }
 }
 
@@ -68,7 +65,7 @@ export function nackedSequences(nack: NackView): number[] {
       seen++;
       pid = entry;
     }
-    out.push(entry & 0xffff);
+    out.push(wrapSeq(entry));
   }
   return out;
 }

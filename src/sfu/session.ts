@@ -21,9 +21,7 @@ export interface Liveness {
  */
 export abstract class PeerSession {
   readonly id: string;
-  readonly createdAt = Date.now();
   connected = false;
-  endReason: EndReason | undefined;
   private readonly watchdog: NodeJS.Timeout;
   private closing: Promise<void> | undefined;
   private readonly endListeners: ((reason: EndReason) => void)[] = [];
@@ -107,7 +105,6 @@ export abstract class PeerSession {
 
   close(reason: EndReason): Promise<void> {
     if (this.closing) return this.closing;
-    this.endReason = reason;
     clearInterval(this.watchdog);
     this.release(reason);
     for (const l of this.endListeners) {

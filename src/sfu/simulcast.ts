@@ -4,9 +4,10 @@
 // Runs on the forwarding path: no await, no logging, no allocation per packet.
 
 import type { RtpPacket } from "werift";
-import { startsKeyframe } from "./keyframes.js";
-import type { CodecName } from "./sdp.js";
-import { isNewer, SequenceCompactor } from "./sequence.js";
+import type { CodecName } from "../media/codecs.js";
+import { startsKeyframe } from "../media/keyframe.js";
+import { isNewer, seqAdd, wrapSeq } from "../media/sequence.js";
+import { SequenceCompactor } from "./sequence.js";
 
 /** How often layer rates are measured and the choice is reconsidered. */
 const EVALUATE_MS = 250;
@@ -49,7 +50,6 @@ export class SimulcastSelector {
   private outSsrc = -1;
   private lastEvaluation = performance.now();
   private readonly timer: NodeJS.Timeout;
-  switches = 0;
 
   constructor(
     private readonly codec: CodecName,
@@ -92,7 +92,7 @@ export class SimulcastSelector {
     } else if (isNewer(layer.switchSeq, seq)) {
       return; // from before the keyframe this layer was switched to
     }
-    header.sequenceNumber = (seq + this.seqOffset) & 0xffff;
+    header.sequenceNumber = seqAdd(seq, this.seqOffset);
     header.timestamp = (header.timestamp + this.tsOffset) >>> 0;
     header.ssrc = this.outSsrc;
     if (isNewer(header.sequenceNumber, this.lastSeq) || this.lastSeq < 0) {
@@ -111,10 +111,9 @@ export class SimulcastSelector {
       this.outSsrc = layer.ssrc;
     } else {
       // Carry on one past the last number sent, and the timestamp by the time that has passed.
-      this.seqOffset = (this.lastSeq + 1 - seq) & 0xffff;
+      this.seqOffset = wrapSeq(this.lastSeq + 1 - seq);
       const elapsed = Math.max(1, Math.round(((now - this.lastAt) * this.clockRate) / 1000));
       this.tsOffset = (this.lastTs + elapsed - timestamp) >>> 0;
-      this.switches++;
     }
     layer.switchSeq = seq;
     this.current = layer;

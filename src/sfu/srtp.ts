@@ -6,12 +6,12 @@
 // on the next tick (its address lookup is deferred even for an IP), so a buffer handed to it must
 // stay untouched until then, and a GOP replay or a NACK burst sends many in one tick.
 import { createCipheriv, createHmac, createSecretKey, type KeyObject } from "node:crypto";
-import { isNewer } from "./sequence.js";
+import { isNewer } from "../media/sequence.js";
 
 export const PROFILE_AES_CM_128_HMAC_SHA1_80 = 0x0001;
 export const PROFILE_AEAD_AES_128_GCM = 0x0007;
 
-/** The fields of werift's (private) SRTP context this reads: its profile and session keys. */
+/** The SRTP profile and session keys of one direction, as werift derives them from DTLS (werift-adapter.ts). */
 export interface SrtpSessionKeys {
   profile: number;
   srtpSessionKey: Buffer;

@@ -10,9 +10,9 @@ import { FastSender, type RemoteOutputs } from "./fast-sender.js";
 import type { PacketSink } from "./forward.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import type { PublishedTrack } from "./publisher.js";
-import type { RoomSource } from "./room.js";
 import { codecMatches, describeCodec, narrowOffer, rtxFor, usableMedia, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
+import type { RoomSource } from "./types.js";
 
 /**
  * werift's own send path as a fan-out sink (FORWARD_PATH=werift): it rewrites SSRC, payload type
@@ -92,14 +92,13 @@ export class Subscriber extends PeerSession {
   }[] = [];
 
   private constructor(
-    readonly room: string,
     handle: ReturnType<typeof createPeer>,
     private readonly opts: SubscriberOptions,
   ) {
     super(handle, opts.liveness, opts.id);
   }
 
-  static async create(room: string, offer: ParsedSdp, publisher: RoomSource, opts: SubscriberOptions): Promise<{ subscriber: Subscriber; answer: string }> {
+  static async create(offer: ParsedSdp, publisher: RoomSource, opts: SubscriberOptions): Promise<{ subscriber: Subscriber; answer: string }> {
     const { ice } = opts;
     const matches = matchOffer(offer, publisher);
     // RTX for the chosen video codec when the viewer offers it: NACKed packets go out as RTX.
@@ -112,7 +111,7 @@ export class Subscriber extends PeerSession {
           return rtx ? [toWeriftCodec(m.track.kind, m.codec), toWeriftCodec(m.track.kind, rtx)] : [toWeriftCodec(m.track.kind, m.codec)];
         });
     const handle = createPeer(ice, { video: byKind("video"), audio: byKind("audio") });
-    const subscriber = new Subscriber(room, handle, opts);
+    const subscriber = new Subscriber(handle, opts);
     try {
       const narrowed = narrowOffer(
         offer,

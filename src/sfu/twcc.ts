@@ -5,6 +5,8 @@
 // truncated when its length is not a multiple of 4), and Chrome then sends at a fraction of what
 // the link carries. Pure: it builds the RTCP bytes; the caller sends them.
 
+import { seqDiff } from "../media/sequence.js";
+
 const CAPACITY = 4096;
 /** Statuses per feedback packet at most; more waits for the next one. */
 const MAX_STATUSES = 1024;
@@ -37,7 +39,7 @@ export class TwccRecorder {
       this.mediaSsrc ||= ssrc;
     } else {
       // The extended number nearest the highest seen (wrap-around either way).
-      const diff = ((sequence - (this.highest & 0xffff) + 0x8000) & 0xffff) - 0x8000;
+      const diff = seqDiff(this.highest & 0xffff, sequence);
       ext = this.highest + diff;
     }
     if (ext < this.next || ext <= this.highest - CAPACITY) return; // already reported, or too old

@@ -80,7 +80,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
   const seenPids = new Set<number>();
   let pidTimer: NodeJS.Timeout;
 
-  const bridges = () => server.app.bridges;
+  const bridges = () => server.core.bridges;
 
   beforeAll(async () => {
     hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-"));
@@ -447,7 +447,7 @@ describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
     // An encoder with a 5 s GOP (this FFmpeg source cannot answer PLI, so only the requests are seen).
     ({ client } = await publishTestStream(server.whipUrl("auto"), { video: { codec: "H264" }, source: { gop: 150 } }));
     const t0 = performance.now();
-    const job = server.app.bridges.rooms.link("auto")?.hls;
+    const job = server.core.bridges.rooms.link("auto")?.hls;
     expect(job?.kind).toBe("hls");
     const status = await requestJson(server.url, "GET", "/api/rooms/auto/hls");
     expect(status.status).toBe(200);
@@ -471,14 +471,14 @@ describe.skipIf(!need.ok)(need.title("HLS_ENABLED=true"), () => {
     const first = await publishTestStream(server.whipUrl("again"), { video: { codec: "H264" } });
     const file = path.join(hlsDir, "again", "stream.m3u8");
     await waitPlaylist(file, 1, 15_000);
-    const oldJob = server.app.bridges.rooms.link("again")!.hls!;
+    const oldJob = server.core.bridges.rooms.link("again")!.hls!;
     // End the room without waiting for its HLS to stop, and publish again.
     const closing = first.client.close();
     await expect.poll(() => liveRooms(server.url), { timeout: 5000 }).not.toContain("again");
     ({ client } = await publishTestStream(server.whipUrl("again"), { video: { codec: "H264" } }));
     await closing;
     await oldJob.done;
-    const newJob = server.app.bridges.rooms.link("again")!.hls!;
+    const newJob = server.core.bridges.rooms.link("again")!.hls!;
     expect(newJob).not.toBe(oldJob);
     await waitFor(() => newJob.state === "running", { timeoutMs: 15_000, what: "the new HLS running" });
     await waitPlaylist(file, 2, 15_000);
@@ -552,7 +552,7 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
     clients.push(client);
     const hls = await requestJson(server.url, "POST", "/api/rooms/lim/hls");
     expect(hls.status).toBe(201);
-    expect(server.app.bridges.supervisor.list()).toHaveLength(1);
+    expect(server.core.bridges.supervisor.list()).toHaveLength(1);
 
     const refusals: { status: number; json: any; retryAfter: string | null }[] = [];
     const call = async (method: string, p: string, body: unknown, headers: Record<string, string> = {}) => {
@@ -572,7 +572,7 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
     // The refused ingest left no room behind, the refused stream no entry.
     expect(await liveRooms(server.url)).not.toContain("other");
     expect((await requestJson(server.url, "GET", "/streams", undefined, { "X-API-Key": API_KEY })).json.streams).toEqual([]);
-    expect(server.app.bridges.supervisor.list()).toHaveLength(1);
+    expect(server.core.bridges.supervisor.list()).toHaveLength(1);
     expect(await metric("live_ffmpeg_jobs_rejected_total")).toBe(3);
     expect(await metric("live_ffmpeg_job_limit")).toBe(1);
     const jobs = await (await fetch(`${server.url}/metrics`)).text();

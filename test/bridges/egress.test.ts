@@ -4,9 +4,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { boundUdpPorts, buildEgressSdp, freePortPair, senderReport, SenderClock, type SdpTrack } from "../../src/bridges/egress.js";
-import { audioCodecArgs, hlsOutputArgs, HlsConflictError, HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "../../src/bridges/hls.js";
-import { withWhitelist } from "../../src/bridges/supervisor.js";
+import { buildEgressSdp, type SdpTrack } from "../../src/bridges/egress-sdp.js";
+import { senderReport, SenderClock } from "../../src/bridges/sender-clock.js";
+import { boundUdpPorts, freePortPair } from "../../src/bridges/udp-ports.js";
+import { audioCodecArgs, hlsOutputArgs, HlsDirectories, rtmpOutputArgs, videoCodecArgs } from "../../src/bridges/hls.js";
+import { withWhitelist } from "../../src/bridges/protocols.js";
 import { maskRtmpUrl, parseRtmpUrl, urlRedactor } from "../../src/bridges/urls.js";
 import { bindUdp, closeUdp, udpPort } from "../helpers/net.js";
 
@@ -188,7 +190,7 @@ describe("HlsDirectories", () => {
 
   it("one kind of writer per name, the latest claim of a kind wins; prepare empties old output; remove deletes it", async () => {
     const first = hls.claim("cam1", "stream");
-    expect(() => hls.claim("cam1", "room")).toThrow(HlsConflictError);
+    expect(() => hls.claim("cam1", "room")).toThrow(expect.objectContaining({ kind: "conflict", message: 'HLS name "cam1" is in use by a stream' }));
     const second = hls.claim("cam1", "stream"); // a restart takes the name over
     expect(hls.holds("cam1", first)).toBe(false);
     hls.release("cam1", first); // the old claim's release does nothing now

@@ -8,7 +8,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IngestError, ingestArgs, maskSourceUrl, resolveIngestSource, type SourcePolicy } from "../../src/bridges/ingest.js";
+import { ingestArgs } from "../../src/bridges/ingest-args.js";
+import { maskSourceUrl, resolveIngestSource, type SourcePolicy } from "../../src/bridges/ingest-source.js";
+import { DomainError } from "../../src/errors.js";
 import { parseIngestBody } from "../../src/http/ingest.js";
 import { makeMedia, pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
 import { liveRooms, requestJson } from "../helpers/http.js";
@@ -29,8 +31,8 @@ async function refusal(raw: unknown, policy: SourcePolicy): Promise<string> {
   try {
     await resolveIngestSource(raw, policy);
   } catch (err) {
-    expect(err).toBeInstanceOf(IngestError);
-    expect((err as IngestError).status).toBe(400);
+    expect(err).toBeInstanceOf(DomainError);
+    expect((err as DomainError).kind).toBe("invalid_input");
     return (err as Error).message;
   }
   throw new Error(`${String(raw)} was accepted`);
@@ -175,7 +177,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     server = await startServer({ MEDIA_DIR: media });
     nginx = await startNginxRtmp();
     pidTimer = setInterval(() => {
-      for (const p of server.app.bridges.supervisor.pids()) seenPids.add(p);
+      for (const p of server.core.bridges.supervisor.pids()) seenPids.add(p);
     }, 50);
   });
 
@@ -202,7 +204,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect((await requestJson(server.url, "POST", "/api/rooms/bad%20room/ingest", { url: "clip3s.mp4" })).json).toEqual({ error: "invalid room name" });
     expect((await requestJson(server.url, "GET", "/api/rooms/bad/ingest")).status).toBe(404);
     expect((await requestJson(server.url, "DELETE", "/api/rooms/bad/ingest")).status).toBe(404);
-    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("ingest")).toEqual([]);
     expect(await liveRooms(server.url)).toEqual([]);
   });
 
@@ -220,7 +222,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
 
     const rooms = await requestJson(server.url, "GET", "/api/rooms");
     expect(rooms.json).toEqual([expect.objectContaining({ name: "cam1", hasPublisher: true, codecs: ["H264", "opus"] })]);
-    const job = server.app.ingests.job("cam1")!;
+    const job = server.core.ingests.job("cam1")!;
     const pid = job.pid!;
     expect(pidAlive(pid)).toBe(true);
 
@@ -255,17 +257,17 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(del).toMatchObject({ status: 200, json: { stopped: created.json.id, room: "cam1", state: "stopped" } });
     expect(await liveRooms(server.url)).toEqual([]);
     expect(pidAlive(pid)).toBe(false);
-    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+    expect(server.core.bridges.supervisor.pids()).toEqual([]);
     await waitFor(() => client.pc.connectionState !== "connected" || client.video.lastPacketAt! < performance.now() - 500, { timeoutMs: 5000 });
     expect((await requestJson(server.url, "GET", "/api/rooms/cam1/ingest")).status).toBe(404);
     // The room is free again.
     const third = await requestJson(server.url, "POST", "/api/rooms/cam1/ingest", { url: nginx.url("cam1") });
     expect(third.status).toBe(201);
     // Closed by an admin: the ingest's FFmpeg stops with the room.
-    await waitFor(() => server.app.ingests.job("cam1")?.pid !== undefined, { timeoutMs: 5000 });
-    const pid3 = server.app.ingests.job("cam1")!.pid!;
-    await server.app.rooms.closeRoom("cam1", "admin-close");
-    await waitFor(() => !pidAlive(pid3) && server.app.ingests.job("cam1") === undefined, { timeoutMs: 8000, what: "FFmpeg gone after admin close" });
+    await waitFor(() => server.core.ingests.job("cam1")?.pid !== undefined, { timeoutMs: 5000 });
+    const pid3 = server.core.ingests.job("cam1")!.pid!;
+    await server.core.rooms.closeRoom("cam1", "admin-close");
+    await waitFor(() => !pidAlive(pid3) && server.core.ingests.job("cam1") === undefined, { timeoutMs: 8000, what: "FFmpeg gone after admin close" });
     expect((await requestJson(server.url, "GET", "/api/rooms/cam1/ingest")).json).toMatchObject({ state: "stopped" });
     await stopChild(pusher);
   }, 60_000);
@@ -291,7 +293,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     await client.waitForFrames(frames + 20, 5000);
     expect((await requestJson(server.url, "DELETE", "/api/rooms/filmloop/ingest")).status).toBe(200);
     expect(await liveRooms(server.url)).toEqual([]);
-    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+    expect(server.core.bridges.supervisor.pids()).toEqual([]);
   }, 40_000);
 
   it("an audio-only file, a video-only file and Baseline H.264 without B-frames: only the streams there are, the H.264 copied", async () => {
@@ -325,9 +327,9 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     await baseView.client.waitForPackets(25, "audio", 10_000);
     // Copied as it is: the viewer's SPS is the file's (Baseline, profile_idc 66), and the job has no encoder.
     expect(baseView.client.video.spsProfileLevelId).toMatch(/^42/);
-    const job = server.app.ingests.job("base")!;
+    const job = server.core.ingests.job("base")!;
     expect(job.info().state).not.toBe("failed");
     for (const room of ["tone", "mute", "base"]) expect((await requestJson(server.url, "DELETE", `/api/rooms/${room}/ingest`)).status).toBe(200);
-    expect(server.app.bridges.supervisor.pids()).toEqual([]);
+    expect(server.core.bridges.supervisor.pids()).toEqual([]);
   }, 60_000);
 });

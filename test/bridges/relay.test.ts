@@ -118,7 +118,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const t = await task("123");
     expect(t.targets).toHaveLength(2);
     for (const target of t.targets) expect(target.lastError).toBe("src[0] http://www.video.com/live/abc.mp4 cannot be read");
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
   }, 30_000);
 
   it("bad sources and targets are 400 with the reason, and start nothing", async () => {
@@ -136,7 +136,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
       expect(res.status, `${src} → ${fwd}`).toBe(400);
       expect(String(res.json.msg)).toMatch(re);
     }
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
     expect((await fetch(`${server.url}/api/relay/bad?${auth()}`)).status).toBe(404);
   });
 
@@ -170,7 +170,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(msgs.at(-1)).toBe("Push finished!");
     // The second file started in each pass (progress is followed once a second, so at least one of them is seen).
     expect(msgs.filter((m) => m === "Start pushing file blue.mp4").length).toBeGreaterThanOrEqual(1);
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
   }, 60_000);
 
   it("files without audio relay into a room with a video track only, which a viewer decodes", async () => {
@@ -198,7 +198,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
       }],
     };
     expect((await post(body)).status).toBe(200);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
     const p = await probe(nginx.url("fops"), { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
     const v = p.streams.find((x) => x.codec_type === "video");
     const a = p.streams.find((x) => x.codec_type === "audio");
@@ -217,12 +217,12 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     (body.list[0] as Record<string, unknown>).end = String(end);
     expect((await post(body)).status).toBe(200);
     expect((await task("sched")).state).toBe("scheduled");
-    expect(server.app.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
     await expect.poll(async () => (await task("sched")).state, { timeout: 10_000, interval: 200 }).toBe("running");
     expect(Date.now()).toBeGreaterThanOrEqual(start);
     await expect.poll(async () => (await task("sched")).state, { timeout: 15_000, interval: 200 }).toBe("stopped");
     expect(Date.now()).toBeGreaterThanOrEqual(end);
-    expect(server.app.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay").filter((j) => j.id.startsWith("relay:sched:"))).toEqual([]);
     await waitFor(() => cb.bodies.some((b) => b.id === "sched" && b.cmd === "2"), { timeoutMs: 5000, what: "the stop callback at end" });
   }, 40_000);
 
@@ -231,7 +231,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const a = nginx.url("relayA");
     const b = nginx.url("relayB");
     expect((await post(startBody("forever", ["red.mp4", "blue.mp4"], [a, b]))).status).toBe(200);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, { timeoutMs: 15_000, what: "two relay jobs running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, { timeoutMs: 15_000, what: "two relay jobs running" });
     const stop = await post({ transcallbackurl: cb.url, cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }] }] });
     expect(stop.status).toBe(200);
     let t = await task("forever");
@@ -240,7 +240,7 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(ta.state).toBe("stopped");
     expect(ta.resumableUntil).toBeDefined();
     expect(tb.state).toBe("running");
-    expect(server.app.bridges.supervisor.list("relay")).toHaveLength(1);
+    expect(server.core.bridges.supervisor.list("relay")).toHaveLength(1);
     await waitFor(() => cb.bodies.some((x) => x.cmd === "2" && x.msg === "Stop pushing!" && x.forwardurl === a), { timeoutMs: 5000, what: "the stop callback" });
     // A forward url the task does not have: 400, nothing changes.
     const wrong = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: nginx.url("other") }] }] });
@@ -251,18 +251,18 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(update.status).toBe(200);
     t = await task("forever");
     expect(t.src).toEqual(["blue.mp4"]);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 10_000, what: "B playing the new list" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 10_000, what: "B playing the new list" });
 
     const resume = await post({ transcallbackurl: cb.url, cmd: "5", type: "video", list: [{ id: "forever", src: [{ url: "red.mp4" }, { url: "blue.mp4" }], forward: [{ url: a }] }] });
     expect(resume.status).toBe(200);
     await expect.poll(async () => (await task("forever")).targets[0]?.state, { timeout: 10_000 }).toBe("running");
-    await waitFor(() => server.app.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, { timeoutMs: 15_000, what: "A's job running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, { timeoutMs: 15_000, what: "A's job running" });
     const p = await probe(a, { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
     expect(p.streams.map((s) => s.codec_name)).toContain("h264");
     const stopAll = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }, { url: b }] }] });
     expect(stopAll.status).toBe(200);
     expect((await task("forever")).state).toBe("stopped");
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
   }, 60_000);
 
   it("a target that cannot be reached ends as failed with a code 1 callback; the server goes on", async () => {
@@ -273,18 +273,18 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const t = await task("unreachable");
     expect(t.targets[0]!.lastError).toBeTruthy();
     await waitFor(() => cb.bodies.some((b) => b.id === "unreachable" && b.code === "1"), { timeoutMs: 5000, what: "the failure callback" });
-    expect(server.app.bridges.supervisor.list("relay")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("relay")).toEqual([]);
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   }, 45_000);
 
   it("a restarted server picks its running relay up again from the state file; 100 calls per window then 429", async () => {
     expect((await post(startBody("persist", ["red.mp4", "blue.mp4"], [nginx.url("persist")]))).status).toBe(200);
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
     await server.close();
     const saved = JSON.parse(readFileSync(path.join(stateDir, "relay.json"), "utf8")) as { tasks: { spec: { id: string }; targets: { state: string }[] }[] };
     expect(saved.tasks.find((t) => t.spec.id === "persist")?.targets[0]?.state).toBe("running");
     server = await startServer({ ...env(), RELAY_RATE_LIMIT: "3" });
-    await waitFor(() => server.app.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), { timeoutMs: 15_000, what: "the relay restored" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), { timeoutMs: 15_000, what: "the relay restored" });
     // Stopped tasks stay stopped across the restart.
     expect((await task("forever")).state).toBe("stopped");
     expect((await task("persist")).state).toBe("running");

@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
-import { FORBIDDEN_PROTOCOLS, Supervisor, withWhitelist, type JobSpec } from "../../src/bridges/supervisor.js";
+import type { JobSpec } from "../../src/bridges/job-spec.js";
+import { FORBIDDEN_PROTOCOLS, withWhitelist } from "../../src/bridges/protocols.js";
+import { Supervisor } from "../../src/bridges/supervisor.js";
 import { pidAlive } from "../helpers/ffmpeg-source.js";
 import { memoryLog } from "../helpers/log.js";
 import { freeUdpPort, sleep, waitFor } from "../helpers/net.js";
@@ -143,16 +145,17 @@ describe("Supervisor with scripted processes", () => {
     const flaky = nodeScript("flaky", "if (run === 3) setTimeout(() => process.exit(1), 700); else process.exit(1);");
     const sup = make({ ffmpegPath: () => flaky, backoff: { initialMs: 200, maxMs: 10_000, resetAfterMs: 500 } });
     const starts: number[] = [];
-    const job = sup.start(spec("flaky", { onSpawn: () => starts.push(performance.now()) }));
+    const exits: number[] = [];
+    const job = sup.start(spec("flaky", { onSpawn: () => starts.push(performance.now()), onExit: () => exits.push(performance.now()) }));
     await waitFor(() => starts.length >= 5, { timeoutMs: 10_000, what: "5 starts" });
     await job.stop();
-    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-    expect(gaps[0]).toBeGreaterThanOrEqual(190); // 200
-    expect(gaps[1]).toBeGreaterThanOrEqual(390); // 400
-    // 700 ms of run, then 200 again (without the reset: 800).
-    expect(gaps[2]).toBeGreaterThanOrEqual(880);
-    expect(gaps[2]).toBeLessThan(1400);
-    expect(gaps[3]).toBeGreaterThanOrEqual(390); // 400 again
+    // The wait between one run's exit and the next start is the back-off.
+    const delays = starts.slice(1).map((t, i) => t - exits[i]!);
+    expect(delays[0]).toBeGreaterThanOrEqual(190); // 200
+    expect(delays[1]).toBeGreaterThanOrEqual(390); // 400
+    expect(delays[2]).toBeGreaterThanOrEqual(190);
+    expect(delays[2]).toBeLessThan(600); // 200 again after the 700 ms run (800 without the reset)
+    expect(delays[3]).toBeGreaterThanOrEqual(390); // 400
   });
 
   it("a job waiting to restart stops at once, runs its cleanup once, and never spawns again", async () => {

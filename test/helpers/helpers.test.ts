@@ -8,7 +8,7 @@ import { resolveFfmpeg } from "../../src/bridges/ffmpeg-path.js";
 import { pidAlive, startFfmpegSource } from "./ffmpeg-source.js";
 import { durationSeconds, probe, streamOf } from "./ffprobe.js";
 import { bindUdp, closeUdp, freePorts, freeTcpPort, freeUdpPort, udpPort, waitFor } from "./net.js";
-import { checkRequirement, MissingRequirementError, requireOrSkip } from "./requirements.js";
+import { BROWSER_SUITES_ENV, checkRequirement, MissingRequirementError, requireOrSkip } from "./requirements.js";
 
 describe("net", () => {
   it("hands out free UDP and TCP ports on 127.0.0.1", async () => {
@@ -31,7 +31,12 @@ describe("net", () => {
 });
 
 describe("requirements", () => {
-  const saved = { CI: process.env.CI, REQUIRE_ALL: process.env.REQUIRE_ALL, CHROMIUM_PATH: process.env.CHROMIUM_PATH };
+  const saved = {
+    CI: process.env.CI,
+    REQUIRE_ALL: process.env.REQUIRE_ALL,
+    CHROMIUM_PATH: process.env.CHROMIUM_PATH,
+    [BROWSER_SUITES_ENV]: process.env[BROWSER_SUITES_ENV],
+  };
   afterEach(() => {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
@@ -42,6 +47,7 @@ describe("requirements", () => {
 
   it("a missing tool skips with the reason in the title, or fails under CI", () => {
     process.env.CHROMIUM_PATH = "/nonexistent/chromium";
+    delete process.env[BROWSER_SUITES_ENV];
     delete process.env.CI;
     delete process.env.REQUIRE_ALL;
     expect(checkRequirement("chromium", true).ok).toBe(false);
@@ -51,6 +57,15 @@ describe("requirements", () => {
     process.env.CI = "true";
     expect(() => requireOrSkip("chromium")).toThrow(MissingRequirementError);
     expect(() => requireOrSkip("chromium")).toThrow(/required test tool\(s\) missing with CI=true: chromium/);
+  });
+
+  it("browser suites turned off for a run skip by name, even under CI", () => {
+    process.env[BROWSER_SUITES_ENV] = "off";
+    process.env.CI = "true";
+    checkRequirement("chromium", true);
+    const gate = requireOrSkip("chromium");
+    expect(gate.ok).toBe(false);
+    expect(gate.title("browser suite")).toBe(`browser suite [skipped: needs chromium: browser suites are off in this run (${BROWSER_SUITES_ENV}=off)]`);
   });
 
   it("a present tool runs under its plain title", () => {

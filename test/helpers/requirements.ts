@@ -6,14 +6,22 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { resolveTool } from "../../src/bridges/ffmpeg-path.js";
 
-export type Requirement = "chromium" | "nginx-rtmp" | "ffmpeg" | "ffprobe";
+export type Requirement = "chromium" | "nginx-rtmp" | "ffmpeg" | "ffprobe" | "promtool";
 
 export interface RequirementStatus {
   name: Requirement;
   ok: boolean;
   /** What was found, or why not. */
   detail: string;
+  /** Turned off on purpose for this run (never a failure, even with CI=true). */
+  off?: boolean;
 }
+
+/**
+ * `WHIPSFU_BROWSER_SUITES=off` turns the Chromium suites off for one run: CI runs the whole
+ * suite on Node 20 and again, without the slow browser suites, on the current LTS.
+ */
+export const BROWSER_SUITES_ENV = "WHIPSFU_BROWSER_SUITES";
 
 export const CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
 export const NGINX_CANDIDATES = ["/usr/sbin/nginx", "/usr/bin/nginx"];
@@ -52,6 +60,9 @@ export function nginxPath(): string | undefined {
 }
 
 function checkChromium(): RequirementStatus {
+  if (process.env[BROWSER_SUITES_ENV] === "off") {
+    return { name: "chromium", ok: false, off: true, detail: `browser suites are off in this run (${BROWSER_SUITES_ENV}=off)` };
+  }
   const bin = chromiumPath();
   if (!bin) {
     const env = process.env.CHROMIUM_PATH?.trim();
@@ -102,11 +113,19 @@ function checkFfprobe(): RequirementStatus {
   }
 }
 
+/** Prometheus' promtool (Debian's `prometheus` package), for the deploy/prometheus rules. */
+function checkPromtool(): RequirementStatus {
+  const bin = onPath("promtool");
+  if (!bin) return { name: "promtool", ok: false, detail: "no promtool on PATH (apt-get install prometheus)" };
+  return { name: "promtool", ok: true, detail: bin };
+}
+
 const CHECKS: Record<Requirement, () => RequirementStatus> = {
   chromium: checkChromium,
   "nginx-rtmp": checkNginxRtmp,
   ffmpeg: checkFfmpeg,
   ffprobe: checkFfprobe,
+  promtool: checkPromtool,
 };
 
 const cache = new Map<Requirement, RequirementStatus>();
@@ -126,6 +145,7 @@ export const hasChromium = (): boolean => checkRequirement("chromium").ok;
 export const hasNginxRtmp = (): boolean => checkRequirement("nginx-rtmp").ok;
 export const hasFfmpeg = (): boolean => checkRequirement("ffmpeg").ok;
 export const hasFfprobe = (): boolean => checkRequirement("ffprobe").ok;
+export const hasPromtool = (): boolean => checkRequirement("promtool").ok;
 
 /** CI=true (or REQUIRE_ALL=1): a missing requirement fails instead of skipping. */
 export function requirementsAreMandatory(): boolean {
@@ -167,7 +187,8 @@ export interface RequirementGate {
 export function requireOrSkip(...names: Requirement[]): RequirementGate {
   const statuses = names.map((n) => checkRequirement(n));
   const missing = statuses.filter((s) => !s.ok);
-  if (missing.length > 0 && requirementsAreMandatory()) throw new MissingRequirementError(missing);
+  const absent = missing.filter((s) => !s.off);
+  if (absent.length > 0 && requirementsAreMandatory()) throw new MissingRequirementError(absent);
   const reason = missing.map((m) => `needs ${m.name}: ${m.detail}`).join("; ");
   return {
     ok: missing.length === 0,

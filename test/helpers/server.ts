@@ -4,11 +4,14 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
+import { createServer, type Server } from "../../src/server.js";
 
 export interface TestServer {
   /** http://127.0.0.1:<port> */
   url: string;
   app: FastifyInstance;
+  /** The typed parts of the server (rooms, bridges, ingests, relays, hooks, metrics). */
+  core: Server;
   config: Config;
   /** Where recordings go: a fresh temp dir unless RECORD_DIR was given. */
   recordDir: string;
@@ -52,7 +55,8 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   const recordDir = env.RECORD_DIR ?? tempRecordDir();
   const ownDir = env.RECORD_DIR === undefined;
   const config = loadConfig({ ...TEST_SERVER_ENV, ...env, RECORD_DIR: recordDir });
-  const app = await buildApp(config);
+  const core = createServer(config);
+  const app = await buildApp(core);
   try {
     await app.listen({ port: 0, host: "127.0.0.1" });
   } catch (err) {
@@ -65,10 +69,12 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     throw new Error("server has no TCP address");
   }
   const url = `http://127.0.0.1:${address.port}`;
+  core.start();
   let closing: Promise<void> | undefined;
   return {
     url,
     app,
+    core,
     config,
     recordDir,
     whipUrl: (room) => `${url}/api/whip/publish/${encodeURIComponent(room)}`,

@@ -23,6 +23,8 @@ export interface TestRooms {
   log: ReturnType<typeof memoryLog>;
   /** Every sessionEnded event, in order. */
   ended: EndedSession[];
+  /** Why the session with this id ended, as its sessionEnded event said; undefined while it lives. */
+  reasonOf(id: string): EndReason | undefined;
 }
 
 /** A Rooms on loopback ICE with a memory log; liveness is generous unless given. */
@@ -39,7 +41,7 @@ export function testRooms(opts: Partial<RoomsOptions> = {}): TestRooms {
     events,
     ...opts,
   });
-  return { rooms, log, ended };
+  return { rooms, log, ended, reasonOf: (id) => ended.find((e) => e.id === id)?.reason };
 }
 
 /**

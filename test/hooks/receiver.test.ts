@@ -133,7 +133,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     server = await startServer();
     nginx = await startNginx(Number(new URL(server.url).port));
     pidTimer = setInterval(() => {
-      for (const p of server.app.bridges.supervisor.pids()) seenPids.add(p);
+      for (const p of server.core.bridges.supervisor.pids()) seenPids.add(p);
     }, 50);
   });
 
@@ -153,7 +153,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     children.push(pusher);
     await expect.poll(() => liveRooms(server.url), { timeout: 5000 }).toContain("demo2");
     expect(await liveRooms(server.url)).toEqual(["demo2"]);
-    expect(server.app.ingests.get("demo2")).toMatchObject({ origin: "nginx-rtmp", url: `rtmp://127.0.0.1:${nginx.port}/live/demo2` });
+    expect(server.core.ingests.get("demo2")).toMatchObject({ origin: "nginx-rtmp", url: `rtmp://127.0.0.1:${nginx.port}/live/demo2` });
     const { client } = await view(server, "demo2");
     viewers.push(client);
     await client.waitForKeyframes(1, 15_000);
@@ -161,7 +161,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     await client.waitForFrames(25, 10_000);
     await client.waitForPackets(50, "audio", 10_000);
     expect(client.video.firstFrameWasKeyframe).toBe(true);
-    const pid = server.app.ingests.job("demo2")!.pid!;
+    const pid = server.core.ingests.job("demo2")!.pid!;
     // The encoder stops: nginx-rtmp says publish_done, the ingest stops, the room ends.
     const t1 = performance.now();
     await stopChild(pusher, "SIGTERM");
@@ -169,7 +169,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     console.log(`[receiver] push stopped → room ended ${Math.round(performance.now() - t1)} ms`);
     expect(await liveRooms(server.url)).toEqual([]);
     await waitFor(() => !pidAlive(pid), { timeoutMs: 3000, what: "the ingest FFmpeg to exit" });
-    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("ingest")).toEqual([]);
   }, 45_000);
 
   it("SRS callbacks as SRS sends them pull a stream into a room and stop it", async () => {
@@ -182,7 +182,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     // SRS has been seen sending "Content-Type: application-json": accepted as JSON too.
     const res = await callback(server, JSON.stringify(publish), "application-json", "", "/api/v1/streams");
     expect(res).toEqual({ status: 200, text: "0" });
-    expect(server.app.ingests.get("srs1")).toMatchObject({ origin: "srs", url: `rtmp://127.0.0.1:${nginx.port}/src/srs1` });
+    expect(server.core.ingests.get("srs1")).toMatchObject({ origin: "srs", url: `rtmp://127.0.0.1:${nginx.port}/src/srs1` });
     // SRS calls on_publish before the stream can be played: the pull starts first, the media comes later.
     await sleep(1500);
     const pusher = pushRtmp(`rtmp://127.0.0.1:${nginx.port}/src/srs1`, { bFrames: 2, gop: 50 });
@@ -192,18 +192,18 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     await client.waitForKeyframes(1, 15_000);
     await client.waitForPackets(30, "audio", 5000);
     // A repeated on_publish (an encoder that reconnected) replaces the callback's own ingest.
-    const firstId = server.app.ingests.get("srs1")!.id;
+    const firstId = server.core.ingests.get("srs1")!.id;
     expect(await callback(server, JSON.stringify({ ...publish, client_id: "2" }))).toEqual({ status: 200, text: "0" });
-    expect(server.app.ingests.get("srs1")!.id).not.toBe(firstId);
+    expect(server.core.ingests.get("srs1")!.id).not.toBe(firstId);
     const pid = await (async () => {
-      await waitFor(() => server.app.ingests.job("srs1")?.pid !== undefined, { timeoutMs: 3000 });
-      return server.app.ingests.job("srs1")!.pid!;
+      await waitFor(() => server.core.ingests.job("srs1")?.pid !== undefined, { timeoutMs: 3000 });
+      return server.core.ingests.job("srs1")!.pid!;
     })();
     const unpublish = { action: "on_unpublish", client_id: "341w361a", ip: "127.0.0.1", vhost: "__defaultVhost__", app: "src", stream: "srs1" };
     expect(await callback(server, JSON.stringify(unpublish))).toEqual({ status: 200, text: "0" });
     expect(await liveRooms(server.url)).not.toContain("srs1");
     expect(pidAlive(pid)).toBe(false);
-    expect(server.app.ingests.get("srs1")).toBeUndefined();
+    expect(server.core.ingests.get("srs1")).toBeUndefined();
     // Unpublish of a stream nobody ingests: still 0.
     expect(await callback(server, JSON.stringify(unpublish))).toEqual({ status: 200, text: "0" });
     await stopChild(pusher);
@@ -235,7 +235,7 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
       const res = await callback(server, body, form);
       expect(res.status, body).toBe(403);
     }
-    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("ingest")).toEqual([]);
     expect(await liveRooms(server.url)).toEqual([]);
   });
 
@@ -249,9 +249,9 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     expect(nginxRes.status).toBe(403);
     // An unpublish for it does not touch the WebRTC publisher either.
     expect(await callback(server, JSON.stringify({ action: "on_unpublish", stream: "busy", app: "live" }))).toEqual({ status: 200, text: "0" });
-    expect(server.app.ingests.get("busy")).toBeUndefined();
+    expect(server.core.ingests.get("busy")).toBeUndefined();
     expect(await liveRooms(server.url)).toEqual(["busy"]);
-    expect(server.app.bridges.supervisor.list("ingest")).toEqual([]);
+    expect(server.core.bridges.supervisor.list("ingest")).toEqual([]);
     await client.close();
   });
 

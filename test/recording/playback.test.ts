@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveFfprobe } from "../../src/bridges/ffmpeg-path.js";
-import { listRecords, parseRecordName } from "../../src/http/records.js";
+import { listRecords } from "../../src/http/records.js";
+import { parseRecordName } from "../../src/recording/names.js";
 import {
   averageFrameRate,
   buildPlaybackArgs,
@@ -73,8 +74,8 @@ describe("playback job arguments", () => {
 
 describe("record names and the playback link", () => {
   it("parses track and merged names, nothing else", () => {
-    expect(parseRecordName("demo_video0_1710000001.ivf")).toEqual({ room: "demo", seconds: 1710000001, playback: false });
-    expect(parseRecordName("my_room_1710000001.webm")).toEqual({ room: "my_room", seconds: 1710000001, playback: true });
+    expect(parseRecordName("demo_video0_1710000001.ivf")).toEqual({ room: "demo", seconds: 1710000001, playback: false, kind: "video", index: 0, extension: "ivf" });
+    expect(parseRecordName("my_room_1710000001.webm")).toEqual({ room: "my_room", seconds: 1710000001, playback: true, extension: "webm" });
     expect(parseRecordName("demo_1710000001.mp4")?.playback).toBe(true);
     for (const bad of [".demo_1710000001.webm.part", "demo_1710000001.ivf", "demo_video0_1.webm.txt", "../demo_1.webm", "demo_x.mp4", "demo.webm"]) {
       expect(parseRecordName(bad), bad).toBeUndefined();

@@ -1,6 +1,7 @@
 // vitest globalSetup: make the Debian tools the suites use available when this process can.
 // Chromium (browser suites), nginx + the RTMP module (RTMP suites) and FFmpeg (media suites; the
-// npm static build is a fallback) come from apt-get when missing and we are root. When they cannot
+// npm static build is a fallback) and promtool (deploy/prometheus rules, from the prometheus
+// package) come from apt-get when missing and we are root. When they cannot
 // be had, the suites that need them skip with the reason in their title, or fail with CI=true
 // (test/helpers/requirements.ts).
 import { spawn } from "node:child_process";
@@ -10,8 +11,8 @@ import path from "node:path";
 import { clearFfmpegPathCache } from "../../src/bridges/ffmpeg-path.js";
 import { checkRequirement, INSTALL_NOTE_ENV, type Requirement, type RequirementStatus } from "../helpers/requirements.js";
 
-const PACKAGES = ["chromium", "nginx", "libnginx-mod-rtmp", "ffmpeg"];
-const CHECKED: Requirement[] = ["chromium", "nginx-rtmp", "ffmpeg", "ffprobe"];
+const PACKAGES = ["chromium", "nginx", "libnginx-mod-rtmp", "ffmpeg", "prometheus"];
+const CHECKED: Requirement[] = ["chromium", "nginx-rtmp", "ffmpeg", "ffprobe", "promtool"];
 const POLICY_RC_D = "/usr/sbin/policy-rc.d";
 
 function log(msg: string): void {
@@ -77,7 +78,8 @@ async function install(missing: RequirementStatus[]): Promise<string | undefined
   if (reason) return `not installing ${PACKAGES.join(" ")}: ${reason}`;
   const logFile = path.join(tmpdir(), `whipsfu-apt-${process.pid}.log`);
   log(`missing: ${missing.map((m) => m.name).join(", ")}; installing ${PACKAGES.join(" ")} with apt-get (log: ${logFile}; this can take minutes)`);
-  // Installing nginx must not start it (suites start their own): tell invoke-rc.d to start nothing.
+  // Installing nginx or prometheus must not start them (suites start their own nginx; promtool is
+  // all we want of prometheus): tell invoke-rc.d to start nothing.
   let ownPolicy = false;
   if (!existsSync(POLICY_RC_D)) {
     try {
@@ -104,11 +106,11 @@ async function install(missing: RequirementStatus[]): Promise<string | undefined
 
 export default async function setup(): Promise<void> {
   let statuses = recheck();
-  let missing = statuses.filter((s) => !s.ok);
+  let missing = statuses.filter((s) => !s.ok && !s.off);
   if (missing.length > 0) {
     const failure = await install(missing);
     statuses = recheck();
-    missing = statuses.filter((s) => !s.ok);
+    missing = statuses.filter((s) => !s.ok && !s.off);
     if (missing.length > 0) {
       const note = failure ?? "apt-get succeeded but the tools are still missing";
       // Forked test workers inherit this, so skip reasons and CI failures can say what happened.
@@ -116,5 +118,5 @@ export default async function setup(): Promise<void> {
       log(note);
     }
   }
-  for (const s of statuses) log(`${s.ok ? "have" : "MISSING"} ${s.name}: ${s.detail}`);
+  for (const s of statuses) log(`${s.ok ? "have" : s.off ? "OFF" : "MISSING"} ${s.name}: ${s.detail}`);
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { RtpHeader, RtpPacket, SrtpSession } from "werift";
 import { describe, expect, it } from "vitest";
-import { PROFILE_AEAD_AES_128_GCM, PROFILE_AES_CM_128_HMAC_SHA1_80, SrtpProtector, type SrtpSessionKeys } from "../../src/sfu/srtp.js";
+import { PROFILE_AEAD_AES_128_GCM, PROFILE_AES_CM_128_HMAC_SHA1_80, SrtpProtector } from "../../src/sfu/srtp.js";
+import { srtpSessionKeys } from "../../src/sfu/werift-adapter.js";
 
 function sessions(profile: number): { sender: SrtpSession; receiver: SrtpSession } {
   const keyLength = 16;
@@ -13,8 +14,6 @@ function sessions(profile: number): { sender: SrtpSession; receiver: SrtpSession
   return { sender, receiver };
 }
 
-const keysOf = (s: SrtpSession) => s.localContext as unknown as SrtpSessionKeys;
-
 for (const [name, profile] of [
   ["AES_CM_128_HMAC_SHA1_80", PROFILE_AES_CM_128_HMAC_SHA1_80],
   ["AEAD_AES_128_GCM", PROFILE_AEAD_AES_128_GCM],
@@ -23,7 +22,7 @@ for (const [name, profile] of [
     it("writes the same bytes as werift's encrypt, across the 16-bit wrap and for two SSRCs", () => {
       const { sender } = sessions(profile);
       // Both read the same session keys; each keeps its own rollover state.
-      const ours = new SrtpProtector(keysOf(sender));
+      const ours = new SrtpProtector(srtpSessionKeys(sender));
       const reference = sender;
       let seq = 65_500;
       for (let i = 0; i < 300; i++) {
@@ -39,7 +38,7 @@ for (const [name, profile] of [
 
     it("carries a header-extension block byte-identically to werift and werift reads the elements back", () => {
       const { sender, receiver } = sessions(profile);
-      const ours = new SrtpProtector(keysOf(sender));
+      const ours = new SrtpProtector(srtpSessionKeys(sender));
       for (let i = 0; i < 20; i++) {
         const extensions = [
           { id: 1, payload: Buffer.from([0x80 | i]) },
@@ -61,7 +60,7 @@ for (const [name, profile] of [
 
     it("is decrypted by werift as the receiving side, including a packet resent from before the wrap", () => {
       const { sender, receiver } = sessions(profile);
-      const ours = new SrtpProtector(keysOf(sender));
+      const ours = new SrtpProtector(srtpSessionKeys(sender));
       const sent = new Map<number, Buffer>();
       for (const seq of [65534, 65535, 0, 1, 2, 65535, 3]) {
         const payload = randomBytes(200);

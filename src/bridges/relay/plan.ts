@@ -3,8 +3,9 @@
 // demuxer reads (a demuxer over files we resolved ourselves, never the `concat:` protocol), and
 // the codec and output arguments for an RTMP target or a local room. Pure: no processes, no disk.
 
+import { fail } from "../../errors.js";
 import { rtmpOutputArgs } from "../hls.js";
-import { AUDIO_PAYLOAD_TYPE, rtpOutput, VIDEO_PAYLOAD_TYPE } from "../ingest.js";
+import { AUDIO_PAYLOAD_TYPE, rtpOutput, VIDEO_PAYLOAD_TYPE } from "../ingest-args.js";
 import { ffmpegAudioCodec, type Gravity, type RelayTarget, type Transcode, type Watermark } from "./request.js";
 
 /** One stretch of one file, in seconds of that file. */
@@ -40,9 +41,10 @@ export interface FileWindows {
   absWindows?: { fromMs: number; toMs: number }[];
 }
 
-export class PlanError extends Error {}
-
-/** The entries of a task's list: relofftime windows first, else absofftime mapped through creation_time, else the whole file. */
+/**
+ * The entries of a task's list: relofftime windows first, else absofftime mapped through
+ * creation_time, else the whole file. "invalid_input" when the windows leave nothing to play.
+ */
 export function planEntries(files: ResolvedFile[], windows: FileWindows[]): PlanEntry[] {
   const out: PlanEntry[] = [];
   files.forEach((f, i) => {
@@ -50,7 +52,7 @@ export function planEntries(files: ResolvedFile[], windows: FileWindows[]): Plan
     let spans: { from: number; to?: number }[];
     if (w.windows && w.windows.length > 0) spans = w.windows;
     else if (w.absWindows && w.absWindows.length > 0) {
-      if (f.creationMs === undefined) throw new PlanError(`file ${i + 1} has no creation_time, so its absofftime cannot be placed`);
+      if (f.creationMs === undefined) throw fail("invalid_input", `file ${i + 1} has no creation_time, so its absofftime cannot be placed`);
       spans = w.absWindows.map((a) => ({ from: Math.max(0, (a.fromMs - f.creationMs!) / 1000), to: (a.toMs - f.creationMs!) / 1000 }));
     } else spans = [{ from: 0 }];
     for (const s of spans) {
@@ -60,7 +62,7 @@ export function planEntries(files: ResolvedFile[], windows: FileWindows[]): Plan
       out.push({ file: i, input: f.input, from: s.from, to, seconds: end !== undefined ? end - s.from : undefined });
     }
   });
-  if (out.length === 0) throw new PlanError("no time window of any file has content to play");
+  if (out.length === 0) throw fail("invalid_input", "no time window of any file has content to play");
   return out;
 }
 

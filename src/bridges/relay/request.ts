@@ -1,21 +1,14 @@
-// The body of the seed's forwardRequest API (seed 002, bridges.md §5), checked field by field into
+// The body of the forwardRequest API (docs/bridges.md, "Relay tasks"), checked field by field into
 // typed commands. Nothing here touches the disk or starts anything: sources are resolved against
 // MEDIA_DIR later (relay/tasks.ts); this decides only whether the request makes sense.
 
 import { ROOM_NAME_RE } from "../../config.js";
+import { fail } from "../../errors.js";
+import { checkUrl, MAX_URL_LENGTH } from "../policy.js";
 import { parseRtmpUrl } from "../urls.js";
 
-export class RelayRequestError extends Error {
-  constructor(
-    readonly status: 400 | 404,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const bad = (message: string): never => {
-  throw new RelayRequestError(400, message);
+  throw fail("invalid_input", message);
 };
 
 export type RelayCmd = "1" | "2" | "3" | "5";
@@ -88,7 +81,7 @@ export interface RelayCommand {
 }
 
 export interface RequestLimits {
-  /** `end` must be at least this long after `start` and after now (the seed: 5 minutes). */
+  /** `end` must be at least this long after `start` and after now (RELAY_MIN_WINDOW_SECONDS, 5 minutes by default). */
   minWindowMs: number;
   now: number;
 }
@@ -99,7 +92,7 @@ const VIDEO_CODECS: Record<string, { rtmp: boolean; room: boolean }> = {
   libvpx: { rtmp: false, room: false },
   "libvpx-vp9": { rtmp: false, room: false },
 };
-/** The seed's libfaac is long gone from FFmpeg; its native aac encoder stands in. */
+/** libfaac is long gone from FFmpeg; its native aac encoder stands in. */
 const AUDIO_CODECS: Record<string, { ffmpeg: string; rtmp: boolean; room: boolean }> = {
   aac: { ffmpeg: "aac", rtmp: true, room: false },
   libfaac: { ffmpeg: "aac", rtmp: true, room: false },
@@ -115,7 +108,6 @@ export function ffmpegAudioCodec(name: string): string {
 const MAX_LIST = 20;
 const MAX_SRC = 100;
 const MAX_FORWARD = 10;
-const MAX_URL = 2048;
 
 function str(v: unknown): string | undefined {
   if (typeof v === "string") return v;
@@ -257,7 +249,7 @@ function parseSources(raw: unknown, where: string, required: boolean): { src: Re
       if (required) bad(`${at}.url is required`);
       return;
     }
-    if (url.length > MAX_URL) bad(`${at}.url is longer than ${MAX_URL} characters`);
+    if (url.length > MAX_URL_LENGTH) bad(`${at}.url is longer than ${MAX_URL_LENGTH} characters`);
     const s: RelaySource = { url };
     const rel = str(o.relofftime)?.trim();
     const abs = str(o.absofftime)?.trim();
@@ -269,7 +261,7 @@ function parseSources(raw: unknown, where: string, required: boolean): { src: Re
     if (wm) {
       const gravity = (grav || "TOP_LEFT").toUpperCase() as Gravity;
       if (!GRAVITIES.includes(gravity)) bad(`${at}.wmgravity must be one of ${GRAVITIES.join(", ")}`);
-      if (wm.length > MAX_URL) bad(`${at}.wmimage is longer than ${MAX_URL} characters`);
+      if (wm.length > MAX_URL_LENGTH) bad(`${at}.wmimage is longer than ${MAX_URL_LENGTH} characters`);
       // One FFmpeg renders the whole list, so one watermark covers it.
       if (watermark && (watermark.image !== wm || watermark.gravity !== gravity)) bad(`${where}: every file of a task must use the same watermark`);
       watermark = { image: wm, gravity };
@@ -303,20 +295,13 @@ function parseForwards(raw: unknown, where: string, allowReset: boolean): RelayF
 
 function parseCallbackUrl(raw: unknown): string | undefined {
   if (raw === undefined || raw === null || raw === "") return undefined;
-  if (typeof raw !== "string" || raw.length > MAX_URL) bad("transcallbackurl must be an http(s) URL");
-  let u: URL;
-  try {
-    u = new URL(raw as string);
-  } catch {
-    return bad("transcallbackurl must be an http(s) URL");
-  }
-  if ((u.protocol !== "http:" && u.protocol !== "https:") || u.hostname === "") bad("transcallbackurl must be an http(s) URL");
+  if (typeof raw !== "string" || !checkUrl(raw, "callback").ok) bad("transcallbackurl must be an http(s) URL");
   return raw as string;
 }
 
 const ID_RE = /^[\x21-\x7e]{1,128}$/;
 
-/** The request body → a command, or RelayRequestError(400) saying what is wrong. */
+/** The request body → a command, or an "invalid_input" error saying what is wrong. */
 export function parseRelayRequest(body: unknown, limits: RequestLimits): RelayCommand {
   if (typeof body !== "object" || body === null || Array.isArray(body)) bad("the body must be a JSON object");
   const b = body as Record<string, unknown>;
