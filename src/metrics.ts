@@ -5,7 +5,8 @@ import type { HookCallCounts } from "./hooks/callbacks.js";
 import type { RecordingStats } from "./recording/recorder.js";
 import { nackStats } from "./sfu/fast-sender.js";
 import { workerStats } from "./sfu/fanout-workers.js";
-import type { PlayerQuality, ReportDelta } from "./sfu/player-quality.js";
+import type { PlayerQuality, ReportDelta, RoomPlayerTotals } from "./sfu/player-quality.js";
+import type { PublishedTrack } from "./sfu/publisher.js";
 import type { Room } from "./sfu/room.js";
 import type { Rooms } from "./sfu/rooms.js";
 
@@ -23,7 +24,7 @@ export interface MetricsExtras {
 }
 
 /** The sum of `value` over a room's published tracks. */
-function sumTracks(room: Room, value: (track: NonNullable<Room["publisher"]>["tracks"][number]) => number): number {
+function sumTracks(room: Room, value: (track: PublishedTrack) => number): number {
   let n = 0;
   for (const t of room.publisher?.tracks ?? []) n += value(t);
   return n;
@@ -71,26 +72,8 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: 
       for (const r of rooms.all()) if (r.publisher) this.set({ room: r.name }, r.subscribers.size);
     },
   });
-  new Counter({
-    name: "live_rtp_bytes_total",
-    help: "RTP bytes received from the room's publisher",
-    labelNames: ["room"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of rooms.all()) if (r.publisher) this.inc({ room: r.name }, r.publisher.bytes);
-    },
-  });
-  new Counter({
-    name: "live_rtp_packets_total",
-    help: "RTP packets received from the room's publisher",
-    labelNames: ["room"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of rooms.all()) if (r.publisher) this.inc({ room: r.name }, r.publisher.packets);
-    },
-  });
+  roomCounter(registry, rooms, "live_rtp_bytes_total", "RTP bytes received from the room's publisher", (r) => r.publisher?.bytes ?? 0);
+  roomCounter(registry, rooms, "live_rtp_packets_total", "RTP packets received from the room's publisher", (r) => r.publisher?.packets ?? 0);
   roomCounter(registry, rooms, "live_rtp_sent_bytes_total", "RTP bytes sent to the room's viewers (header and payload, before SRTP)", (r) =>
     sumTracks(r, (t) => t.fanout.viewerBytes),
   );
@@ -249,17 +232,13 @@ function registerPlayerMetrics(registry: Registry, rooms: Rooms, players: Player
       if (d.frameHeight !== undefined) height.observe(d.frameHeight);
     },
   });
-  const totals = (help: string, name: string, value: (t: ReturnType<PlayerQuality["totals"]>) => number): void =>
+  const totals = (name: string, help: string, value: (t: Readonly<RoomPlayerTotals>) => number): void =>
     roomCounter(registry, rooms, name, help, (r) => value(players.totals(r)));
-  totals("Player reports received", "live_player_reports_total", (t) => t.reports);
-  totals("Video freezes players reported", "live_player_freezes_total", (t) => t.freezes);
-  totals("Frames players decoded", "live_player_frames_decoded_total", (t) => t.framesDecoded);
-  totals("Frames players dropped", "live_player_frames_dropped_total", (t) => t.framesDropped);
-  totals(
-    "Keyframe requests made for viewers frozen longer than 2 s by their reports",
-    "live_player_keyframe_requests_total",
-    (t) => t.keyframeRequests,
-  );
+  totals("live_player_reports_total", "Player reports received", (t) => t.reports);
+  totals("live_player_freezes_total", "Video freezes players reported", (t) => t.freezes);
+  totals("live_player_frames_decoded_total", "Frames players decoded", (t) => t.framesDecoded);
+  totals("live_player_frames_dropped_total", "Frames players dropped", (t) => t.framesDropped);
+  totals("live_player_keyframe_requests_total", "Keyframe requests made for viewers frozen longer than 2 s by their reports", (t) => t.keyframeRequests);
   const viewers = (name: string, help: string, pick: "reporting" | "frozen"): void => {
     new Gauge({
       name,
