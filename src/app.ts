@@ -8,6 +8,7 @@ import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
+import { playerStatsRoutes } from "./http/player-stats.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
 import { registerRelayRoutes } from "./http/relay.js";
@@ -132,6 +133,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics });
   await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config });
+  await app.register(playerStatsRoutes, { rooms, auth, players: server.players });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {

@@ -16,6 +16,7 @@ import type { Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { PlaybackQueue, PlaybackSessions } from "./recording/playback.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
+import { PlayerQuality } from "./sfu/player-quality.js";
 import { Rooms } from "./sfu/rooms.js";
 
 /** Everything one server runs; built by createServer(), ended by close(). */
@@ -36,6 +37,8 @@ export interface Server {
   /** Relay tasks: files looped out live to RTMP or into rooms. */
   readonly relays: RelayTasks;
   readonly recordingStats: RecordingStats;
+  /** What players report of their playback (POST /api/whep/session/{id}/stats), for /metrics. */
+  readonly players: PlayerQuality;
   /** The registry behind /metrics. */
   readonly metrics: Registry;
   /** Background work that must not delay answering requests (relay tasks of the last run). */
@@ -110,7 +113,8 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     callbackTries: 3,
     callbackRetryMs: 1000,
   });
-  const metrics = createMetrics(rooms, recordingStats, bridges.supervisor);
+  const players = new PlayerQuality();
+  const metrics = createMetrics(rooms, recordingStats, bridges.supervisor, { hooks: hooks.hooks, players });
 
   let started = false;
   let closing: Promise<void> | undefined;
@@ -125,6 +129,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     callbacks,
     relays,
     recordingStats,
+    players,
     metrics,
     start() {
       if (started || closing) return;

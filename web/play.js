@@ -1,26 +1,29 @@
-// WHEP player: recvonly video+audio, stats overlay, retry every 3 s, DELETE on unload.
+// WHEP player: recvonly video+audio, stats overlay, playback reports to the server, retry every
+// 3 s, DELETE on unload.
 import {
   $, ROOM_RE, HttpError, createPeer, negotiate, deleteSession, whepUrl, describeError, setStatus,
-  setupTokenField, queryParam, humanBitrate, rateMeter,
+  setupTokenField, queryParam, humanBitrate, rateMeter, authHeaders,
 } from "./lib.js";
 
 const RETRY_MS = 3000;
 const STALL_S = 6; // seconds without incoming bytes before reconnecting
 const CONNECT_S = 15; // seconds allowed to establish ICE/DTLS
 const RETRY_STATUSES = new Set([404, 429, 500, 502, 503, 504]);
+const REPORT_EVERY = 2; // stats ticks (seconds) between two playback reports (docs/api.md, "Player statistics")
 
 const state = (window.__state = {
   page: "play", room: "", status: "idle", error: "", retrying: false, retries: 0, resource: null,
   framesDecoded: 0, framesDropped: 0, width: 0, height: 0, fps: 0, bitrateKbps: 0,
   packetsReceived: 0, packetsLost: 0, packetLoss: 0, latencyMs: null, hasAudio: false, muted: true,
   audioPacketsReceived: 0, codec: "", mode: "webrtc", hlsPlaying: false,
+  frozenSeconds: 0, reportsSent: 0, reportsAccepted: 0,
 });
 
 const video = $("#video");
 const roomInput = $("#room");
 const tokenInput = $("#token");
 const getToken = () => tokenInput.value.trim();
-let session = null; // { pc, resource, token, timer, stall, downSince }
+let session = null; // { pc, resource, token, timer, stall, downSince, ticks, reports, frames, framesAt }
 let generation = 0;
 let retryTimer = 0;
 
@@ -78,7 +81,7 @@ async function connect(isRetry = false) {
   try {
     const pc = await createPeer();
     if (gen !== generation) return pc.close();
-    s = session = { pc, resource: null, token, timer: 0, stall: 0, downSince: 0 };
+    s = session = { pc, resource: null, token, timer: 0, stall: 0, downSince: 0, ticks: 0, reports: true, frames: 0, framesAt: 0 };
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
@@ -189,8 +192,9 @@ let lastJitter = null;
 async function updateStats(s, gen) {
   const report = await s.pc.getStats();
   if (gen !== generation) return;
-  let bytes = 0, received = 0, lost = 0, ts = 0, v = null, a = null;
+  let bytes = 0, received = 0, lost = 0, ts = 0, v = null, a = null, rtt;
   report.forEach((r) => {
+    if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime;
     if (r.type !== "inbound-rtp") return;
     bytes += r.bytesReceived ?? 0;
     received += r.packetsReceived ?? 0;
@@ -225,11 +229,43 @@ async function updateStats(s, gen) {
   ].join("\n");
   if (state.framesDecoded > 0) $("#placeholder").hidden = true;
 
+  // A picture that stopped moving: frames decoded before, none since the last tick.
+  const now = performance.now();
+  if (!v || state.framesDecoded > s.frames) s.framesAt = now;
+  state.frozenSeconds = v && state.framesDecoded > 0 && state.framesDecoded === s.frames ? +((now - s.framesAt) / 1000).toFixed(1) : 0;
+  s.frames = state.framesDecoded;
+  if (++s.ticks % REPORT_EVERY === 0) sendReport(s, v, received, lost, rtt);
+
   // Nothing arriving (publisher gone), never connecting, or stuck "disconnected": start over.
   s.stall = kbps > 0 ? 0 : s.stall + 1;
   const limit = s.pc.connectionState === "connected" ? STALL_S : CONNECT_S;
   const down = s.downSince && Date.now() - s.downSince > 5000;
   if (s.stall >= limit || down) scheduleRetry("retrying", "The stream stopped. Reconnecting…");
+}
+
+// ---- playback reports: the server turns them into viewer metrics and asks keyframes for frozen viewers ----
+/** Posts the cumulative getStats() counters to `{session}/stats`; a failure never touches playback. */
+function sendReport(s, v, received, lost, rtt) {
+  if (!s.reports || !s.resource || s.pc.connectionState !== "connected") return;
+  const body = {
+    packetsReceived: received, packetsLost: lost, roundTripTime: rtt,
+    ...(v ? {
+      freezeCount: v.freezeCount, totalFreezesDuration: v.totalFreezesDuration,
+      framesDecoded: v.framesDecoded ?? 0, framesDropped: v.framesDropped,
+      jitterBufferDelay: v.jitterBufferDelay, jitterBufferEmittedCount: v.jitterBufferEmittedCount,
+      frameWidth: v.frameWidth, frameHeight: v.frameHeight, frozenSeconds: state.frozenSeconds,
+    } : {}),
+  };
+  state.reportsSent++;
+  fetch(`${s.resource}/stats`, {
+    method: "POST",
+    headers: authHeaders(s.token, { "Content-Type": "application/json" }),
+    body: JSON.stringify(body),
+  }).then((res) => {
+    if (res.ok) state.reportsAccepted++;
+    // The server does not take reports (an older one, or the session is gone): stop asking.
+    else if (res.status === 404 || res.status === 405 || res.status === 400) s.reports = false;
+  }, () => {});
 }
 
 // ---- controls ----

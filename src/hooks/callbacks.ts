@@ -6,6 +6,19 @@ export type NotifyEvent = "on_close" | "on_unpublish" | "on_stop" | "on_record";
 export type HookEvent = DecisionEvent | NotifyEvent;
 
 export const HOOK_EVENTS: readonly HookEvent[] = ["on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop", "on_record"];
+const DECISION_EVENTS: readonly HookEvent[] = ["on_connect", "on_publish", "on_play"];
+
+/** How one callback HTTP call ended: "refused" is a decision answered with anything but 0. */
+export type HookOutcome = "ok" | "refused" | "error";
+
+/** Callback HTTP calls by event and outcome, every possible pair from zero (for /metrics). */
+export type HookCallCounts = Record<HookEvent, Partial<Record<HookOutcome, number>>>;
+
+function zeroCounts(): HookCallCounts {
+  const counts = {} as HookCallCounts;
+  for (const e of HOOK_EVENTS) counts[e] = DECISION_EVENTS.includes(e) ? { ok: 0, refused: 0, error: 0 } : { ok: 0, error: 0 };
+  return counts;
+}
 
 export interface HookSettings {
   urls: Partial<Record<HookEvent, string[]>>;
@@ -75,6 +88,8 @@ export class Hooks {
   private readonly pending = new Set<Promise<void>>();
   private readonly aborter = new AbortController();
   private closed = false;
+  /** Every call made, notification retries included. */
+  readonly calls: HookCallCounts = zeroCounts();
 
   constructor(
     private readonly settings: HookSettings,
@@ -97,7 +112,9 @@ export class Hooks {
     for (const event of events) {
       for (const url of this.settings.urls[event] ?? []) {
         const outcome = await this.post(url, hookBody(event, this.settings.serverId, client), this.settings.timeoutMs);
-        if (!outcome.ok || !allowsBody(outcome.text)) {
+        const allowed = outcome.ok && allowsBody(outcome.text);
+        this.count(event, allowed ? "ok" : outcome.ok ? "refused" : "error");
+        if (!allowed) {
           const reason = outcome.ok ? `${event} answered ${JSON.stringify(outcome.text.slice(0, 80))}` : `${event}: ${outcome.error}`;
           this.log.info({ room: client.room, session: client.clientId, url, reason }, "hook refused session");
           return { allowed: false, reason };
@@ -117,7 +134,9 @@ export class Hooks {
         const attempts = this.settings.notifyAttempts ?? 3;
         for (let attempt = 1; attempt <= attempts; attempt++) {
           const outcome = await this.post(url, body, this.settings.timeoutMs);
-          if (outcome.ok && outcome.status === 200) break;
+          const delivered = outcome.ok && outcome.status === 200;
+          this.count(event, delivered ? "ok" : "error");
+          if (delivered) break;
           const error = outcome.ok ? `HTTP ${outcome.status}` : outcome.error;
           this.log.warn({ room: client.room, session: client.clientId, event, url, attempt, error }, "hook notification failed");
           if (attempt < attempts && !this.closed) await delay(500 * 2 ** (attempt - 1), this.aborter.signal);
@@ -127,6 +146,11 @@ export class Hooks {
     })();
     this.pending.add(task);
     void task.finally(() => this.pending.delete(task));
+  }
+
+  private count(event: HookEvent, outcome: HookOutcome): void {
+    const counts = this.calls[event];
+    counts[outcome] = (counts[outcome] ?? 0) + 1;
   }
 
   private async post(url: string, body: object, timeoutMs: number): Promise<{ ok: true; status: number; text: string } | { ok: false; error: string }> {

@@ -19,12 +19,17 @@ interface Output {
   sink: PacketSink;
   /** A video sink gets nothing until the first packet of a keyframe, so it never sees orphan deltas. */
   waiting: boolean;
+  /** A subscriber's sender: what it is written counts as sent to viewers (recorders and egress do not). */
+  viewer: boolean;
 }
 
 export class TrackFanout {
   private outputs: Output[] = [];
   packets = 0;
   bytes = 0;
+  /** Packets and bytes written to viewers' sinks, each packet counted once per viewer (for /metrics). */
+  viewerPackets = 0;
+  viewerBytes = 0;
   /** Video packets since the last keyframe's first packet, replayed to a joiner (GOP cache). */
   private gop: RtpPacket[] = [];
   private gopTimestamp = -1;
@@ -47,14 +52,23 @@ export class TrackFanout {
     this.history = new PacketHistory(kind);
   }
 
-  add(sink: PacketSink, opts: { waitForKeyframe?: boolean } = {}): void {
+  add(sink: PacketSink, opts: { waitForKeyframe?: boolean; viewer?: boolean } = {}): void {
     let waiting = opts.waitForKeyframe ?? this.kind === "video";
+    const viewer = opts.viewer ?? false;
     if (waiting && this.gop.length > 0) {
-      for (const p of this.gop) sink.write(p);
+      for (const p of this.gop) {
+        sink.write(p);
+        if (viewer) this.countViewerPacket(p);
+      }
       waiting = false;
     }
-    this.outputs = [...this.outputs, { sink, waiting }];
+    this.outputs = [...this.outputs, { sink, waiting, viewer }];
     if (waiting) this.requestKeyframe();
+  }
+
+  private countViewerPacket(packet: RtpPacket): void {
+    this.viewerPackets++;
+    this.viewerBytes += packet.header.payloadOffset + packet.payload.length;
   }
 
   remove(sink: PacketSink): void {
@@ -65,6 +79,8 @@ export class TrackFanout {
     const header = packet.header;
     this.packets++;
     this.bytes += header.payloadOffset + packet.payload.length + header.paddingSize;
+    // As received (header and payload, padding dropped): what each viewer is sent, before its own SRTP.
+    const viewerSize = header.payloadOffset + packet.payload.length;
     // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream:
     // they are dropped and what follows is renumbered, so viewers see no gap to NACK.
     // Padding on media packets is dropped since werift's send path would not re-append it.
@@ -107,6 +123,10 @@ export class TrackFanout {
         out.waiting = false;
       }
       out.sink.write(packet);
+      if (out.viewer) {
+        this.viewerPackets++;
+        this.viewerBytes += viewerSize;
+      }
     }
   }
 

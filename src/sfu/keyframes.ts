@@ -7,7 +7,10 @@ export class KeyframeRequester {
   private lastSent = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Requests that went out to the publisher (for /metrics). */
   requestsSent = 0;
+  /** PLI/FIR received from this track's viewers (for /metrics); each also asks through request(). */
+  requestsFromViewers = 0;
 
   constructor(
     private readonly send: () => void,

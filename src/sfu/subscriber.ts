@@ -128,6 +128,7 @@ export class Subscriber extends PeerSession {
         transceiver.sender.onRtcp.subscribe((rtcp) => {
           // PSFB FMT 1 is PLI, FMT 4 is FIR (RFC 4585, RFC 5104): both mean "send a keyframe".
           if (rtcp instanceof RtcpPayloadSpecificFeedback && (rtcp.feedback.count === PLI || rtcp.feedback.count === FIR)) {
+            m.track.keyframes.requestsFromViewers++;
             m.track.keyframes.request();
           }
         });
@@ -146,8 +147,23 @@ export class Subscriber extends PeerSession {
     for (const o of this.outputs) {
       // The codec and SRTP keys exist only now.
       o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds, this.opts.workers ? { outputs: this.opts.workers, onLost: () => void this.close("error") } : undefined);
-      o.track.fanout.add(o.sink);
+      o.track.fanout.add(o.sink, { viewer: true });
     }
+  }
+
+  /**
+   * Asks the publisher for a keyframe on this viewer's behalf (its player reports a frozen
+   * picture), through the track's throttled KeyframeRequester. False when it receives no video.
+   */
+  requestKeyframe(): boolean {
+    if (this.closed) return false;
+    let asked = false;
+    for (const o of this.outputs) {
+      if (o.track.kind !== "video") continue;
+      o.track.keyframes.request();
+      asked = true;
+    }
+    return asked;
   }
 
   protected release(_reason: EndReason): void {
