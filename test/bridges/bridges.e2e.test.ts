@@ -12,6 +12,7 @@ import { pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
 import { liveRooms, requestJson } from "../helpers/http.js";
 import { probe, streamOf } from "../helpers/ffprobe.js";
 import { freeTcpPort, sleep, waitFor } from "../helpers/net.js";
+import { PidWatch } from "../helpers/procfs.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
@@ -77,8 +78,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
   const clients: WhipClient[] = [];
   const children: ChildProcess[] = [];
   /** Every FFmpeg pid the server's supervisor ever ran, checked dead at the end. */
-  const seenPids = new Set<number>();
-  let pidTimer: NodeJS.Timeout;
+  let ffmpegPids: PidWatch;
 
   const bridges = () => server.core.bridges;
 
@@ -86,11 +86,11 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-"));
     nginx = await startNginxRtmp();
     server = await startServer({ HLS_DIR: hlsDir, TRANSCODER_API_KEY: API_KEY, START_STREAM_PROBE_MS: "1500", LOG_LEVEL: process.env.BRIDGES_LOG_LEVEL ?? "warn" });
-    pidTimer = setInterval(() => bridges().supervisor.pids().forEach((p) => seenPids.add(p)), 50);
+    ffmpegPids = new PidWatch(() => bridges().supervisor.pids());
   });
 
   afterAll(async () => {
-    clearInterval(pidTimer);
+    ffmpegPids?.stop();
     await Promise.all(clients.map((c) => c.close()));
     await Promise.all(children.map((c) => stopChild(c)));
     await server?.close();
@@ -418,12 +418,11 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     children.push(source);
     await sleep(500);
     expect((await requestJson(server.url, "POST", "/start-stream", { streamId: "cam9", rtmpUrl: nginx.url("close-src") }, { "X-API-Key": API_KEY })).status).toBe(200);
-    const live = bridges().supervisor.pids();
-    live.forEach((p) => seenPids.add(p));
+    const live = ffmpegPids.look();
     expect(live.length).toBeGreaterThanOrEqual(3);
     await server.close();
     expect(bridges().supervisor.pids()).toEqual([]);
-    for (const pid of seenPids) expect(pidAlive(pid), `FFmpeg pid ${pid}`).toBe(false);
+    for (const pid of ffmpegPids.seen) expect(pidAlive(pid), `FFmpeg pid ${pid}`).toBe(false);
     expect(existsSync(path.join(hlsDir, room))).toBe(false);
     expect(existsSync(path.join(hlsDir, "cam9"))).toBe(false);
   }, 90_000);

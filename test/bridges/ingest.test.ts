@@ -15,6 +15,7 @@ import { parseIngestBody } from "../../src/http/ingest.js";
 import { makeMedia, pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
 import { liveRooms, requestJson } from "../helpers/http.js";
 import { sleep, waitFor } from "../helpers/net.js";
+import { PidWatch } from "../helpers/procfs.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
@@ -165,8 +166,7 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
   const children: ChildProcess[] = [];
   const clients: WhepClient[] = [];
   /** Every ingest FFmpeg pid seen, checked dead at the end. */
-  const seenPids = new Set<number>();
-  let pidTimer: NodeJS.Timeout;
+  let ffmpegPids: PidWatch;
 
   beforeAll(async () => {
     // A 3 s clip with B-frames and AAC, as files come.
@@ -176,18 +176,16 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     ]);
     server = await startServer({ MEDIA_DIR: media });
     nginx = await startNginxRtmp();
-    pidTimer = setInterval(() => {
-      for (const p of server.core.bridges.supervisor.pids()) seenPids.add(p);
-    }, 50);
+    ffmpegPids = new PidWatch(() => server.core.bridges.supervisor.pids());
   });
 
   afterAll(async () => {
-    clearInterval(pidTimer);
+    ffmpegPids?.stop();
     await Promise.all(clients.map((c) => c.close()));
     await Promise.all(children.map((c) => stopChild(c)));
     await server?.close();
     await nginx?.stop();
-    for (const p of seenPids) expect(pidAlive(p), `FFmpeg ${p} still alive after close`).toBe(false);
+    for (const p of ffmpegPids?.seen ?? []) expect(pidAlive(p), `FFmpeg ${p} still alive after close`).toBe(false);
   });
 
   it("bad sources get 400 and start nothing", async () => {

@@ -60,3 +60,30 @@ export function fanoutWorkerPids(serverPid: number): number[] {
 export function cpuSeconds(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + (stat(pid)?.cpuSeconds ?? 0), 0);
 }
+
+/**
+ * Every pid `source` reports while it runs (polled every `everyMs`), so a test can check after a
+ * close that none of them outlived it: processes that came and went between two looks included.
+ */
+export class PidWatch {
+  readonly seen = new Set<number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly source: () => readonly number[],
+    everyMs = 50,
+  ) {
+    this.timer = setInterval(() => this.look(), everyMs);
+  }
+
+  /** Takes the current pids now, besides the polling; returns them. */
+  look(): readonly number[] {
+    const pids = this.source();
+    for (const p of pids) this.seen.add(p);
+    return pids;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}

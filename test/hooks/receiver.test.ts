@@ -10,6 +10,7 @@ import { pidAlive, pushRtmp, stopChild } from "../helpers/ffmpeg-source.js";
 import { liveRooms } from "../helpers/http.js";
 import { sleep, waitFor } from "../helpers/net.js";
 import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
+import { PidWatch } from "../helpers/procfs.js";
 import { requireOrSkip } from "../helpers/requirements.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
@@ -126,25 +127,22 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
   const children: ChildProcess[] = [];
   const viewers: WhepClient[] = [];
   const publishers: WhipClient[] = [];
-  const seenPids = new Set<number>();
-  let pidTimer: NodeJS.Timeout;
+  let ffmpegPids: PidWatch;
 
   beforeAll(async () => {
     server = await startServer();
     nginx = await startNginx(Number(new URL(server.url).port));
-    pidTimer = setInterval(() => {
-      for (const p of server.core.bridges.supervisor.pids()) seenPids.add(p);
-    }, 50);
+    ffmpegPids = new PidWatch(() => server.core.bridges.supervisor.pids());
   });
 
   afterAll(async () => {
-    clearInterval(pidTimer);
+    ffmpegPids?.stop();
     await Promise.all([...viewers, ...publishers].map((c) => c.close()));
     await Promise.all(children.map((c) => stopChild(c)));
     await server?.close();
     await nginx?.stop();
     expect(pidAlive(nginx.pid)).toBe(false);
-    for (const p of seenPids) expect(pidAlive(p), `FFmpeg ${p} alive after close`).toBe(false);
+    for (const p of ffmpegPids?.seen ?? []) expect(pidAlive(p), `FFmpeg ${p} alive after close`).toBe(false);
   });
 
   it("nginx-rtmp on_publish: a push to live/demo2 becomes room demo2; the end of the push ends it", async () => {
