@@ -141,21 +141,29 @@ describe("Supervisor with scripted processes", () => {
   });
 
   it("a run that lasted resetAfterMs resets the back-off to its first step", async () => {
-    // Runs 1, 2 and 4 fail at once; run 3 lasts 700 ms first.
-    const flaky = nodeScript("flaky", "if (run === 3) setTimeout(() => process.exit(1), 700); else process.exit(1);");
-    const sup = make({ ffmpegPath: () => flaky, backoff: { initialMs: 200, maxMs: 10_000, resetAfterMs: 500 } });
+    // Runs 1, 2 and 4 fail at once; run 3 lasts 1.5 s first.
+    const flaky = nodeScript("flaky", "if (run === 3) setTimeout(() => process.exit(1), 1500); else process.exit(1);");
+    const backoff = { initialMs: 300, maxMs: 10_000, resetAfterMs: 1000 };
+    const sup = make({ ffmpegPath: () => flaky, backoff });
     const starts: number[] = [];
-    const exits: number[] = [];
-    const job = sup.start(spec("flaky", { onSpawn: () => starts.push(performance.now()), onExit: () => exits.push(performance.now()) }));
-    await waitFor(() => starts.length >= 5, { timeoutMs: 10_000, what: "5 starts" });
+    const exits: { at: number; ms: number }[] = [];
+    const job = sup.start(spec("flaky", { onSpawn: () => starts.push(performance.now()), onExit: (e) => exits.push({ at: performance.now(), ms: e.ms }) }));
+    await waitFor(() => starts.length >= 5, { timeoutMs: 15_000, what: "5 starts" });
     await job.stop();
-    // The wait between one run's exit and the next start is the back-off.
-    const delays = starts.slice(1).map((t, i) => t - exits[i]!);
-    expect(delays[0]).toBeGreaterThanOrEqual(190); // 200
-    expect(delays[1]).toBeGreaterThanOrEqual(390); // 400
-    expect(delays[2]).toBeGreaterThanOrEqual(190);
-    expect(delays[2]).toBeLessThan(600); // 200 again after the 700 ms run (800 without the reset)
-    expect(delays[3]).toBeGreaterThanOrEqual(390); // 400
+    // The wait between one run's exit and the next start is the back-off: doubling per failure,
+    // back to the first step after a run of resetAfterMs or more (however long a "quick" run took
+    // to start on a loaded machine).
+    let attempt = 0;
+    const expected = exits.slice(0, 4).map((e) => {
+      if (e.ms >= backoff.resetAfterMs) attempt = 0;
+      return Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt++);
+    });
+    const delays = starts.slice(1, 5).map((t, i) => t - exits[i]!.at);
+    delays.forEach((d, i) => expect(d, `delay ${i + 1}`).toBeGreaterThanOrEqual(expected[i]! - 10));
+    expect(exits[2]!.ms).toBeGreaterThanOrEqual(1500);
+    // After the long run: the first step again (1200 ms without the reset).
+    expect(expected[2]).toBe(300);
+    expect(delays[2]).toBeLessThan(900);
   });
 
   it("a job waiting to restart stops at once, runs its cleanup once, and never spawns again", async () => {
