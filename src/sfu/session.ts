@@ -105,6 +105,10 @@ export abstract class PeerSession {
 
   close(reason: EndReason): Promise<void> {
     if (this.closing) return this.closing;
+    // Closed from here on: a listener that ends the room closes this session again, and that
+    // call must return at once instead of releasing and reporting the end a second time.
+    let peerClosed!: () => void;
+    this.closing = new Promise<void>((resolve) => (peerClosed = resolve));
     clearInterval(this.watchdog);
     this.release(reason);
     for (const l of this.endListeners) {
@@ -114,7 +118,7 @@ export abstract class PeerSession {
         // A listener's failure must not keep the peer open.
       }
     }
-    this.closing = this.peer.pc.close().catch(() => undefined);
+    this.peer.pc.close().then(peerClosed, peerClosed);
     return this.closing;
   }
 }

@@ -154,10 +154,9 @@ describe("Rooms: how rooms end", () => {
     expect(rooms.get("live")?.publisher).toBe(again.session);
   });
 
-  // PeerSession.close runs its end listeners before it marks itself closing, and the registry's
-  // listener closes the room, which closes the publisher again: the end is reported twice. When
-  // that is mended, this test fails as "expected to fail": turn it into a plain it().
-  it.fails("a publisher's end is reported once (known: reported twice when the publisher ends first)", async () => {
+  // The registry's end listener closes the room, which closes the publisher again: that second
+  // close must neither release the publisher again nor report its end twice.
+  it("a publisher's end is reported once, also when the publisher ends first", async () => {
     const { rooms, ended, log } = make();
     const pub = await rooms.publish("once", publishOffer);
     await rooms.endSession("whip", pub.session.id);
