@@ -6,10 +6,13 @@ import { sleep } from "./net.js";
 
 let built: string | undefined;
 
-/** Compiles the server once per test file, into a folder of its own so `dist/` is left alone. */
+/**
+ * Compiles the server once per test file, into this checkout's ignored .tmp/ (never `dist/`, and
+ * never node_modules, which several checkouts may share).
+ */
 export function buildServer(): string {
   if (built) return built;
-  const outDir = path.resolve("node_modules/.cache/sfu-test-build");
+  const outDir = path.resolve(".tmp/test-build");
   execFileSync(process.execPath, [path.resolve("node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", outDir], { stdio: "inherit" });
   built = path.join(outDir, "main.js");
   return built;
