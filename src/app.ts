@@ -6,6 +6,7 @@ import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
+import { registerClusterRoutes } from "./http/cluster.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
@@ -74,7 +75,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
   const { config } = server;
   // The app logs through the server's pino instance, typed as fastify's logger.
   const log: FastifyBaseLogger = server.log;
-  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst);
+  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst, server.cluster?.redisClient);
   const app = Fastify({
     clientErrorHandler: clientErrorHandler(rateLimit, config.allowedOrigin, log),
     loggerInstance: log,
@@ -123,6 +124,10 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
     return payload;
   });
 
+  // Before the rate limit, which does not count other nodes' requests.
+  if (server.cluster) {
+    registerClusterRoutes(app, { cluster: server.cluster, auth: server.auth, maxSubsPerRoom: config.maxSubsPerRoom, drainSeconds: config.drainSeconds });
+  }
   app.addHook("onRequest", async (request, reply) => {
     const url = request.url;
     if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit.hook(request, reply);
@@ -130,8 +135,9 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
 
   const { auth, rooms } = server;
   registerErrorHandling(app);
-  registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics });
-  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config });
+  registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics, cluster: server.cluster });
+  const cluster = server.cluster;
+  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config, sessionId: cluster ? () => cluster.sessionId() : undefined });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {
