@@ -135,7 +135,28 @@ export class EdgeSource extends PeerSession implements RoomSource {
     return this.tracks.reduce((n, t) => n + t.fanout.bytes, 0);
   }
 
-  protected onConnected(): void {}
+  private readonly connectedListeners: (() => void)[] = [];
+
+  /** Resolves once ICE and DTLS are up; rejects when the pull ends first or `timeoutMs` passes. */
+  waitConnected(timeoutMs: number): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error("pull ended before it connected"));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pull not connected after ${timeoutMs} ms`)), timeoutMs);
+      this.connectedListeners.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.onEnd(() => {
+        clearTimeout(timer);
+        reject(new Error("pull ended before it connected"));
+      });
+    });
+  }
+
+  protected onConnected(): void {
+    for (const l of this.connectedListeners.splice(0)) l();
+  }
 
   protected release(_reason: EndReason): void {
     for (const t of this.tracks) {

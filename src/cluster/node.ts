@@ -16,6 +16,8 @@ import { NodeRegistry, type NodeRoom, type NodeState } from "./registry.js";
 
 /** A pull with no local viewer ends after this long. */
 export const EDGE_IDLE_MS = 5000;
+/** How long a pull may take to connect before it is tried again. */
+const PULL_CONNECT_TIMEOUT_MS = 8000;
 const TICK_MS = 1000;
 
 /** A room as /api/rooms shows it on any node of a cluster. */
@@ -169,9 +171,11 @@ export class ClusterNode implements RoomDirectory {
     if (direct.length >= this.config.maxDirectEdges) candidates.push(...direct.sort((a, b) => a.viewers - b.viewers).slice(0, 1));
     candidates.push(ownerNode);
     let lastError: unknown;
-    for (const upstream of candidates) {
+    // Viewers are attached only to a pull that is up; one that fails to connect is tried again.
+    for (const upstream of [...candidates, ownerNode]) {
+      let source: EdgeSource | undefined;
       try {
-        const source = await EdgeSource.open({
+        source = await EdgeSource.open({
           upstream: upstream.url,
           room,
           tracks,
@@ -180,9 +184,11 @@ export class ClusterNode implements RoomDirectory {
           ice: this.media.ice,
           liveness: this.media.liveness,
         });
+        await source.waitConnected(PULL_CONNECT_TIMEOUT_MS);
         this.adopt(room, source, upstream.id);
         return source;
       } catch (err) {
+        void source?.close("error");
         lastError = err;
         this.log.warn({ room, upstream: upstream.id, err: (err as Error).message }, "pull from upstream failed");
       }

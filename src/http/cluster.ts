@@ -45,7 +45,7 @@ async function readBody(request: FastifyRequest): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
-/** Sends the request on to another node and relays its answer; 502 when that node cannot be reached. */
+/** Sends the request on to another node and relays its answer (sent on `reply`); 502 when that node cannot be reached. */
 export async function forwardRequest(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -53,7 +53,7 @@ export async function forwardRequest(
   secret: string,
   nodeId: string,
   body?: Buffer,
-): Promise<FastifyReply> {
+): Promise<void> {
   const headers: Record<string, string> = { [SECRET_HEADER]: secret, [NODE_HEADER]: nodeId };
   for (const h of REQUEST_HEADERS) {
     const v = request.headers[h];
@@ -69,14 +69,15 @@ export async function forwardRequest(
       signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
     });
   } catch {
-    return sendError(reply, 502, "node unreachable");
+    sendError(reply, 502, "node unreachable");
+    return;
   }
   const answer = Buffer.from(await res.arrayBuffer());
   for (const h of ANSWER_HEADERS) {
     const v = res.headers.get(h);
     if (v) reply.header(h, v);
   }
-  return reply.code(res.status).send(answer.length > 0 ? answer : undefined);
+  reply.code(res.status).send(answer.length > 0 ? answer : undefined);
 }
 
 export function registerClusterRoutes(app: FastifyInstance, deps: ClusterRouteDeps): void {
@@ -102,7 +103,8 @@ export function registerClusterRoutes(app: FastifyInstance, deps: ClusterRouteDe
     } catch {
       return sendError(reply, 413, "request body too large");
     }
-    return forwardRequest(request, reply, url, cluster.secret, cluster.id, body);
+    await forwardRequest(request, reply, url, cluster.secret, cluster.id, body);
+    return reply;
   });
 
   app.addHook("preHandler", async (request: FastifyRequest, reply) => {
@@ -146,11 +148,12 @@ export async function clusterRooms(cluster: ClusterNode): Promise<unknown> {
 
 /**
  * POST /api/admin/rooms/{room}/close on a node that does not own the room: sent to its owner
- * (whose close ends every edge's copy). Returns undefined when the room is this node's to close.
+ * (whose close ends every edge's copy). False when the room is this node's to close.
  */
-export async function closeRoomElsewhere(cluster: ClusterNode, request: FastifyRequest, reply: FastifyReply, room: string): Promise<FastifyReply | undefined> {
-  if (cluster.owns(room) || isClusterPeer(request)) return undefined;
+export async function closeRoomElsewhere(cluster: ClusterNode, request: FastifyRequest, reply: FastifyReply, room: string): Promise<boolean> {
+  if (cluster.owns(room) || isClusterPeer(request)) return false;
   const url = await cluster.ownerUrl(room);
-  if (url === undefined) return undefined;
-  return forwardRequest(request, reply, url, cluster.secret, cluster.id);
+  if (url === undefined) return false;
+  await forwardRequest(request, reply, url, cluster.secret, cluster.id);
+  return true;
 }

@@ -43,10 +43,7 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
     const { room } = request.params;
     // A JWT with admin rights for this one room may close it; ADMIN_TOKEN closes any.
     if (!auth.allowsAdmin(tokenOf(request), room)) return unauthorized(reply);
-    if (cluster) {
-      const forwarded = await closeRoomElsewhere(cluster, request, reply, room);
-      if (forwarded) return forwarded;
-    }
+    if (cluster && (await closeRoomElsewhere(cluster, request, reply, room))) return reply;
     const closed = await rooms.closeRoom(room, "admin-close");
     if (!closed) return sendError(reply, 404, "room not found");
     request.log.info({ room }, "room closed by admin");
