@@ -6,7 +6,7 @@ import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
-import { registerClusterRoutes } from "./http/cluster.js";
+import { registerClusterRoutes, remoteRecords } from "./http/cluster.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
@@ -157,7 +157,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
     list: false,
     allowedPath: (p) => /^\/?hls(\.light)?\.min\.mjs(\.map)?$/.test(p),
   });
-  registerRecordRoutes(app, { auth, recordDir: config.recordDir });
+  registerRecordRoutes(app, { auth, recordDir: config.recordDir, remote: cluster ? remoteRecords(cluster) : undefined });
   await registerBridgeRoutes(app, { auth, bridges: server.bridges, config });
   registerIngestRoutes(app, { auth, ingests: server.ingests });
   await registerCallbackRoutes(app, { receiver: server.callbacks, log });

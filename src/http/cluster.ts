@@ -3,6 +3,7 @@
 // sent elsewhere, MAX_SUBS_PER_ROOM over every node, and POST /api/admin/drain. Registered only
 // when REDIS_URL is set (docs/api.md, "Cluster").
 import { timingSafeEqual } from "node:crypto";
+import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
 import { NODE_HEADER, SECRET_HEADER } from "../cluster/edge-source.js";
@@ -10,6 +11,7 @@ import { ClusterNode } from "../cluster/node.js";
 import { errors } from "../sfu/errors.js";
 import { sendDomainError, sendError } from "./errors.js";
 import { admitRoom, isClusterPeer, markClusterPeer, tokenOf, unauthorized } from "./guard.js";
+import type { RecordEntry, RemoteRecords } from "./records.js";
 
 export interface ClusterRouteDeps {
   cluster: ClusterNode;
@@ -156,4 +158,59 @@ export async function closeRoomElsewhere(cluster: ClusterNode, request: FastifyR
   if (url === undefined) return false;
   await forwardRequest(request, reply, url, cluster.secret, cluster.id);
   return true;
+}
+
+/** Recordings of the other live nodes, for /api/records and /records/{name} on any node. */
+export function remoteRecords(cluster: ClusterNode): RemoteRecords {
+  const others = async (): Promise<string[]> => ((await cluster.nodes()) ?? []).filter((n) => n.id !== cluster.id).map((n) => n.url);
+  const headersOf = (request: FastifyRequest, extra: string[] = []): Record<string, string> => {
+    const headers: Record<string, string> = { [SECRET_HEADER]: cluster.secret, [NODE_HEADER]: cluster.id };
+    for (const h of ["authorization", "x-auth-token", ...extra]) {
+      const v = request.headers[h];
+      if (typeof v === "string") headers[h] = v;
+    }
+    return headers;
+  };
+  return {
+    async list(request) {
+      const lists = await Promise.all(
+        (await others()).map(async (url) => {
+          try {
+            const res = await fetch(`${url}/api/records`, { headers: headersOf(request), signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS) });
+            return res.ok ? ((await res.json()) as RecordEntry[]) : [];
+          } catch {
+            return [];
+          }
+        }),
+      );
+      return lists.flat();
+    },
+    async serve(request, reply, name) {
+      const query = request.url.indexOf("?");
+      for (const url of await others()) {
+        let res: Response;
+        try {
+          res = await fetch(`${url}/records/${encodeURIComponent(name)}${query < 0 ? "" : request.url.slice(query)}`, {
+            headers: headersOf(request, ["range", "if-none-match", "if-modified-since"]),
+            signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+          });
+        } catch {
+          continue;
+        }
+        if (res.status === 404) {
+          await res.body?.cancel();
+          continue;
+        }
+        for (const h of ["content-type", "content-length", "content-range", "accept-ranges", "last-modified", "etag"]) {
+          const v = res.headers.get(h);
+          if (v) reply.header(h, v);
+        }
+        reply.code(res.status);
+        if (res.body) reply.send(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>));
+        else reply.send();
+        return true;
+      }
+      return false;
+    },
+  };
 }

@@ -165,6 +165,20 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
     expect((await fetch(`${a.base}/api/admin/rooms/show/close`, { method: "POST", headers: { "x-cluster-secret": "cluster-secret-for-tests" } })).status).toBe(401);
   });
 
+  it("recordings of every node are listed and served on any node", async () => {
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(`${a.recordDir}/clip_1710000001.webm`, "hello from a");
+    const list = (await (await fetch(`${c.base}/api/records`)).json()) as { name: string; url: string }[];
+    expect(list.map((r) => r.name)).toContain("clip_1710000001.webm");
+    const whole = await fetch(`${c.base}/records/clip_1710000001.webm`);
+    expect(whole.status).toBe(200);
+    expect(await whole.text()).toBe("hello from a");
+    const part = await fetch(`${b.base}/records/clip_1710000001.webm`, { headers: { range: "bytes=6-9" } });
+    expect(part.status).toBe(206);
+    expect(await part.text()).toBe("from");
+    expect((await fetch(`${c.base}/records/clip_1710000002.webm`)).status).toBe(404);
+  });
+
   it("admin close from a third node ends the room everywhere", async () => {
     const res = await fetch(`${c.base}/api/admin/rooms/show/close`, { method: "POST", headers: ADMIN });
     expect(res.status).toBe(200);

@@ -59,6 +59,7 @@ export interface NodeProc extends Proc {
   id: string;
   base: string;
   port: number;
+  recordDir: string;
   whip(room: string): string;
   whep(room: string): string;
 }
@@ -67,6 +68,7 @@ export interface NodeProc extends Proc {
 export async function startNode(id: string, redisUrl: string, env: Record<string, string> = {}): Promise<NodeProc> {
   const port = await freeTcpPort();
   const base = `http://127.0.0.1:${port}`;
+  const recordDir = mkdtempSync(path.join(tmpdir(), `whipsfu-${id}-`));
   const child = spawn(process.execPath, [buildServer()], {
     env: {
       ...process.env,
@@ -81,7 +83,7 @@ export async function startNode(id: string, redisUrl: string, env: Record<string
       CLUSTER_ADVERTISE_URL: base,
       CLUSTER_SECRET: "cluster-secret-for-tests",
       CLUSTER_NODE_ID: id,
-      RECORD_DIR: mkdtempSync(path.join(tmpdir(), `whipsfu-${id}-`)),
+      RECORD_DIR: recordDir,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -95,6 +97,7 @@ export async function startNode(id: string, redisUrl: string, env: Record<string
         id,
         base,
         port,
+        recordDir,
         whip: (room) => `${base}/api/whip/publish/${room}`,
         whep: (room) => `${base}/api/whep/play/${room}`,
       };
