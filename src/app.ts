@@ -6,7 +6,7 @@ import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
-import { registerClusterRoutes, remoteRecords } from "./http/cluster.js";
+import { registerClusterPeers, registerClusterRoutes, remoteRecords } from "./http/cluster.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
@@ -124,14 +124,15 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
     return payload;
   });
 
-  // Before the rate limit, which does not count other nodes' requests.
-  if (server.cluster) {
-    registerClusterRoutes(app, { cluster: server.cluster, auth: server.auth, maxSubsPerRoom: config.maxSubsPerRoom, drainSeconds: config.drainSeconds });
-  }
+  // Other nodes' requests are known before the rate limit, which does not count them again.
+  if (server.cluster) registerClusterPeers(app, server.cluster.secret);
   app.addHook("onRequest", async (request, reply) => {
     const url = request.url;
     if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit.hook(request, reply);
   });
+  if (server.cluster) {
+    registerClusterRoutes(app, { cluster: server.cluster, auth: server.auth, maxSubsPerRoom: config.maxSubsPerRoom, drainSeconds: config.drainSeconds });
+  }
 
   const { auth, rooms } = server;
   registerErrorHandling(app);

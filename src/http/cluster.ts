@@ -82,16 +82,25 @@ export async function forwardRequest(
   reply.code(res.status).send(answer.length > 0 ? answer : undefined);
 }
 
+/**
+ * Marks requests from other nodes (CLUSTER_SECRET); a wrong secret is 401. Registered before the
+ * rate limit, which counts a forwarded request on the node the client reached, not again here.
+ */
+export function registerClusterPeers(app: FastifyInstance, secret: string): void {
+  app.addHook("onRequest", async (request, reply) => {
+    const given = request.headers[SECRET_HEADER];
+    if (given === undefined) return;
+    if (typeof given !== "string" || !secretMatches(given, secret)) return unauthorized(reply);
+    markClusterPeer(request);
+  });
+}
+
+/** The cluster's hooks and routes; after the rate limit, so forwarded requests are counted here. */
 export function registerClusterRoutes(app: FastifyInstance, deps: ClusterRouteDeps): void {
   const { cluster, auth } = deps;
 
-  // Before the rate limit: a node's request is counted by the node the client reached.
   app.addHook("onRequest", async (request, reply) => {
-    const given = request.headers[SECRET_HEADER];
-    if (given !== undefined) {
-      if (typeof given !== "string" || !secretMatches(given, cluster.secret)) return unauthorized(reply);
-      markClusterPeer(request);
-    }
+    if (reply.sent) return; // answered by the rate limit
     const session = SESSION_RE.exec(request.url);
     if (!session || (request.method !== "PATCH" && request.method !== "DELETE")) return;
     const node = ClusterNode.nodeOfSession(decodeURIComponent(session[2]!));
