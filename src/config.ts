@@ -88,7 +88,7 @@ export interface Config {
   ingestAllowedHosts: string[];
   /** When set, POST /api/srs/callback needs ?secret=<it>. */
   srsCallbackSecret?: string;
-  /** Several nodes on one Redis (REDIS_URL); undefined = the single node (README, "Running several nodes"). */
+  /** Several nodes on one Redis (REDIS_URL); undefined = the single node (docs/api.md, "Cluster"). */
   cluster?: ClusterConfig;
   /** SIGTERM drains for this long before closing (viewers moved, publishers kept); 0 = close at once. */
   drainSeconds: number;

@@ -38,7 +38,7 @@ function redactedUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, "//***@");
 }
 
-/** Key names, in one place (README, "Running several nodes"). */
+/** Key names, in one place: every key of the cluster starts with `whipsfu:`. */
 export const keys = {
   /** Set of node ids ever registered; dead ones are removed by whoever notices. */
   nodes: "whipsfu:nodes",

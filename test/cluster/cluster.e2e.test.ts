@@ -232,13 +232,17 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
   }, 60_000);
 
   it("drain: new sessions go to a live node, viewers are closed after the grace", async () => {
-    const { client: viewer } = await playStream(b.whep("phoenix"));
+    const { client: viewer } = await play(c.whep("phoenix"));
     keep(viewer);
+    await eventually("a viewer on c", () => rooms(b), (l) => l.find((r) => r.name === "phoenix")?.viewers["node-c"] === 1);
     const res = await fetch(`${c.base}/api/admin/drain`, { method: "POST", headers: ADMIN });
     expect(res.status).toBe(202);
     await eventually("c draining", () => metric(c, "cluster_draining"), (n) => n === 1);
     const redirected = await fetch(c.whep("phoenix"), { method: "POST", headers: { "content-type": "application/sdp" }, body: await viewer.createOffer(), redirect: "manual" });
     expect(redirected.status).toBe(307);
     expect(redirected.headers.get("location")).toBe(`${b.base}/api/whep/play/phoenix`);
+    // After the grace (up to 5 s) c's viewer is closed; b's publisher is untouched.
+    await eventually("c's viewer closed", () => rooms(b), (l) => l.find((r) => r.name === "phoenix")?.viewers["node-c"] === undefined);
+    expect((await rooms(b)).find((r) => r.name === "phoenix")?.owner).toBe("node-b");
   }, 30_000);
 });
