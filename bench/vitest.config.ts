@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     root: new URL("..", import.meta.url).pathname,
+    // core.bench.test.ts (one node) and cascade.bench.test.ts (origin + two edges on one Redis).
     include: ["bench/**/*.bench.test.ts"],
     testTimeout: 600_000,
     hookTimeout: 120_000,

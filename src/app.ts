@@ -6,6 +6,7 @@ import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
+import { registerClusterPeers, registerClusterRoutes, remoteRecords } from "./http/cluster.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { playerStatsRoutes } from "./http/player-stats.js";
@@ -75,7 +76,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
   const { config } = server;
   // The app logs through the server's pino instance, typed as fastify's logger.
   const log: FastifyBaseLogger = server.log;
-  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst);
+  const rateLimit = createRateLimit(config.rateLimitRps, config.rateLimitBurst, server.cluster?.redisClient);
   const app = Fastify({
     clientErrorHandler: clientErrorHandler(rateLimit, config.allowedOrigin, log),
     loggerInstance: log,
@@ -124,15 +125,21 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
     return payload;
   });
 
+  // Other nodes' requests are known before the rate limit, which does not count them again.
+  if (server.cluster) registerClusterPeers(app, server.cluster.secret);
   app.addHook("onRequest", async (request, reply) => {
     const url = request.url;
     if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit.hook(request, reply);
   });
+  if (server.cluster) {
+    registerClusterRoutes(app, { cluster: server.cluster, auth: server.auth, maxSubsPerRoom: config.maxSubsPerRoom, drainSeconds: config.drainSeconds });
+  }
 
   const { auth, rooms } = server;
   registerErrorHandling(app);
-  registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics });
-  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config });
+  registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics, cluster: server.cluster });
+  const cluster = server.cluster;
+  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config, sessionId: cluster ? () => cluster.sessionId() : undefined });
   await app.register(playerStatsRoutes, { rooms, auth, players: server.players });
 
   const webRoot = path.resolve(config.webDir);
@@ -153,7 +160,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
     list: false,
     allowedPath: (p) => /^\/?hls(\.light)?\.min\.mjs(\.map)?$/.test(p),
   });
-  registerRecordRoutes(app, { auth, recordDir: config.recordDir });
+  registerRecordRoutes(app, { auth, recordDir: config.recordDir, remote: cluster ? remoteRecords(cluster) : undefined });
   await registerBridgeRoutes(app, { auth, bridges: server.bridges, config });
   registerIngestRoutes(app, { auth, ingests: server.ingests });
   await registerCallbackRoutes(app, { receiver: server.callbacks, log });

@@ -89,6 +89,22 @@ export interface Config {
   ingestAllowedHosts: string[];
   /** When set, POST /api/srs/callback needs ?secret=<it>. */
   srsCallbackSecret?: string;
+  /** Several nodes on one Redis (REDIS_URL); undefined = the single node (docs/api.md, "Cluster"). */
+  cluster?: ClusterConfig;
+  /** SIGTERM drains for this long before closing (viewers moved, publishers kept); 0 = close at once. */
+  drainSeconds: number;
+}
+
+export interface ClusterConfig {
+  redisUrl: string;
+  /** The HTTP base URL other nodes and clients reach this node at (no trailing slash). */
+  advertiseUrl: string;
+  /** Carried by node-to-node requests; nothing else accepts it. */
+  secret: string;
+  /** Names the node in session URLs and in Redis: letters, digits, _ and -. */
+  nodeId: string;
+  /** Edges pulling a room straight from its owner; further edges pull from those edges. */
+  maxDirectEdges: number;
 }
 
 export class ConfigError extends Error {
@@ -312,14 +328,57 @@ function srsCallbackSecret(env: Env): string | undefined {
   return v;
 }
 
+// ---- cluster ---------------------------------------------------------------------------------
+
+const NODE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function httpUrl(env: Env, name: string): string | undefined {
+  const v = str(env, name);
+  if (v === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(name, `not a URL: "${v.slice(0, 120)}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(name, `expected an http(s) URL, got "${v.slice(0, 120)}"`);
+  if (url.search !== "" || url.hash !== "" || (url.pathname !== "/" && url.pathname !== "")) {
+    throw new ConfigError(name, `expected a base URL without path, query or fragment, got "${v.slice(0, 120)}"`);
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+/** REDIS_URL turns the cluster on; the other CLUSTER_* variables are then checked. */
+function cluster(env: Env, port: number): ClusterConfig | undefined {
+  const redisUrl = str(env, "REDIS_URL");
+  if (redisUrl === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(redisUrl);
+  } catch {
+    throw new ConfigError("REDIS_URL", "not a URL (expected redis://host:port)");
+  }
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `expected redis:// or rediss://, got "${parsed.protocol}"`);
+  const advertiseUrl = httpUrl(env, "CLUSTER_ADVERTISE_URL");
+  if (advertiseUrl === undefined) throw new ConfigError("CLUSTER_ADVERTISE_URL", "is required with REDIS_URL (the URL other nodes reach this node at)");
+  const secret = str(env, "CLUSTER_SECRET");
+  if (secret === undefined) throw new ConfigError("CLUSTER_SECRET", "is required with REDIS_URL");
+  if (/\s/.test(secret)) throw new ConfigError("CLUSTER_SECRET", "must not contain whitespace");
+  if (secret.length < 16) throw new ConfigError("CLUSTER_SECRET", `must be at least 16 characters, got ${secret.length}`);
+  const nodeId = str(env, "CLUSTER_NODE_ID") ?? `${hostname()}-${port}`.replace(/[^A-Za-z0-9_-]/g, "-").slice(-64);
+  if (!NODE_ID_RE.test(nodeId)) throw new ConfigError("CLUSTER_NODE_ID", `may only contain letters, digits, _ and - (1-64), got "${nodeId.slice(0, 80)}"`);
+  return { redisUrl, advertiseUrl, secret, nodeId, maxDirectEdges: int(env, "CLUSTER_MAX_DIRECT_EDGES", 8, 1, 1000) };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const allowedOrigin = str(env, "ALLOWED_ORIGIN") ?? "*";
   if (allowedOrigin !== "*" && !/^https?:\/\/[^\s/]+$/.test(allowedOrigin)) {
     throw new ConfigError("ALLOWED_ORIGIN", `expected "*" or an origin like https://example.com, got "${allowedOrigin}"`);
   }
   const rateLimitRps = num(env, "RATE_LIMIT_RPS", 20, 0.01, 1_000_000);
+  const port = int(env, "PORT", 8080, 0, 65535);
   return {
-    port: int(env, "PORT", 8080, 0, 65535),
+    port,
     host: str(env, "HOST") ?? "0.0.0.0",
     authToken: str(env, "AUTH_TOKEN"),
     roomTokens: parseRoomTokens(env),
@@ -367,5 +426,7 @@ export function loadConfig(env: Env = process.env): Config {
     mediaDir: mediaDir(env),
     ingestAllowedHosts: ingestAllowedHosts(env),
     srsCallbackSecret: srsCallbackSecret(env),
+    cluster: cluster(env, port),
+    drainSeconds: int(env, "DRAIN_SECONDS", 0, 0, 3600),
   };
 }

@@ -54,12 +54,15 @@ let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  // A cluster node drains first on SIGTERM (DRAIN_SECONDS): viewers move, publishers may finish.
+  const drainMs = signal === "SIGTERM" && server.cluster ? config.drainSeconds * 1000 : 0;
   app.log.info({ signal }, "shutting down: ending rooms and finalising recordings");
   const force = setTimeout(() => {
     app.log.error("shutdown took over 10 s; exiting");
     process.exit(1);
-  }, 10_000);
+  }, 10_000 + drainMs);
   force.unref();
+  if (drainMs > 0) await server.cluster?.drain(drainMs);
   await app.close();
   process.exit(0);
 }

@@ -9,6 +9,8 @@ import { Authorizer } from "./auth/auth.js";
 import { createBridges, type Bridges } from "./bridges/index.js";
 import { Ingests } from "./bridges/ingest.js";
 import { RelayTasks } from "./bridges/relay/tasks.js";
+import { registerClusterMetrics } from "./cluster/metrics.js";
+import { ClusterNode } from "./cluster/node.js";
 import type { Config } from "./config.js";
 import { Hooks, SessionHooks } from "./hooks/callbacks.js";
 import { CallbackReceiver } from "./hooks/receiver.js";
@@ -41,6 +43,8 @@ export interface Server {
   readonly players: PlayerQuality;
   /** The registry behind /metrics. */
   readonly metrics: Registry;
+  /** This node's part in a cluster (REDIS_URL); undefined on a single node. */
+  readonly cluster?: ClusterNode;
   /** Background work that must not delay answering requests (relay tasks of the last run). */
   start(): void;
   /**
@@ -81,10 +85,13 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
       },
     }),
   );
+  const liveness = { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 };
+  const cluster = config.cluster ? new ClusterNode(config.cluster, { ice: config, liveness }, core) : undefined;
   const rooms = new Rooms({
     ice: config,
-    liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
-    maxSubsPerRoom: config.maxSubsPerRoom,
+    liveness,
+    // A cluster counts viewers over every node (src/http/cluster.ts); a node's own pulls are no viewers.
+    maxSubsPerRoom: cluster ? 0 : config.maxSubsPerRoom,
     maxRooms: config.maxRooms,
     maxSessions: config.maxSessions,
     gopCachePackets: config.gopCache ? 1024 : 0,
@@ -93,7 +100,9 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: recorder ? [bridges.consumer, recorder] : [bridges.consumer],
     log: core,
+    directory: cluster,
   });
+  cluster?.bind(rooms);
   const ingests = new Ingests({
     rooms,
     supervisor: bridges.supervisor,
@@ -115,6 +124,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
   });
   const players = new PlayerQuality();
   const metrics = createMetrics(rooms, recordingStats, bridges.supervisor, { hooks: hooks.hooks, players });
+  if (cluster) registerClusterMetrics(metrics, cluster);
 
   let started = false;
   let closing: Promise<void> | undefined;
@@ -131,6 +141,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     recordingStats,
     players,
     metrics,
+    cluster,
     start() {
       if (started || closing) return;
       started = true;
@@ -143,6 +154,8 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
         await relays.close();
         await ingests.close();
         await rooms.close();
+        // After the rooms, whose leases it gives up; then it leaves the registry.
+        await cluster?.close();
         // The rooms stopped their bridges as they closed; /start-stream jobs and anything left end here.
         await bridges.close();
         // After the rooms, whose recordings are final now: a merge still queued or running is stopped.

@@ -1,10 +1,10 @@
 import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
 import { CONTENT_TYPES, inSession, parseRecordName, type PlaybackFileName, type RecordName, type TrackFileName } from "../recording/names.js";
 import { sendError } from "./errors.js";
-import { tokenOf, unauthorized } from "./guard.js";
+import { isClusterPeer, tokenOf, unauthorized } from "./guard.js";
 
 export interface RecordEntry {
   name: string;
@@ -64,22 +64,38 @@ export async function listRecords(dir: string): Promise<RecordEntry[]> {
   return entries.map(({ mtimeMs: _m, parsed: _p, ...e }) => e);
 }
 
-export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authorizer; recordDir: string }): void {
+/** Other nodes' recordings (src/http/cluster.ts): listed with this node's, served from any node. */
+export interface RemoteRecords {
+  /** The other nodes' lists, each filtered by that node for the request's credentials. */
+  list(request: FastifyRequest): Promise<RecordEntry[]>;
+  /** Relays the file from the node that has it; false when none has. */
+  serve(request: FastifyRequest, reply: FastifyReply, name: string): Promise<boolean>;
+}
+
+export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authorizer; recordDir: string; remote?: RemoteRecords }): void {
   const { auth } = deps;
   const root = path.resolve(deps.recordDir);
+  // A node asking for this node's list gets only this node's files.
+  const remote = (request: FastifyRequest) => (deps.remote && !isClusterPeer(request) ? deps.remote : undefined);
 
   app.get("/api/records", async (request, reply) => {
     const token = tokenOf(request);
+    let listed: RecordEntry[];
     if (auth.enabled && !auth.allowsRead(token, undefined)) {
       // A room-scoped credential sees only its rooms' files.
       if (token === undefined) return unauthorized(reply);
-      const mine = (await listRecords(root)).filter((r) => {
+      listed = (await listRecords(root)).filter((r) => {
         const room = parseRecordName(r.name)?.room;
         return room !== undefined && auth.allowsRead(token, room);
       });
-      return mine;
+    } else {
+      listed = await listRecords(root);
     }
-    return listRecords(root);
+    const others = remote(request);
+    if (!others) return listed;
+    const names = new Set(listed.map((r) => r.name));
+    const all = [...listed, ...(await others.list(request)).filter((r) => !names.has(r.name))];
+    return all.sort((a, b) => b.modTime.localeCompare(a.modTime) || a.name.localeCompare(b.name));
   });
 
   app.get<{ Params: { name: string } }>("/records/:name", async (request, reply) => {
@@ -94,6 +110,7 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
       const st = await lstat(file);
       if (!st.isFile()) return sendError(reply, 404, "record not found");
     } catch {
+      if (await remote(request)?.serve(request, reply, name)) return reply;
       return sendError(reply, 404, "record not found");
     }
     reply.header("Content-Type", CONTENT_TYPES[parsed.extension]);

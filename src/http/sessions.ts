@@ -7,7 +7,7 @@ import { iceFragmentOf, parseSdpFrag, type SdpFragment } from "../sfu/sdpfrag.js
 import { newSessionId } from "../sfu/session.js";
 import type { HookClient, SessionHooks } from "../hooks/callbacks.js";
 import { sendError } from "./errors.js";
-import { admitRoom, tokenOf, unauthorized } from "./guard.js";
+import { admitRoom, isClusterPeer, tokenOf, unauthorized } from "./guard.js";
 
 export interface SessionRouteDeps {
   rooms: Rooms;
@@ -15,6 +15,8 @@ export interface SessionRouteDeps {
   iceServers: IceServerConfig[];
   hooks: SessionHooks;
   ice: IceSettings;
+  /** Session ids that name their node (a cluster); random ids otherwise. */
+  sessionId?: () => string;
 }
 
 /** RFC 9725 §4.6: ICE servers as Link headers, TURN credentials included. */
@@ -58,7 +60,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       const body = typeof request.body === "string" ? request.body : "";
       const query = request.url.indexOf("?");
       const client: HookClient = {
-        clientId: newSessionId(),
+        clientId: deps.sessionId?.() ?? newSessionId(),
         ip: request.ip,
         room,
         param: query < 0 ? "" : request.url.slice(query),
@@ -66,17 +68,19 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
         protocol: kind,
       };
       // Callbacks decide before any peer exists (docs/hooks.md, "Outgoing callbacks"); a slow one delays only this request.
-      const decision = await deps.hooks.decide(client);
+      // Another node's pull is no viewer of its own: its viewers' callbacks ran on that node.
+      const peer = isClusterPeer(request);
+      const decision = peer ? { allowed: true } : await deps.hooks.decide(client);
       if (!decision.allowed) return sendError(reply, 403, "rejected by hook");
       let created;
       try {
         created = kind === "whip" ? await rooms.publish(room, body, client.clientId) : await rooms.subscribe(room, body, client.clientId);
       } catch (err) {
-        deps.hooks.failed(client);
+        if (!peer) deps.hooks.failed(client);
         throw err;
       }
       const { session, answer } = created;
-      deps.hooks.started(client);
+      if (!peer) deps.hooks.started(client);
       reply.code(201);
       reply.header("Content-Type", "application/sdp");
       reply.header("Location", `/api/${kind}/session/${session.id}`);

@@ -10,10 +10,26 @@ import type { LayerState } from "./simulcast.js";
 import { Subscriber } from "./subscriber.js";
 import { FanoutWorkers } from "./fanout-workers.js";
 import { RtpSource, type RtpTrackSpec } from "./rtp-source.js";
+import type { RoomSource } from "./types.js";
 
 /** What happens to sessions, for callbacks and the like; called after the fact, never awaited. */
 export interface RoomEvents {
   sessionEnded(kind: SessionKind, room: string, sessionId: string, reason: EndReason): void;
+}
+
+/**
+ * Rooms coordinated beyond this process (a cluster, src/cluster); absent on a single node. It may
+ * refuse a room another node owns, and may host here a room published elsewhere.
+ */
+export interface RoomDirectory {
+  /** Before a publisher or ingest takes the room; throws (a DomainError) when it may not. */
+  claim(room: string): Promise<void>;
+  /** A room claimed here now has its source (its tracks are known). */
+  hosted(room: string, source: RoomSource): void;
+  /** A room claimed here has ended, or never got its source. */
+  release(room: string): void;
+  /** Before a viewer joins a room not hosted here: a source pulling it from elsewhere, or undefined. */
+  pull(room: string): Promise<RoomSource | undefined>;
 }
 
 export interface RoomsOptions {
@@ -34,6 +50,7 @@ export interface RoomsOptions {
   forwardWorkers?: number;
   /** GOP cache size for WHIP publishers' video (0 = off: a joiner waits for the keyframe its PLI asks for). */
   gopCachePackets?: number;
+  directory?: RoomDirectory;
 }
 
 export type SessionKind = "whip" | "whep";
@@ -78,6 +95,8 @@ export class Rooms {
   private closed = false;
   /** Sessions being set up (not yet in `sessions`), counted against maxSessions. */
   private pending = 0;
+  /** Rooms hosted here for a directory that pulled them from elsewhere (no lease, no consumers). */
+  private readonly pulled = new WeakSet<Room>();
   /** Requests refused for capacity, by limit, for /metrics. */
   readonly refused = { rooms: 0, sessions: 0, ports: 0 };
 
@@ -152,6 +171,7 @@ export class Rooms {
     if (this.rooms.has(roomName)) throw errors.publisherExists();
     this.checkRoomCapacity();
     this.checkSessionCapacity();
+    await this.claim(roomName);
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
     let created: { publisher: Publisher; answer: string };
@@ -165,6 +185,7 @@ export class Rooms {
       });
     } catch (err) {
       this.rooms.delete(roomName);
+      this.opts.directory?.release(roomName);
       throw this.capacityOr(err);
     } finally {
       this.pending--;
@@ -183,6 +204,7 @@ export class Rooms {
       void this.endRoom(room, reason);
     });
     room.attachConsumers(this.opts.consumers);
+    this.opts.directory?.hosted(roomName, publisher);
     this.opts.log.info(
       { room: roomName, session: publisher.id, tracks: publisher.tracks.map((t) => `${t.kind}:${t.codecName}`) },
       "publisher joined",
@@ -192,7 +214,7 @@ export class Rooms {
 
   async subscribe(roomName: string, offerText: string, sessionId?: string): Promise<{ session: Subscriber; answer: string }> {
     const offer = parseOffer(offerText);
-    const room = this.rooms.get(roomName);
+    const room = this.rooms.get(roomName) ?? (await this.pull(roomName));
     const publisher = room?.publisher;
     if (!room || !publisher || publisher.closed) throw errors.noPublisher();
     const max = this.opts.maxSubsPerRoom;
@@ -240,6 +262,7 @@ export class Rooms {
     if (this.closed) throw fail("shutting_down", "server is shutting down");
     if (this.rooms.has(roomName)) throw errors.publisherExists();
     this.checkRoomCapacity();
+    await this.claim(roomName);
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
     let source: RtpSource;
@@ -248,6 +271,7 @@ export class Rooms {
       source = await RtpSource.open(tracks, INGEST_GOP_CACHE_PACKETS);
     } catch (err) {
       this.rooms.delete(roomName);
+      this.opts.directory?.release(roomName);
       throw err;
     }
     room.publisher = source;
@@ -256,6 +280,7 @@ export class Rooms {
       void this.endRoom(room, reason);
     });
     room.attachConsumers(this.opts.consumers);
+    this.opts.directory?.hosted(roomName, source);
     this.opts.log.info({ room: roomName, source: source.id, tracks: source.tracks.map((t) => `${t.kind}:${t.codecName}`) }, "ingest joined");
     return source;
   }
@@ -276,8 +301,43 @@ export class Rooms {
     return true;
   }
 
+  /** True for a room hosted here as a copy of one another node owns. */
+  isPulled(room: Room): boolean {
+    return this.pulled.has(room);
+  }
+
+  /** Asks the directory for the room; a second claim in the meantime (the directory wins the race) re-checks. */
+  private async claim(roomName: string): Promise<void> {
+    const directory = this.opts.directory;
+    if (!directory) return;
+    await directory.claim(roomName);
+    if (this.closed || this.rooms.has(roomName)) {
+      directory.release(roomName);
+      throw this.closed ? new Error("server is shutting down") : errors.publisherExists();
+    }
+  }
+
+  /** A room published on another node, hosted here from the source the directory pulls (once per room). */
+  private async pull(roomName: string): Promise<Room | undefined> {
+    if (!this.opts.directory || this.closed) return undefined;
+    const source = await this.opts.directory.pull(roomName);
+    if (!source || source.closed) return this.rooms.get(roomName);
+    const existing = this.rooms.get(roomName);
+    if (existing) return existing;
+    const room = new Room(roomName);
+    room.publisher = source;
+    this.rooms.set(roomName, room);
+    this.pulled.add(room);
+    source.onEnd((reason) => void this.endRoom(room, reason));
+    this.opts.log.info({ room: roomName, source: source.id }, "room pulled from its owner");
+    return room;
+  }
+
   private async endRoom(room: Room, reason: EndReason): Promise<void> {
-    if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+    if (this.rooms.get(room.name) === room) {
+      this.rooms.delete(room.name);
+      if (!this.pulled.has(room)) this.opts.directory?.release(room.name);
+    }
     if (!room.isClosed) this.opts.log.info({ room: room.name, reason }, "room closed");
     await room.close(reason);
   }

@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { resolveTool } from "../../src/bridges/ffmpeg-path.js";
 
-export type Requirement = "chromium" | "nginx-rtmp" | "ffmpeg" | "ffprobe" | "promtool";
+export type Requirement = "chromium" | "nginx-rtmp" | "ffmpeg" | "ffprobe" | "promtool" | "redis-server";
 
 export interface RequirementStatus {
   name: Requirement;
@@ -120,12 +120,26 @@ function checkPromtool(): RequirementStatus {
   return { name: "promtool", ok: true, detail: bin };
 }
 
+/** Debian's redis-server (the cluster suites start their own on a free port). */
+export function redisServerPath(): string | undefined {
+  const env = process.env.REDIS_SERVER_PATH?.trim();
+  if (env) return executable(env) ? env : undefined;
+  return ["/usr/bin/redis-server", "/usr/sbin/redis-server"].find(executable) ?? onPath("redis-server");
+}
+
+function checkRedisServer(): RequirementStatus {
+  const bin = redisServerPath();
+  if (!bin) return { name: "redis-server", ok: false, detail: "no redis-server (apt-get install redis-server)" };
+  return { name: "redis-server", ok: true, detail: bin };
+}
+
 const CHECKS: Record<Requirement, () => RequirementStatus> = {
   chromium: checkChromium,
   "nginx-rtmp": checkNginxRtmp,
   ffmpeg: checkFfmpeg,
   ffprobe: checkFfprobe,
   promtool: checkPromtool,
+  "redis-server": checkRedisServer,
 };
 
 const cache = new Map<Requirement, RequirementStatus>();
@@ -146,6 +160,7 @@ export const hasNginxRtmp = (): boolean => checkRequirement("nginx-rtmp").ok;
 export const hasFfmpeg = (): boolean => checkRequirement("ffmpeg").ok;
 export const hasFfprobe = (): boolean => checkRequirement("ffprobe").ok;
 export const hasPromtool = (): boolean => checkRequirement("promtool").ok;
+export const hasRedisServer = (): boolean => checkRequirement("redis-server").ok;
 
 /** CI=true (or REQUIRE_ALL=1): a missing requirement fails instead of skipping. */
 export function requirementsAreMandatory(): boolean {

@@ -11,8 +11,8 @@ import path from "node:path";
 import { clearFfmpegPathCache } from "../../src/bridges/ffmpeg-path.js";
 import { checkRequirement, INSTALL_NOTE_ENV, type Requirement, type RequirementStatus } from "../helpers/requirements.js";
 
-const PACKAGES = ["chromium", "nginx", "libnginx-mod-rtmp", "ffmpeg", "prometheus"];
-const CHECKED: Requirement[] = ["chromium", "nginx-rtmp", "ffmpeg", "ffprobe", "promtool"];
+const PACKAGES = ["chromium", "nginx", "libnginx-mod-rtmp", "ffmpeg", "prometheus", "redis-server"];
+const CHECKED: Requirement[] = ["chromium", "nginx-rtmp", "ffmpeg", "ffprobe", "promtool", "redis-server"];
 const POLICY_RC_D = "/usr/sbin/policy-rc.d";
 
 function log(msg: string): void {
@@ -78,8 +78,8 @@ async function install(missing: RequirementStatus[]): Promise<string | undefined
   if (reason) return `not installing ${PACKAGES.join(" ")}: ${reason}`;
   const logFile = path.join(tmpdir(), `whipsfu-apt-${process.pid}.log`);
   log(`missing: ${missing.map((m) => m.name).join(", ")}; installing ${PACKAGES.join(" ")} with apt-get (log: ${logFile}; this can take minutes)`);
-  // Installing nginx or prometheus must not start them (suites start their own nginx; promtool is
-  // all we want of prometheus): tell invoke-rc.d to start nothing.
+  // Installing nginx, prometheus or redis-server must not start them (suites start their own nginx
+  // and redis-server; promtool is all we want of prometheus): tell invoke-rc.d to start nothing.
   let ownPolicy = false;
   if (!existsSync(POLICY_RC_D)) {
     try {
