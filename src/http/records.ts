@@ -5,6 +5,7 @@ import type { Authorizer } from "../auth/auth.js";
 import { CONTENT_TYPES, inSession, parseRecordName, type PlaybackFileName, type RecordName, type TrackFileName } from "../recording/names.js";
 import { sendError } from "./errors.js";
 import { tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface RecordEntry {
   name: string;
@@ -68,7 +69,7 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
   const { auth } = deps;
   const root = path.resolve(deps.recordDir);
 
-  app.get("/api/records", async (request, reply) => {
+  app.get("/api/records", { schema: SCHEMAS.records }, async (request, reply) => {
     const token = tokenOf(request);
     if (auth.enabled && !auth.allowsRead(token, undefined)) {
       // A room-scoped credential sees only its rooms' files.
@@ -82,7 +83,7 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
     return listRecords(root);
   });
 
-  app.get<{ Params: { name: string } }>("/records/:name", async (request, reply) => {
+  app.get<{ Params: { name: string } }>("/records/:name", { schema: SCHEMAS.recordFile, attachValidation: true }, async (request, reply) => {
     const { name } = request.params;
     // Only plain names of recordings: no separators, no dot segments, no NUL, nothing outside root.
     const parsed = parseRecordName(name);
@@ -100,5 +101,5 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
     return reply.sendFile(name, root, { dotfiles: "deny", cacheControl: false, acceptRanges: true });
   });
   // Anything deeper under /records/ is never a recording (and must not fall through to the pages).
-  app.get("/records/*", async (_request, reply) => sendError(reply, 400, "invalid record name"));
+  app.get("/records/*", { schema: SCHEMAS.recordDeeper }, async (_request, reply) => sendError(reply, 400, "invalid record name"));
 }

@@ -5,6 +5,7 @@ import type { Config } from "../config.js";
 import type { Rooms } from "../sfu/rooms.js";
 import { sendError } from "./errors.js";
 import { tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface StatusRouteDeps {
   config: Config;
@@ -16,15 +17,15 @@ export interface StatusRouteDeps {
 export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps): void {
   const { config, rooms, auth, metrics } = deps;
 
-  app.get("/healthz", async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok"));
+  app.get("/healthz", { schema: SCHEMAS.healthz }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send("ok"));
 
-  app.get("/metrics", async (request, reply) => {
+  app.get("/metrics", { schema: SCHEMAS.metrics }, async (request, reply) => {
     if (config.metricsToken !== undefined && !tokenMatches(tokenOf(request), config.metricsToken)) return unauthorized(reply);
     const body = await metrics.metrics();
     return reply.type(metrics.contentType).send(body);
   });
 
-  app.get("/api/bootstrap", async () => ({
+  app.get("/api/bootstrap", { schema: SCHEMAS.bootstrap }, async () => ({
     authEnabled: auth.enabled,
     recordEnabled: config.recordEnabled,
     iceServers: config.iceServers,
@@ -32,9 +33,9 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
     features: { rooms: true, records: true, hls: true, rtmp: true, hlsForEveryRoom: config.hlsEnabled },
   }));
 
-  app.get("/api/rooms", async () => rooms.list());
+  app.get("/api/rooms", { schema: SCHEMAS.rooms }, async () => rooms.list());
 
-  app.post<{ Params: { room: string } }>("/api/admin/rooms/:room/close", async (request, reply) => {
+  app.post<{ Params: { room: string } }>("/api/admin/rooms/:room/close", { schema: SCHEMAS.closeRoom }, async (request, reply) => {
     const { room } = request.params;
     // A JWT with admin rights for this one room may close it; ADMIN_TOKEN closes any.
     if (!auth.allowsAdmin(tokenOf(request), room)) return unauthorized(reply);
