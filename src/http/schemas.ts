@@ -613,6 +613,7 @@ export const PLUGIN_ROUTE_SCHEMAS: Readonly<Record<string, FastifySchema>> = {
       200: file("the file", ["text/html", "text/javascript", "text/css", "image/svg+xml"]),
       206: file("the requested range", ["text/html"]),
       304: empty("not modified"),
+      403: error("a dotfile, or a path that leaves the directory"),
       404: error("`not found`"),
       416: error("the range cannot be satisfied"),
     },
@@ -620,7 +621,14 @@ export const PLUGIN_ROUTE_SCHEMAS: Readonly<Record<string, FastifySchema>> = {
   "/vendor/hls/*": route({
     tags: ["pages"],
     summary: "hls.js from its npm package (hls.min.mjs, hls.light.min.mjs and their maps)",
-    responses: { 200: file("the file", ["text/javascript", "application/json"]), 304: empty("not modified"), 404: error("`not found`") },
+    responses: {
+      200: file("the file", ["text/javascript", "application/json"]),
+      206: file("the requested range", ["text/javascript", "application/json"]),
+      304: empty("not modified"),
+      403: error("a dotfile, or a path that leaves the directory"),
+      404: error("`not found`"),
+      416: error("the range cannot be satisfied"),
+    },
   }),
   "*": route({
     tags: ["cors"],
