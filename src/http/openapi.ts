@@ -5,7 +5,8 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { PLUGIN_ROUTE_SCHEMAS, SCHEMAS, SECURITY_SCHEMES, TAGS } from "./schemas.js";
 
 export const OPENAPI_PATH = "/api/openapi.json";
@@ -19,7 +20,15 @@ export const AJV_OPTIONS: NonNullable<FastifyServerOptions["ajv"]> = {
   customOptions: { coerceTypes: false, useDefaults: false, removeAdditional: false },
 };
 
-const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+/** The package's version, from package.json in the working directory (where web/ is found too). */
+function packageVersion(): string {
+  try {
+    const { version } = JSON.parse(readFileSync(path.resolve("package.json"), "utf8")) as { version?: unknown };
+    return typeof version === "string" ? version : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
 
 /**
  * The document's generator. It collects the routes registered after it: register it before any
@@ -33,7 +42,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       openapi: "3.1.0",
       info: {
         title: "whipsfu",
-        version,
+        version: packageVersion(),
         description:
           "WHIP/WHEP WebRTC SFU with recording, FFmpeg bridges and hooks. The contract in words: docs/api.md, docs/bridges.md, docs/hooks.md.",
       },
