@@ -246,12 +246,19 @@ const sessionSchemas = (kind: "whip" | "whep") => {
         201: created,
         400: error("`invalid room name`, `invalid SDP`"),
         401: UNAUTHORIZED,
-        403: error(kind === "whip" ? "`rejected by hook`" : "`rejected by hook`, `subscriber limit reached`"),
-        404: error("`no active publisher in room` (WHEP)"),
-        409: error("`publisher already exists in this room` (WHIP)"),
         415: error("`unsupported media type`: not application/sdp"),
-        422: error("no codec the server can forward"),
         503: CAPACITY("`server at capacity: …`, `server is shutting down`"),
+        ...(kind === "whip"
+          ? {
+              403: error("`rejected by hook`"),
+              409: error("`publisher already exists in this room`"),
+              422: error("`no supported codec in offer: …`"),
+            }
+          : {
+              403: error("`rejected by hook`, `subscriber limit reached`"),
+              404: error("`no active publisher in room`"),
+              422: error("`offer cannot receive the publisher's codec: <codec>`"),
+            }),
       },
     }),
     options: route({

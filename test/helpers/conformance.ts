@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { afterAll } from "vitest";
+import { ERROR_SCHEMA } from "../../src/http/schemas.js";
 
 interface Answer {
   description?: string;
@@ -54,6 +55,15 @@ function validatorOf(schema: object): ValidateFunction {
   return fn;
 }
 
+const NOT_JSON = Symbol("not JSON");
+function safeParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
+}
+
 const essence = (type: string | undefined): string | undefined => type?.split(";")[0]?.trim().toLowerCase();
 
 /** Why an answer does not conform to the document, or undefined when it does. */
@@ -62,6 +72,7 @@ export function nonConformance(doc: OpenApiDocument, x: Exchange): string | unde
   const type = essence(x.contentType);
   if (x.routeUrl === undefined) {
     if (!NO_ROUTE_STATUSES.has(x.status)) return `${what}: not a status of an unrouted request`;
+    if (type === "application/json" && x.body && !validatorOf(ERROR_SCHEMA)(safeParse(x.body))) return `${what}: not the API's error shape: ${x.body.slice(0, 200)}`;
     return undefined;
   }
   if (DOCS_PAGE.test(x.routeUrl)) return undefined;
@@ -74,12 +85,8 @@ export function nonConformance(doc: OpenApiDocument, x: Exchange): string | unde
   if (type !== "application/json" || x.body === undefined || x.body === "" || x.method === "HEAD") return undefined;
   const schema = answer.content?.["application/json"]?.schema;
   if (schema === undefined) return `${what}: a JSON body where the document has ${Object.keys(answer.content ?? {}).join(", ") || "no body"}`;
-  let value: unknown;
-  try {
-    value = JSON.parse(x.body);
-  } catch {
-    return `${what}: the body is not JSON`;
-  }
+  const value = safeParse(x.body);
+  if (value === NOT_JSON) return `${what}: the body is not JSON`;
   const validate = validatorOf(schema);
   if (validate(value)) return undefined;
   return `${what}: the body does not match the documented schema (${ajv.errorsText(validate.errors)}): ${x.body.slice(0, 200)}`;
