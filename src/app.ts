@@ -10,6 +10,7 @@ import { registerClusterPeers, registerClusterRoutes, remoteRecords } from "./ht
 import { registerErrorHandling } from "./http/errors.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { playerStatsRoutes } from "./http/player-stats.js";
+import { AJV_OPTIONS, DOCS_PREFIX, registerOpenApi, registerOpenApiRoutes } from "./http/openapi.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
 import { registerRelayRoutes } from "./http/relay.js";
@@ -68,11 +69,16 @@ function clientErrorHandler(rateLimit: RateLimit, origin: string, log: Logger) {
   };
 }
 
+export interface AppOptions {
+  /** Called with the bare instance, before any hook, plugin or route (tests add hooks that must see every route). */
+  instrument?: (app: FastifyInstance) => void;
+}
+
 /**
  * The HTTP face of a Server: plugins, hooks and routes, nothing else. `app.close()` stops taking
  * requests and then closes the Server (every room ends, recordings are finalised).
  */
-export async function buildApp(server: Server): Promise<FastifyInstance> {
+export async function buildApp(server: Server, options: AppOptions = {}): Promise<FastifyInstance> {
   const { config } = server;
   // The app logs through the server's pino instance, typed as fastify's logger.
   const log: FastifyBaseLogger = server.log;
@@ -87,12 +93,14 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
     // Every path parameter reaches its route, which gives its own 400 (a room name of 101+
     // characters is "invalid room name", not fastify's 414); Node's header limit bounds the URL.
     routerOptions: { maxParamLength: 16 * 1024 },
+    ajv: AJV_OPTIONS,
     // A broken %-escape in the path: 400 in the API's error shape (fastify's own echoes the path).
     frameworkErrors: (err, _request, reply) => {
       const [status, error] = err.code === "FST_ERR_ASYNC_CONSTRAINT" ? [500, "internal server error"] : [400, "invalid URL"];
       (reply as unknown as FastifyReply).code(status).type("application/json; charset=utf-8").send({ error });
     },
   });
+  options.instrument?.(app);
   app.addHook("onResponse", async (request, reply) => {
     request.log.info(
       {
@@ -107,6 +115,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
   });
   app.addHook("onClose", async () => server.close());
 
+  await registerOpenApi(app);
   await app.register(cors, {
     origin: config.allowedOrigin === "*" ? "*" : config.allowedOrigin,
     methods: CORS_METHODS.split(", "),
@@ -129,7 +138,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
   if (server.cluster) registerClusterPeers(app, server.cluster.secret);
   app.addHook("onRequest", async (request, reply) => {
     const url = request.url;
-    if (url.startsWith("/api/") || url.startsWith("/records/")) await rateLimit.hook(request, reply);
+    if (url.startsWith("/api/") || url.startsWith("/records/") || url.startsWith(DOCS_PREFIX)) await rateLimit.hook(request, reply);
   });
   if (server.cluster) {
     registerClusterRoutes(app, { cluster: server.cluster, auth: server.auth, maxSubsPerRoom: config.maxSubsPerRoom, drainSeconds: config.drainSeconds });
@@ -137,6 +146,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
 
   const { auth, rooms } = server;
   registerErrorHandling(app);
+  await registerOpenApiRoutes(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics, cluster: server.cluster });
   const cluster = server.cluster;
   await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config, sessionId: cluster ? () => cluster.sessionId() : undefined });

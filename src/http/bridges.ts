@@ -8,10 +8,11 @@ import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { tokenMatches, type Authorizer } from "../auth/auth.js";
 import type { Bridges } from "../bridges/index.js";
 import { parseRtmpUrl } from "../bridges/urls.js";
-import { ROOM_NAME_RE, type Config } from "../config.js";
+import type { Config } from "../config.js";
 import { isDomainError } from "../errors.js";
 import { RETRY_AFTER_SECONDS, sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager, tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -43,7 +44,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   // ---- room HLS ---------------------------------------------------------------------------------
 
-  app.post<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
+  app.post<{ Params: { room: string } }>("/api/rooms/:room/hls", { schema: SCHEMAS.hlsStart }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     try {
@@ -54,7 +55,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
     }
   });
 
-  app.get<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
+  app.get<{ Params: { room: string } }>("/api/rooms/:room/hls", { schema: SCHEMAS.hlsInfo }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     const info = roomBridges.hlsInfo(room);
@@ -62,7 +63,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
     return info;
   });
 
-  app.delete<{ Params: { room: string } }>("/api/rooms/:room/hls", async (request, reply) => {
+  app.delete<{ Params: { room: string } }>("/api/rooms/:room/hls", { schema: SCHEMAS.hlsStop }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     if (!(await roomBridges.stopHls(room))) return sendError(reply, 404, "hls not running");
@@ -71,7 +72,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   // ---- RTMP restreams ---------------------------------------------------------------------------
 
-  app.post<{ Params: { room: string }; Body: unknown }>("/api/rooms/:room/restreams", async (request, reply) => {
+  app.post<{ Params: { room: string }; Body: unknown }>("/api/rooms/:room/restreams", { schema: SCHEMAS.restreamAdd, attachValidation: true }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     const body = request.body as { url?: unknown } | undefined;
@@ -85,7 +86,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
     }
   });
 
-  app.get<{ Params: { room: string } }>("/api/rooms/:room/restreams", async (request, reply) => {
+  app.get<{ Params: { room: string } }>("/api/rooms/:room/restreams", { schema: SCHEMAS.restreamList }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     try {
@@ -95,7 +96,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
     }
   });
 
-  app.delete<{ Params: { room: string; id: string } }>("/api/rooms/:room/restreams/:id", async (request, reply) => {
+  app.delete<{ Params: { room: string; id: string } }>("/api/rooms/:room/restreams/:id", { schema: SCHEMAS.restreamStop }, async (request, reply) => {
     const { room, id } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     if (!/^[0-9a-f]{16}$/.test(id) || !(await roomBridges.removeRestream(room, id))) return sendError(reply, 404, "restream not found");
@@ -104,7 +105,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   // ---- HLS files --------------------------------------------------------------------------------
 
-  app.get<{ Params: { name: string; file: string } }>("/hls/:name/:file", async (request, reply) => {
+  app.get<{ Params: { name: string; file: string } }>("/hls/:name/:file", { schema: SCHEMAS.hlsFile, attachValidation: true }, async (request, reply) => {
     const { name, file } = request.params;
     // Only HLS_DIR/{room name}/{stream.m3u8|seg_<n>.ts}: no separators, dot segments or absolute paths.
     const full = bridges.hls.fileFor(name, file);
@@ -122,7 +123,7 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
     reply.header("Cache-Control", ext === ".m3u8" ? "no-cache" : "public, max-age=31536000, immutable");
     return reply.sendFile(file, path.dirname(full), { dotfiles: "deny", cacheControl: false, acceptRanges: true });
   });
-  app.get("/hls/*", async (_request, reply) => sendError(reply, 400, "invalid HLS path"));
+  app.get("/hls/*", { schema: SCHEMAS.hlsDeeper }, async (_request, reply) => sendError(reply, 400, "invalid HLS path"));
 
   // ---- the transcoding API ----------------------------------------------------------------------
 
@@ -151,11 +152,10 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
       return transcoderError(reply, 500, "Internal server error.");
     });
 
-    scope.post("/start-stream", async (request, reply) => {
-      const body = request.body as { streamId?: unknown; rtmpUrl?: unknown } | undefined;
-      const streamId = body?.streamId;
-      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return transcoderError(reply, 400, INVALID_START);
-      const rtmpUrl = parseRtmpUrl(body?.rtmpUrl);
+    // The schemas check the bodies (a refusal is this scope's 400 above); the URL check is the route's.
+    scope.post<{ Body: { streamId: string; rtmpUrl: string } }>("/start-stream", { schema: SCHEMAS.startStream }, async (request, reply) => {
+      const { streamId } = request.body;
+      const rtmpUrl = parseRtmpUrl(request.body.rtmpUrl);
       if (rtmpUrl === undefined) return transcoderError(reply, 400, INVALID_START);
       try {
         await bridges.streams.start(streamId, rtmpUrl);
@@ -175,14 +175,12 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
       return { status: "success", message: `Stream ${streamId} started.` };
     });
 
-    scope.post("/stop-stream", async (request, reply) => {
-      const body = request.body as { streamId?: unknown } | undefined;
-      const streamId = body?.streamId;
-      if (typeof streamId !== "string" || !ROOM_NAME_RE.test(streamId)) return transcoderError(reply, 400, INVALID_STOP);
+    scope.post<{ Body: { streamId: string } }>("/stop-stream", { schema: SCHEMAS.stopStream }, async (request, reply) => {
+      const { streamId } = request.body;
       if (!(await bridges.streams.stop(streamId))) return transcoderError(reply, 404, `Stream ${streamId} not found.`);
       return { status: "success", message: `Stream ${streamId} stopped.` };
     });
 
-    scope.get("/streams", async () => ({ status: "success", streams: bridges.streams.list() }));
+    scope.get("/streams", { schema: SCHEMAS.streams }, async () => ({ status: "success", streams: bridges.streams.list() }));
   });
 }

@@ -7,6 +7,7 @@ import type { Ingests } from "../bridges/ingest.js";
 import { isDomainError } from "../errors.js";
 import { sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -34,7 +35,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
   const { auth, ingests } = deps;
   app.decorate("ingests", ingests);
 
-  app.post<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
+  app.post<{ Params: { room: string } }>("/api/rooms/:room/ingest", { schema: SCHEMAS.ingestStart, attachValidation: true }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     const body = parseIngestBody(request.body);
@@ -48,7 +49,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
     }
   });
 
-  app.get<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
+  app.get<{ Params: { room: string } }>("/api/rooms/:room/ingest", { schema: SCHEMAS.ingestInfo }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     const info = ingests.get(room);
@@ -56,7 +57,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
     return info;
   });
 
-  app.delete<{ Params: { room: string } }>("/api/rooms/:room/ingest", async (request, reply) => {
+  app.delete<{ Params: { room: string } }>("/api/rooms/:room/ingest", { schema: SCHEMAS.ingestStop }, async (request, reply) => {
     const { room } = request.params;
     if (!admitRoomManager(auth, request, reply, room)) return reply;
     const info = await ingests.stop(room, { reason: "delete" });

@@ -5,6 +5,7 @@ import type { Authorizer } from "../auth/auth.js";
 import { CONTENT_TYPES, inSession, parseRecordName, type PlaybackFileName, type RecordName, type TrackFileName } from "../recording/names.js";
 import { sendError } from "./errors.js";
 import { isClusterPeer, tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface RecordEntry {
   name: string;
@@ -78,7 +79,7 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
   // A node asking for this node's list gets only this node's files.
   const remote = (request: FastifyRequest) => (deps.remote && !isClusterPeer(request) ? deps.remote : undefined);
 
-  app.get("/api/records", async (request, reply) => {
+  app.get("/api/records", { schema: SCHEMAS.records }, async (request, reply) => {
     const token = tokenOf(request);
     let listed: RecordEntry[];
     if (auth.enabled && !auth.allowsRead(token, undefined)) {
@@ -98,7 +99,7 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
     return all.sort((a, b) => b.modTime.localeCompare(a.modTime) || a.name.localeCompare(b.name));
   });
 
-  app.get<{ Params: { name: string } }>("/records/:name", async (request, reply) => {
+  app.get<{ Params: { name: string } }>("/records/:name", { schema: SCHEMAS.recordFile, attachValidation: true }, async (request, reply) => {
     const { name } = request.params;
     // Only plain names of recordings: no separators, no dot segments, no NUL, nothing outside root.
     const parsed = parseRecordName(name);
@@ -117,5 +118,5 @@ export function registerRecordRoutes(app: FastifyInstance, deps: { auth: Authori
     return reply.sendFile(name, root, { dotfiles: "deny", cacheControl: false, acceptRanges: true });
   });
   // Anything deeper under /records/ is never a recording (and must not fall through to the pages).
-  app.get("/records/*", async (_request, reply) => sendError(reply, 400, "invalid record name"));
+  app.get("/records/*", { schema: SCHEMAS.recordDeeper }, async (_request, reply) => sendError(reply, 400, "invalid record name"));
 }

@@ -12,6 +12,7 @@ import type { RelayTasks } from "../bridges/relay/tasks.js";
 import type { Config } from "../config.js";
 import { isDomainError, type ErrorKind } from "../errors.js";
 import { RETRY_AFTER_SECONDS } from "./errors.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface RelayRouteDeps {
   relays: RelayTasks;
@@ -105,14 +106,16 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
       }
       return reply(res, 200, "receive task success!");
     };
-    scope.post("/api/relay", post);
-    scope.post("/api/cdn/v2/forwardRequest.action", post);
+    // The signature and the body are checked by the route, with this API's messages; the schemas only document.
+    const command = { schema: SCHEMAS.relayCommand, attachValidation: true };
+    scope.post("/api/relay", command, post);
+    scope.post("/api/cdn/v2/forwardRequest.action", command, post);
 
-    scope.get("/api/relay", async (request, res) => {
+    scope.get("/api/relay", { schema: SCHEMAS.relayList, attachValidation: true }, async (request, res) => {
       if (!(await authorize(request, res))) return res;
       return relays.list();
     });
-    scope.get<{ Params: { id: string } }>("/api/relay/:id", async (request, res) => {
+    scope.get<{ Params: { id: string } }>("/api/relay/:id", { schema: SCHEMAS.relayTask, attachValidation: true }, async (request, res) => {
       if (!(await authorize(request, res))) return res;
       const info = relays.get(request.params.id);
       if (!info) return reply(res, 404, "no relay task with this id");

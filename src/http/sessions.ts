@@ -8,6 +8,7 @@ import { newSessionId } from "../sfu/session.js";
 import type { HookClient, SessionHooks } from "../hooks/callbacks.js";
 import { sendError } from "./errors.js";
 import { admitRoom, isClusterPeer, tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface SessionRouteDeps {
   rooms: Rooms;
@@ -53,7 +54,9 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
 
   const endpoint = (kind: SessionKind, path: string): void => {
     const action = kind === "whip" ? "publish" : "subscribe";
-    app.post<{ Params: { room: string } }>(path, async (request, reply) => {
+    const schemas = SCHEMAS[kind];
+    // The route's own checks answer, in the order docs/api.md gives; the body schema only documents.
+    app.post<{ Params: { room: string } }>(path, { schema: schemas.post, attachValidation: true }, async (request, reply) => {
       const { room } = request.params;
       if (!admitRoom(auth, request, reply, room, action)) return reply;
       if (!isSdp(request)) return sendError(reply, 415, "unsupported media type");
@@ -88,7 +91,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       if (links.length > 0) reply.header("Link", links);
       return reply.send(answer);
     });
-    app.options(path, async (_request, reply) => {
+    app.options(path, { schema: schemas.options }, async (_request, reply) => {
       reply.header("Accept-Post", "application/sdp");
       if (links.length > 0) reply.header("Link", links);
       return reply.code(204).send();
@@ -96,6 +99,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
     app.route({
       method: ["GET", "PUT", "PATCH", "DELETE", "HEAD"],
       url: path,
+      schema: schemas.notAllowed,
       handler: async (_request, reply) => {
         reply.header("Allow", ALLOWED);
         return sendError(reply, 405, "method not allowed");
@@ -116,13 +120,13 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       }
       return entry;
     };
-    app.delete<{ Params: { id: string } }>(sessionPath, async (request, reply) => {
+    app.delete<{ Params: { id: string } }>(sessionPath, { schema: schemas.sessionDelete }, async (request, reply) => {
       const entry = authorizeSession(request, reply);
       if (!entry) return reply;
       await rooms.endSession(kind, request.params.id);
       return reply.code(200).send();
     });
-    app.patch<{ Params: { id: string } }>(sessionPath, async (request, reply) => {
+    app.patch<{ Params: { id: string } }>(sessionPath, { schema: schemas.sessionPatch, attachValidation: true }, async (request, reply) => {
       const entry = authorizeSession(request, reply);
       if (!entry) return reply;
       const type = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
@@ -148,13 +152,14 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       await session.addCandidates(frag);
       return reply.code(204).send();
     });
-    app.options(sessionPath, async (_request, reply) => {
+    app.options(sessionPath, { schema: schemas.sessionOptions }, async (_request, reply) => {
       reply.header("Accept-Patch", "application/trickle-ice-sdpfrag");
       return reply.code(204).send();
     });
     app.route({
       method: ["GET", "PUT", "POST", "HEAD"],
       url: sessionPath,
+      schema: schemas.sessionNotAllowed,
       handler: async (_request, reply) => {
         reply.header("Allow", SESSION_ALLOWED);
         return sendError(reply, 405, "method not allowed");

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { dialectOf, type CallbackReceiver } from "../hooks/receiver.js";
 import type { Logger } from "../logger.js";
 import { sendError } from "./errors.js";
+import { SCHEMAS } from "./schemas.js";
 
 export const CALLBACK_PATHS = ["/api/srs/callback", "/api/v1/streams"] as const;
 const BODY_LIMIT = 64 * 1024;
@@ -46,6 +47,6 @@ export async function registerCallbackRoutes(app: FastifyInstance, deps: Callbac
       // SRS: HTTP 200 and an integer, 0 = allow.
       return reply.code(200).type("text/plain; charset=utf-8").send(String(outcome.code));
     };
-    for (const p of CALLBACK_PATHS) scope.post(p, handler);
+    for (const p of CALLBACK_PATHS) scope.post(p, { schema: SCHEMAS.srsCallback, attachValidation: true }, handler);
   });
 }

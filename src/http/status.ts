@@ -7,6 +7,7 @@ import type { Rooms } from "../sfu/rooms.js";
 import { closeRoomElsewhere } from "./cluster.js";
 import { sendError } from "./errors.js";
 import { tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface StatusRouteDeps {
   config: Config;
@@ -21,15 +22,15 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
   const { config, rooms, auth, metrics, cluster } = deps;
 
   // Still 200 when degraded: the node serves its rooms (liveness), only the cluster view is missing.
-  app.get("/healthz", async (_request, reply) => reply.type("text/plain; charset=utf-8").send(cluster?.health ?? "ok"));
+  app.get("/healthz", { schema: SCHEMAS.healthz }, async (_request, reply) => reply.type("text/plain; charset=utf-8").send(cluster?.health ?? "ok"));
 
-  app.get("/metrics", async (request, reply) => {
+  app.get("/metrics", { schema: SCHEMAS.metrics }, async (request, reply) => {
     if (config.metricsToken !== undefined && !tokenMatches(tokenOf(request), config.metricsToken)) return unauthorized(reply);
     const body = await metrics.metrics();
     return reply.type(metrics.contentType).send(body);
   });
 
-  app.get("/api/bootstrap", async () => ({
+  app.get("/api/bootstrap", { schema: SCHEMAS.bootstrap }, async () => ({
     authEnabled: auth.enabled,
     recordEnabled: config.recordEnabled,
     iceServers: config.iceServers,
@@ -37,9 +38,9 @@ export function registerStatusRoutes(app: FastifyInstance, deps: StatusRouteDeps
     features: { rooms: true, records: true, hls: true, rtmp: true, hlsForEveryRoom: config.hlsEnabled },
   }));
 
-  app.get("/api/rooms", async () => (cluster ? cluster.listRooms() : rooms.list()));
+  app.get("/api/rooms", { schema: SCHEMAS.rooms }, async () => (cluster ? cluster.listRooms() : rooms.list()));
 
-  app.post<{ Params: { room: string } }>("/api/admin/rooms/:room/close", async (request, reply) => {
+  app.post<{ Params: { room: string } }>("/api/admin/rooms/:room/close", { schema: SCHEMAS.closeRoom }, async (request, reply) => {
     const { room } = request.params;
     // A JWT with admin rights for this one room may close it; ADMIN_TOKEN closes any.
     if (!auth.allowsAdmin(tokenOf(request), room)) return unauthorized(reply);

@@ -5,6 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { createServer, type Server } from "../../src/server.js";
+import { checkConformance } from "./conformance.js";
 
 export interface TestServer {
   /** http://127.0.0.1:<port> */
@@ -56,7 +57,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   const ownDir = env.RECORD_DIR === undefined;
   const config = loadConfig({ ...TEST_SERVER_ENV, ...env, RECORD_DIR: recordDir });
   const core = createServer(config);
-  const app = await buildApp(core);
+  const app = await buildApp(core, { instrument: checkConformance });
   try {
     await app.listen({ port: 0, host: "127.0.0.1" });
   } catch (err) {
