@@ -10,6 +10,7 @@ import { NODE_HEADER, SECRET_HEADER } from "../cluster/edge-source.js";
 import { ClusterNode } from "../cluster/node.js";
 import { errors } from "../sfu/errors.js";
 import { sendDomainError, sendError } from "./errors.js";
+import { SCHEMAS } from "./schemas.js";
 import { admitRoom, isClusterPeer, markClusterPeer, tokenOf, unauthorized } from "./guard.js";
 import type { RecordEntry, RemoteRecords } from "./records.js";
 
@@ -144,7 +145,7 @@ export function registerClusterRoutes(app: FastifyInstance, deps: ClusterRouteDe
     return payload;
   });
 
-  app.post("/api/admin/drain", async (request, reply) => {
+  app.post("/api/admin/drain", { schema: SCHEMAS.drain }, async (request, reply) => {
     if (!auth.allowsAdmin(tokenOf(request))) return unauthorized(reply);
     const seconds = deps.drainSeconds > 0 ? deps.drainSeconds : 30;
     if (!cluster.draining) void cluster.drain(seconds * 1000);

@@ -8,6 +8,7 @@ import type { Rooms } from "../sfu/rooms.js";
 import { Subscriber } from "../sfu/subscriber.js";
 import { sendError } from "./errors.js";
 import { tokenOf, unauthorized } from "./guard.js";
+import { SCHEMAS } from "./schemas.js";
 
 export interface PlayerStatsRouteDeps {
   rooms: Rooms;
@@ -17,34 +18,6 @@ export interface PlayerStatsRouteDeps {
 
 /** Reports per session: this many in any window of as many seconds (one a second, a burst of 3). */
 export const REPORTS_PER_WINDOW = 3;
-
-const COUNT = { type: "integer", minimum: 0, maximum: 1e12 } as const;
-const SECONDS = { type: "number", minimum: 0, maximum: 1e9 } as const;
-const PIXELS = { type: "integer", minimum: 0, maximum: 16384 } as const;
-
-/**
- * The report's JSON schema: W3C getStats() names, all optional, nothing else. Unknown fields fail
- * (`additionalProperties: {not: {}}`, since fastify strips rather than refuses `false`).
- */
-export const PLAYER_REPORT_SCHEMA = {
-  type: "object",
-  properties: {
-    freezeCount: COUNT,
-    totalFreezesDuration: SECONDS,
-    framesDecoded: COUNT,
-    framesDropped: COUNT,
-    jitterBufferDelay: SECONDS,
-    jitterBufferEmittedCount: COUNT,
-    packetsReceived: COUNT,
-    // Negative when duplicates outnumber losses (RFC 3550 §6.4.1).
-    packetsLost: { type: "integer", minimum: -1e12, maximum: 1e12 },
-    roundTripTime: { type: "number", minimum: 0, maximum: 60 },
-    frameWidth: PIXELS,
-    frameHeight: PIXELS,
-    frozenSeconds: { type: "number", minimum: 0, maximum: 86_400 },
-  },
-  additionalProperties: { not: {} },
-} as const;
 
 const ALLOWED = "POST, OPTIONS";
 
@@ -75,20 +48,21 @@ export async function playerStatsRoutes(app: FastifyInstance, deps: PlayerStatsR
     }
   };
 
-  app.post<{ Params: { id: string }; Body: PlayerReport }>(path, { schema: { body: PLAYER_REPORT_SCHEMA }, onRequest: admit }, async (request, reply) => {
+  app.post<{ Params: { id: string }; Body: PlayerReport }>(path, { schema: SCHEMAS.playerStats, onRequest: admit }, async (request, reply) => {
     // The session may have ended while the body was read.
     const entry = rooms.session("whep", request.params.id);
     if (!entry || !(entry.session instanceof Subscriber)) return sendError(reply, 404, "session not found");
     players.report(entry.room, entry.session, request.body);
     return reply.code(204).send();
   });
-  app.options(path, async (_request, reply) => {
+  app.options(path, { schema: SCHEMAS.playerStatsOptions }, async (_request, reply) => {
     reply.header("Accept-Post", "application/json");
     return reply.code(204).send();
   });
   app.route({
     method: ["GET", "PUT", "PATCH", "DELETE", "HEAD"],
     url: path,
+    schema: SCHEMAS.playerStatsNotAllowed,
     handler: async (_request, reply) => {
       reply.header("Allow", ALLOWED);
       return sendError(reply, 405, "method not allowed");

@@ -166,6 +166,35 @@ const ROOM_PARAM = params({ room: "a room name, ^[A-Za-z0-9_-]{1,64}$ (else 400 
 const TOKEN_QUERY = obj({ token: str("a credential, for players that cannot send headers") }, []);
 const sdpBody = (type: string): Schema => ({ content: { [type]: { schema: str() } } });
 
+const COUNT = { type: "integer", minimum: 0, maximum: 1e12 } as const;
+const SECONDS = { type: "number", minimum: 0, maximum: 1e9 } as const;
+const PIXELS = { type: "integer", minimum: 0, maximum: 16384 } as const;
+
+/**
+ * A player's report (docs/api.md, "Player statistics"): W3C getStats() names, all optional,
+ * nothing else. Unknown fields fail (`additionalProperties: {not: {}}`, since fastify strips
+ * rather than refuses `false`).
+ */
+export const PLAYER_REPORT_SCHEMA = {
+  type: "object",
+  properties: {
+    freezeCount: COUNT,
+    totalFreezesDuration: SECONDS,
+    framesDecoded: COUNT,
+    framesDropped: COUNT,
+    jitterBufferDelay: SECONDS,
+    jitterBufferEmittedCount: COUNT,
+    packetsReceived: COUNT,
+    // Negative when duplicates outnumber losses (RFC 3550 §6.4.1).
+    packetsLost: { type: "integer", minimum: -1e12, maximum: 1e12 },
+    roundTripTime: { type: "number", minimum: 0, maximum: 60 },
+    frameWidth: PIXELS,
+    frameHeight: PIXELS,
+    frozenSeconds: { type: "number", minimum: 0, maximum: 86_400 },
+  },
+  additionalProperties: { not: {} },
+} as const;
+
 // ---- security -----------------------------------------------------------------------------------
 
 /** The security schemes of the document (docs/api.md, "Authentication"). */
@@ -246,8 +275,9 @@ const sessionSchemas = (kind: "whip" | "whep") => {
         201: created,
         400: error("`invalid room name`, `invalid SDP`"),
         401: UNAUTHORIZED,
+        307: { description: "cluster only: this node is draining; the same request to a live node", headers: { Location: str("the same route on that node") } },
         415: error("`unsupported media type`: not application/sdp"),
-        503: CAPACITY("`server at capacity: …`, `server is shutting down`"),
+        503: CAPACITY("`server at capacity: …`, `server is shutting down`; in a cluster also `node is draining`, `cluster directory unavailable`"),
         ...(kind === "whip"
           ? {
               403: error("`rejected by hook`"),
@@ -288,7 +318,7 @@ const sessionSchemas = (kind: "whip" | "whep") => {
       security: TOKEN,
       rateLimited: true,
       readsBody: true,
-      responses: { 200: empty("ended; empty body"), 401: UNAUTHORIZED, 404: error("`session not found`") },
+      responses: { 200: empty("ended; empty body"), 401: UNAUTHORIZED, 404: error("`session not found`"), 502: error("cluster only: `node unreachable`, the session's node did not answer") },
     }),
     sessionPatch: route({
       tags,
@@ -307,6 +337,7 @@ const sessionSchemas = (kind: "whip" | "whep") => {
         412: error("`precondition failed`: If-Match is neither `*` nor the current ETag"),
         415: error("`unsupported media type`"),
         428: error("`If-Match required`"),
+        502: error("cluster only: `node unreachable`, the session's node did not answer"),
       },
     }),
     sessionOptions: route({
@@ -598,6 +629,42 @@ export const SCHEMAS = {
     },
   }),
 
+  playerStats: route({
+    tags: ["WHEP"],
+    summary: "A player's getStats() summary, for /metrics",
+    description: 'docs/api.md, "Player statistics". The session id is the capability; at most 3 reports in any 3 s per session.',
+    params: params({ id: "the WHEP session id of the Location header" }),
+    body: PLAYER_REPORT_SCHEMA,
+    security: TOKEN,
+    rateLimited: true,
+    jsonBody: true,
+    responses: { 204: empty("taken"), 401: UNAUTHORIZED, 404: error("`session not found`: no such WHEP session") },
+  }),
+  playerStatsOptions: route({
+    tags: ["WHEP"],
+    summary: "What the statistics resource accepts",
+    params: params({ id: "the WHEP session id" }),
+    rateLimited: true,
+    responses: { 204: { description: "`Accept-Post: application/json`", headers: { "Accept-Post": str("application/json") } } },
+  }),
+  playerStatsNotAllowed: route({
+    tags: ["WHEP"],
+    summary: "Not a method of the statistics resource",
+    params: params({ id: "the WHEP session id" }),
+    rateLimited: true,
+    readsBody: true,
+    responses: { 405: METHOD_NOT_ALLOWED("POST, OPTIONS") },
+  }),
+  drain: route({
+    tags: ["cluster"],
+    summary: "Drain this node: no new sessions, viewers moved, publishers kept until they leave",
+    description: 'docs/api.md, "Cluster". Only registered when REDIS_URL is set.',
+    security: REQUIRED_TOKEN,
+    rateLimited: true,
+    jsonBody: true,
+    responses: { 202: json("draining", obj({ draining: str("this node's id"), seconds: { type: "integer" } })), 401: UNAUTHORIZED },
+  }),
+
   openapi: route({
     tags: ["docs"],
     summary: "This document (OpenAPI 3.1)",
@@ -660,5 +727,6 @@ export const TAGS = [
   { name: "callbacks", description: 'docs/hooks.md, "SRS callback receiver"' },
   { name: "pages", description: 'docs/api.md, "Pages"' },
   { name: "cors", description: 'docs/api.md, "CORS"' },
+  { name: "cluster", description: 'docs/api.md, "Cluster" (REDIS_URL only)' },
   { name: "docs", description: "The OpenAPI document and its browsable page" },
 ];

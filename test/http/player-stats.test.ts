@@ -1,7 +1,7 @@
 // The player report's schema as fastify applies it (coercion and all), on a bare instance: no server.
 import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PLAYER_REPORT_SCHEMA } from "../../src/http/player-stats.js";
+import { PLAYER_REPORT_SCHEMA } from "../../src/http/schemas.js";
 
 describe("PLAYER_REPORT_SCHEMA", () => {
   const app = Fastify();
