@@ -7,6 +7,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerErrorHandling } from "./http/errors.js";
+import { registerEventRoutes } from "./http/events.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { createRateLimit, type RateLimit } from "./http/guard.js";
 import { registerRecordRoutes } from "./http/records.js";
@@ -132,6 +133,7 @@ export async function buildApp(server: Server): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics });
   await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config });
+  registerEventRoutes(app, { rooms, auth });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {

@@ -88,6 +88,13 @@ export interface Config {
   ingestAllowedHosts: string[];
   /** When set, POST /api/srs/callback needs ?secret=<it>. */
   srsCallbackSecret?: string;
+  /**
+   * Continuity (docs/media.md, "Publisher reconnects and hot standby"): seconds a room and its
+   * viewers wait for a new publisher after theirs ends (0: the room ends with its publisher), and
+   * how long a primary may go silent before its backup takes over.
+   */
+  roomGraceSeconds: number;
+  failoverMs: number;
 }
 
 export class ConfigError extends Error {
@@ -373,5 +380,7 @@ export function loadConfig(env: Env = process.env): Config {
     mediaDir: mediaDir(env),
     ingestAllowedHosts: ingestAllowedHosts(env),
     srsCallbackSecret: srsCallbackSecret(env),
+    roomGraceSeconds: num(env, "ROOM_GRACE_SECONDS", 10, 0, 3600),
+    failoverMs: int(env, "FAILOVER_MS", 1000, 100, 60_000),
   };
 }

@@ -85,6 +85,8 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     maxRooms: config.maxRooms,
     maxSessions: config.maxSessions,
     gopCachePackets: config.gopCache ? 1024 : 0,
+    graceMs: config.roomGraceSeconds * 1000,
+    failoverMs: config.failoverMs,
     forwardPath: config.forwardPath,
     forwardWorkers: config.forwardWorkers,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },

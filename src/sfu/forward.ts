@@ -31,6 +31,8 @@ export class TrackFanout {
   private readonly sequence = new SequenceCompactor();
   /** The forwarded packets with their extensions, shared by the track's viewers (resends, extension rewrite). */
   readonly history: PacketHistory;
+  /** Set while a room's continuity splice takes this source track's packets (continuity.ts). */
+  private diverted: ((packet: RtpPacket) => void) | undefined;
 
   constructor(
     readonly kind: MediaKind,
@@ -57,6 +59,11 @@ export class TrackFanout {
     if (waiting) this.requestKeyframe();
   }
 
+  /** Hands every packet, counted but untouched, to `to` instead of this track's sinks; undefined ends that. */
+  divert(to: ((packet: RtpPacket) => void) | undefined): void {
+    this.diverted = to;
+  }
+
   remove(sink: PacketSink): void {
     this.outputs = this.outputs.filter((o) => o.sink !== sink);
   }
@@ -65,6 +72,10 @@ export class TrackFanout {
     const header = packet.header;
     this.packets++;
     this.bytes += header.payloadOffset + packet.payload.length + header.paddingSize;
+    if (this.diverted !== undefined) {
+      this.diverted(packet);
+      return;
+    }
     // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream:
     // they are dropped and what follows is renumbered, so viewers see no gap to NACK.
     // Padding on media packets is dropped since werift's send path would not re-append it.
@@ -111,6 +122,7 @@ export class TrackFanout {
   }
 
   close(): void {
+    this.diverted = undefined;
     this.outputs = [];
     this.gop = [];
     this.history.close();
