@@ -28,7 +28,7 @@ export const RECOVER_MS = 3000;
 interface Feed {
   readonly source: RoomSource;
   readonly track: PublishedTrack;
-  /** performance.now() of its last packet (of its attach, before the first). */
+  /** performance.now() of its last packet; -Infinity before the first. */
   lastAt: number;
 }
 
@@ -56,7 +56,7 @@ export class TrackSplice {
 
   /** Starts taking a source track's packets; they go out once the feed is switched to. */
   attach(source: RoomSource, track: PublishedTrack): Feed {
-    const feed: Feed = { source, track, lastAt: performance.now() };
+    const feed: Feed = { source, track, lastAt: -Infinity };
     track.fanout.divert((packet) => this.write(feed, packet));
     return feed;
   }
@@ -235,6 +235,15 @@ export class ContinuousSource implements RoomSource {
     return this.attached.find((a) => a.role === role)?.source;
   }
 
+  /**
+   * True when the source in `role` sent media and then nothing for the failover time (it
+   * vanished, or its encoder stalled). One still connecting is not silent.
+   */
+  isSilent(role: SourceRole): boolean {
+    const last = ContinuousSource.lastAt(this.attached.find((x) => x.role === role));
+    return last > -Infinity && performance.now() - last >= this.opts.failoverMs;
+  }
+
   /** Whether a source of either role feeds the room. */
   get hasSource(): boolean {
     return this.attached.length > 0;
@@ -356,10 +365,12 @@ export class ContinuousSource implements RoomSource {
     const primary = this.attached.find((a) => a.role === "primary");
     const backup = this.attached.find((a) => a.role === "backup");
     const fresh = (a: Attached | undefined): boolean => now - ContinuousSource.lastAt(a) < this.opts.failoverMs;
+    // A primary still connecting has not failed: only one that sent and stopped hands over.
+    const primaryFailed = primary !== undefined ? !fresh(primary) && ContinuousSource.lastAt(primary) > -Infinity : true;
     const live = this.liveRole === "primary" ? primary : backup;
     if (fresh(live) && !this.active && this.splices.some((s) => s.live !== undefined && s.live.source === live!.source)) this.setActive(true);
     if (this.liveRole === "primary") {
-      if (fresh(primary)) return;
+      if (!primaryFailed) return;
       this.setActive(false);
       if (backup && fresh(backup)) {
         this.failovers++;
@@ -371,7 +382,8 @@ export class ContinuousSource implements RoomSource {
     // The backup is live.
     if (!fresh(backup)) this.setActive(false);
     if (!primary) return;
-    if (now - ContinuousSource.lastAt(primary) > CHECK_MS * 3) {
+    // Healthy: no gap in its media as long as would have failed it over.
+    if (!fresh(primary)) {
       this.primaryHealthySince = undefined;
       return;
     }

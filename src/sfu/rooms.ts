@@ -232,7 +232,15 @@ export class Rooms {
   /** A publisher joining a room that exists: a primary back in the grace, a backup, or 409. */
   private async join(room: Room, offer: ParsedSdp, role: SourceRole, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
     const continuity = continuityOf(room);
-    if (!continuity || room.isClosed || continuity.sourceOf(role)) throw errors.publisherExists();
+    if (!continuity || room.isClosed) throw errors.publisherExists();
+    const current = continuity.sourceOf(role);
+    if (current) {
+      // A publisher that went silent (an encoder that restarted, a network that dropped) is
+      // replaced rather than waited for until its session times out.
+      if (!continuity.isSilent(role)) throw errors.publisherExists();
+      this.opts.log.info({ room: room.name, session: current.id, role }, "silent publisher replaced");
+      await current.close("timeout");
+    }
     this.checkSessionCapacity();
     let created: { publisher: Publisher; answer: string };
     this.pending++;
