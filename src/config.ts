@@ -53,7 +53,7 @@ export interface Config {
   /** When set, /metrics needs `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** SRS-style callback URLs per event (space-separated in HOOK_ON_*), called in order. */
-  hooks: Partial<Record<"on_connect" | "on_close" | "on_publish" | "on_unpublish" | "on_play" | "on_stop" | "on_record", string[]>>;
+  hooks: Partial<Record<"on_connect" | "on_close" | "on_publish" | "on_unpublish" | "on_play" | "on_stop" | "on_record" | "on_failover", string[]>>;
   hookTimeoutMs: number;
   /** Stable id of this server in callbacks. */
   serverId: string;
@@ -244,6 +244,7 @@ const HOOK_VARS = {
   on_play: "HOOK_ON_PLAY",
   on_stop: "HOOK_ON_STOP",
   on_record: "HOOK_ON_RECORD",
+  on_failover: "HOOK_ON_FAILOVER",
 } as const;
 
 function parseHooks(env: Env): Config["hooks"] {

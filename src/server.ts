@@ -89,7 +89,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     failoverMs: config.failoverMs,
     forwardPath: config.forwardPath,
     forwardWorkers: config.forwardWorkers,
-    events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
+    events: { sessionEnded: (_kind, _room, id) => hooks.ended(id), sourceSwitched: (room, to, why) => hooks.switched(room, to, why) },
     consumers: recorder ? [bridges.consumer, recorder] : [bridges.consumer],
     log: core,
   });
