@@ -23,6 +23,8 @@ export type SourceRole = "primary" | "backup";
 const CHECK_MS = 100;
 /** A primary that is back must send this long without a gap before it is switched back to. */
 export const RECOVER_MS = 3000;
+/** Video packets of a warm source's current GOP kept for an instant switch; a longer GOP is not kept. */
+const WARM_GOP_PACKETS = 1024;
 
 /** One source track as a splice sees it. */
 interface Feed {
@@ -30,6 +32,9 @@ interface Feed {
   readonly track: PublishedTrack;
   /** performance.now() of its last packet; -Infinity before the first. */
   lastAt: number;
+  /** Video of a feed not forwarded: its packets since its last keyframe, so a switch to it need not wait for the next. */
+  gop: RtpPacket[];
+  gopTimestamp: number;
 }
 
 /**
@@ -56,13 +61,14 @@ export class TrackSplice {
 
   /** Starts taking a source track's packets; they go out once the feed is switched to. */
   attach(source: RoomSource, track: PublishedTrack): Feed {
-    const feed: Feed = { source, track, lastAt: -Infinity };
+    const feed: Feed = { source, track, lastAt: -Infinity, gop: [], gopTimestamp: -1 };
     track.fanout.divert((packet) => this.write(feed, packet));
     return feed;
   }
 
   detach(feed: Feed): void {
     feed.track.fanout.divert(undefined);
+    feed.gop = [];
     if (this.current === feed) this.current = undefined;
     if (this.next === feed) this.next = undefined;
   }
@@ -72,14 +78,26 @@ export class TrackSplice {
     return this.current;
   }
 
-  /** Makes `feed` the one forwarded from its next keyframe on, and asks it for one now. */
+  /**
+   * Makes `feed` the one forwarded: at once from its last keyframe when it was kept warm, else
+   * from its next keyframe, which is asked for now.
+   */
   switchTo(feed: Feed): void {
     if (feed === this.current) {
       this.next = undefined;
       return;
     }
     this.next = feed;
-    feed.track.keyframes.request();
+    const gop = feed.gop;
+    if (gop.length === 0) {
+      feed.track.keyframes.request();
+      return;
+    }
+    feed.gop = [];
+    const first = gop[0]!.header;
+    const now = performance.now();
+    this.splice(feed, first.sequenceNumber, first.timestamp, first.ssrc, now);
+    for (const packet of gop) this.send(packet, now);
   }
 
   /** A keyframe request of the room track goes to the feed being switched to, else the current one. */
@@ -92,12 +110,35 @@ export class TrackSplice {
     const now = performance.now();
     feed.lastAt = now;
     if (feed !== this.current) {
-      if (feed !== this.next || packet.payload.length === 0) return;
-      if (this.track.kind === "video" && !startsKeyframe(this.track.codecName, packet.payload)) return;
+      // Padding-only probes are kept in a warm GOP too: the room track's fan-out drops and
+      // renumbers around them, as for the packets of the current feed.
+      const keyframe = packet.payload.length > 0 && (this.track.kind === "audio" || startsKeyframe(this.track.codecName, packet.payload));
+      if (this.track.kind === "video") this.keepWarm(feed, packet, keyframe);
+      if (feed !== this.next || !keyframe) return;
+      feed.gop = [];
       this.splice(feed, header.sequenceNumber, header.timestamp, header.ssrc, now);
     } else if (isNewer(this.switchSeq, header.sequenceNumber)) {
       return; // from before the keyframe this feed was switched to
     }
+    this.send(packet, now);
+  }
+
+  /** Keeps a video feed's packets from its last keyframe while it is not forwarded. */
+  private keepWarm(feed: Feed, packet: RtpPacket, keyframe: boolean): void {
+    const ts = packet.header.timestamp;
+    // A keyframe may start with several "starting" packets (H.264 SPS, then the IDR): one GOP.
+    if (keyframe && ts !== feed.gopTimestamp) {
+      feed.gop = [packet];
+      feed.gopTimestamp = ts;
+    } else if (feed.gop.length > 0) {
+      if (feed.gop.length < WARM_GOP_PACKETS) feed.gop.push(packet);
+      else feed.gop = [];
+    }
+  }
+
+  /** Rewrites a packet of the current feed into the room track's numbering and forwards it. */
+  private send(packet: RtpPacket, now: number): void {
+    const header = packet.header;
     header.sequenceNumber = seqAdd(header.sequenceNumber, this.seqOffset);
     header.timestamp = (header.timestamp + this.tsOffset) >>> 0;
     header.ssrc = this.outSsrc;
