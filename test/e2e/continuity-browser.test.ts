@@ -42,6 +42,14 @@ function browserPids(userDataDir: string): number[] {
   return pids;
 }
 
+function readStat(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return ") Z ";
+  }
+}
+
 const SMALL = { width: 320, height: 240, bitrateKbps: 300, fps: 15 } as const;
 
 describe.skipIf(!need.ok)(need.title("continuity in Chromium: a viewer through a publisher reconnect and a failover"), () => {
@@ -135,6 +143,8 @@ describe.skipIf(!need.ok)(need.title("continuity in Chromium: a viewer through a
         // already gone with its parent
       }
     }
+    // Its processes are gone (only zombies, if any, until the test process reaps them).
+    const alive = () => browserPids(publisherBrowser.userDataDir).filter((pid) => !/\) Z /.test(readStat(pid)));
     // Frames stop (the primary is gone), then come from the backup.
     let last = before;
     let stalledSince = performance.now();
@@ -149,6 +159,7 @@ describe.skipIf(!need.ok)(need.title("continuity in Chromium: a viewer through a
       last = now;
       await sleep(50);
     }
+    expect(alive()).toEqual([]);
     expect(resumedAt).toBeDefined();
     expect(resumedAt! - killedAt).toBeLessThan(2000);
     const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; source?: string; failovers?: number }[];
