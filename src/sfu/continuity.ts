@@ -290,6 +290,11 @@ export class ContinuousSource implements RoomSource {
     return this.attached.length > 0;
   }
 
+  /** Whether a source other than `source` feeds the room. */
+  hasSourceOtherThan(source: RoomSource | undefined): boolean {
+    return this.attached.some((a) => a.source !== source);
+  }
+
   /**
    * Adds a source in a role that is free. A primary joining a room with nothing live, or any
    * source joining an empty room, is switched to at once; a primary coming back while its backup

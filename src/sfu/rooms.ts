@@ -233,14 +233,9 @@ export class Rooms {
   private async join(room: Room, offer: ParsedSdp, role: SourceRole, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
     const continuity = continuityOf(room);
     if (!continuity || room.isClosed) throw errors.publisherExists();
-    const current = continuity.sourceOf(role);
-    if (current) {
-      // A publisher that went silent (an encoder that restarted, a network that dropped) is
-      // replaced rather than waited for until its session times out.
-      if (!continuity.isSilent(role)) throw errors.publisherExists();
-      this.opts.log.info({ room: room.name, session: current.id, role }, "silent publisher replaced");
-      await current.close("timeout");
-    }
+    // A publisher that went silent (an encoder that restarted, a network that dropped) is replaced
+    // rather than waited for until its session times out.
+    if (continuity.sourceOf(role) && !continuity.isSilent(role)) throw errors.publisherExists();
     this.checkSessionCapacity();
     let created: { publisher: Publisher; answer: string };
     this.pending++;
@@ -262,17 +257,22 @@ export class Rooms {
       throw err;
     };
     if (this.closed) return refuse(new Error("server is shutting down"));
-    if (room.isClosed || this.rooms.get(room.name) !== room || continuity.sourceOf(role)) return refuse(errors.publisherExists());
+    const replaced = continuity.sourceOf(role);
+    if (room.isClosed || this.rooms.get(room.name) !== room || (replaced && !continuity.isSilent(role))) return refuse(errors.publisherExists());
     const mismatched = mismatchedTracks(continuity.tracks, publisher);
-    if (mismatched.length > 0) {
-      // A backup must be interchangeable with what the room sends; a new primary with other codecs starts the room's tracks over.
-      if (continuity.hasSource) {
-        return refuse(errors.unsupportedCodec(`the room sends ${codecsOf(continuity)}; this publisher offers ${codecsOf(publisher)}`));
-      }
-      await this.restartTracks(room, continuity, publisher);
+    // A backup must be interchangeable with what the room sends; a new primary with other codecs starts the room's tracks over.
+    if (mismatched.length > 0 && continuity.hasSourceOtherThan(replaced)) {
+      return refuse(errors.unsupportedCodec(`the room sends ${codecsOf(continuity)}; this publisher offers ${codecsOf(publisher)}`));
     }
+    if (replaced) {
+      this.opts.log.info({ room: room.name, session: replaced.id, role }, "silent publisher replaced");
+      // Out of the room first, so that its end starts no grace.
+      continuity.detach(replaced);
+    }
+    if (mismatched.length > 0) await this.restartTracks(room, continuity, publisher);
     this.startSource(room, continuity, publisher, role);
     if (mismatched.length > 0) room.attachConsumers(this.opts.consumers);
+    if (replaced) void replaced.close("timeout");
     return { session: publisher, answer };
   }
 
