@@ -8,6 +8,7 @@ import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
 import { registerClusterPeers, registerClusterRoutes, remoteRecords } from "./http/cluster.js";
 import { registerErrorHandling } from "./http/errors.js";
+import { registerEventRoutes } from "./http/events.js";
 import { registerIngestRoutes } from "./http/ingest.js";
 import { playerStatsRoutes } from "./http/player-stats.js";
 import { AJV_OPTIONS, DOCS_PREFIX, registerOpenApi, registerOpenApiRoutes } from "./http/openapi.js";
@@ -151,6 +152,7 @@ export async function buildApp(server: Server, options: AppOptions = {}): Promis
   const cluster = server.cluster;
   await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config, sessionId: cluster ? () => cluster.sessionId() : undefined });
   await app.register(playerStatsRoutes, { rooms, auth, players: server.players });
+  registerEventRoutes(app, { rooms, auth });
 
   const webRoot = path.resolve(config.webDir);
   await app.register(fastifyStatic, {

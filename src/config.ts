@@ -54,7 +54,7 @@ export interface Config {
   /** When set, /metrics needs `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** SRS-style callback URLs per event (space-separated in HOOK_ON_*), called in order. */
-  hooks: Partial<Record<"on_connect" | "on_close" | "on_publish" | "on_unpublish" | "on_play" | "on_stop" | "on_record", string[]>>;
+  hooks: Partial<Record<"on_connect" | "on_close" | "on_publish" | "on_unpublish" | "on_play" | "on_stop" | "on_record" | "on_failover", string[]>>;
   hookTimeoutMs: number;
   /** Stable id of this server in callbacks. */
   serverId: string;
@@ -89,6 +89,13 @@ export interface Config {
   ingestAllowedHosts: string[];
   /** When set, POST /api/srs/callback needs ?secret=<it>. */
   srsCallbackSecret?: string;
+  /**
+   * Continuity (docs/media.md, "Publisher reconnects and hot standby"): seconds a room and its
+   * viewers wait for a new publisher after theirs ends (0: the room ends with its publisher), and
+   * how long a primary may go silent before its backup takes over.
+   */
+  roomGraceSeconds: number;
+  failoverMs: number;
   /** Several nodes on one Redis (REDIS_URL); undefined = the single node (docs/api.md, "Cluster"). */
   cluster?: ClusterConfig;
   /** SIGTERM drains for this long before closing (viewers moved, publishers kept); 0 = close at once. */
@@ -254,6 +261,7 @@ const HOOK_VARS = {
   on_play: "HOOK_ON_PLAY",
   on_stop: "HOOK_ON_STOP",
   on_record: "HOOK_ON_RECORD",
+  on_failover: "HOOK_ON_FAILOVER",
 } as const;
 
 function parseHooks(env: Env): Config["hooks"] {
@@ -428,5 +436,7 @@ export function loadConfig(env: Env = process.env): Config {
     srsCallbackSecret: srsCallbackSecret(env),
     cluster: cluster(env, port),
     drainSeconds: int(env, "DRAIN_SECONDS", 0, 0, 3600),
+    roomGraceSeconds: num(env, "ROOM_GRACE_SECONDS", 10, 0, 3600),
+    failoverMs: int(env, "FAILOVER_MS", 1000, 100, 60_000),
   };
 }

@@ -85,6 +85,15 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: 
     sumTracks(r, (t) => t.keyframes.requestsSent),
   );
   new Counter({
+    name: "live_failovers_total",
+    help: "Switches of a room from its primary publisher to its backup",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(rooms.failovers);
+    },
+  });
+  new Counter({
     name: "live_capacity_refusals_total",
     help: "WHIP/WHEP requests answered 503 because a limit was reached",
     labelNames: ["limit"],

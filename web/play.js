@@ -1,11 +1,16 @@
-// WHEP player: recvonly video+audio, stats overlay, playback reports to the server, retry every
-// 3 s, DELETE on unload.
+// WHEP player: recvonly video+audio, stats overlay, playback reports to the server, DELETE on
+// unload. It follows the session's WHEP events (live, waiting for the publisher, viewer count,
+// reconnect), keeps its session while the publisher reconnects, and when the session is lost
+// starts a new one with back-off.
 import {
   $, ROOM_RE, HttpError, createPeer, negotiate, deleteSession, whepUrl, describeError, setStatus,
   setupTokenField, queryParam, humanBitrate, rateMeter, authHeaders,
 } from "./lib.js";
 
 const RETRY_MS = 3000;
+// A lost session is retried after 0.5, 1, 2, 4, 8 then every 15 s.
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
 const STALL_S = 6; // seconds without incoming bytes before reconnecting
 const CONNECT_S = 15; // seconds allowed to establish ICE/DTLS
 const RETRY_STATUSES = new Set([404, 429, 500, 502, 503, 504]);
@@ -17,6 +22,10 @@ const state = (window.__state = {
   packetsReceived: 0, packetsLost: 0, packetLoss: 0, latencyMs: null, hasAudio: false, muted: true,
   audioPacketsReceived: 0, codec: "", mode: "webrtc", hlsPlaying: false,
   frozenSeconds: 0, reportsSent: 0, reportsAccepted: 0,
+  // From the WHEP events: "live" or "waiting" (no publication), the audience, event streams open.
+  publisher: null, viewers: null, events: [], eventStream: false,
+  // WHEP sessions (RTCPeerConnections) this page has made.
+  sessions: 0,
 });
 
 const video = $("#video");
@@ -45,17 +54,24 @@ function teardown() {
   state.resource = null;
   if (!s) return;
   clearInterval(s.timer);
+  stopEvents(s);
   deleteSession(s.resource, s.token);
   s.pc.close();
 }
 
-function scheduleRetry(status, error) {
+function scheduleRetry(status, error, delayMs = RETRY_MS) {
   teardown();
   state.retrying = true;
   setStatus(state, status, error);
   clearTimeout(retryTimer);
   const gen = generation;
-  retryTimer = setTimeout(() => gen === generation && connect(true), RETRY_MS);
+  retryTimer = setTimeout(() => gen === generation && connect(true), delayMs);
+}
+
+/** The wait before the next try at a lost session: doubling from BACKOFF_MIN_MS, with jitter. */
+function backoff() {
+  const ms = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(state.retries, 5));
+  return Math.round(ms * (0.8 + 0.4 * Math.random()));
 }
 
 async function connect(isRetry = false) {
@@ -81,7 +97,8 @@ async function connect(isRetry = false) {
   try {
     const pc = await createPeer();
     if (gen !== generation) return pc.close();
-    s = session = { pc, resource: null, token, timer: 0, stall: 0, downSince: 0, ticks: 0, reports: true, frames: 0, framesAt: 0 };
+    s = session = { pc, resource: null, token, timer: 0, stall: 0, downSince: 0, ticks: 0, reports: true, frames: 0, framesAt: 0, events: null, publisherLive: true };
+    state.sessions++;
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
@@ -96,6 +113,7 @@ async function connect(isRetry = false) {
     if (gen !== generation) return deleteSession(s.resource, token);
     state.resource = s.resource;
     s.timer = setInterval(() => updateStats(s, gen), 1000);
+    followEvents(s, gen);
   } catch (err) {
     if (gen !== generation) return;
     // Refused for this viewer (full room, no codec in common, server at capacity) or no WebRTC in
@@ -158,13 +176,16 @@ function onConnection(s) {
   if (st === "connected") {
     s.downSince = 0;
     state.retrying = false;
-    setStatus(state, "live");
-    $("#placeholder").hidden = true;
+    state.retries = 0;
+    if (s.publisherLive) {
+      setStatus(state, "live");
+      $("#placeholder").hidden = true;
+    } else setStatus(state, "waiting", "Waiting for the publisher…");
   } else if (st === "failed") {
     // UDP blocked or the network went away: HLS over plain HTTP may still get through.
     const gen = generation;
     void playHls(state.room, s.token, gen, "the WebRTC connection failed.").then((ok) => {
-      if (!ok && gen === generation) scheduleRetry("retrying", "The connection was lost. Reconnecting…");
+      if (!ok && gen === generation) scheduleRetry("reconnecting", "The connection was lost. Reconnecting…", backoff());
     });
   } else if (st === "disconnected") {
     s.downSince = Date.now();
@@ -236,11 +257,87 @@ async function updateStats(s, gen) {
   s.frames = state.framesDecoded;
   if (++s.ticks % REPORT_EVERY === 0) sendReport(s, v, received, lost, rtt);
 
-  // Nothing arriving (publisher gone), never connecting, or stuck "disconnected": start over.
-  s.stall = kbps > 0 ? 0 : s.stall + 1;
+  // Nothing arriving, never connecting, or stuck "disconnected": start over. While the events say
+  // the publisher is away the session is kept: a new publisher resumes it.
+  s.stall = kbps > 0 || (!s.publisherLive && s.pc.connectionState === "connected") ? 0 : s.stall + 1;
   const limit = s.pc.connectionState === "connected" ? STALL_S : CONNECT_S;
   const down = s.downSince && Date.now() - s.downSince > 5000;
-  if (s.stall >= limit || down) scheduleRetry("retrying", "The stream stopped. Reconnecting…");
+  if (s.stall >= limit || down) scheduleRetry("reconnecting", "The stream stopped. Reconnecting…", backoff());
+}
+
+// ---- WHEP events (the server-sent events extension; docs/api.md, "WHEP events") ----
+
+/**
+ * Opens the session's event stream: a POST to the entry point the 201's Link header names (this
+ * server always puts it at {session}/sse), then an EventSource on the stream it creates.
+ */
+async function followEvents(s, gen) {
+  try {
+    const res = await fetch(`${s.resource}/sse`, { method: "POST", headers: authHeaders(s.token) });
+    if (!res.ok || gen !== generation || session !== s) return;
+    const where = new URL(res.headers.get("Location"), s.resource);
+    if (s.token) where.searchParams.set("token", s.token);
+    const source = new EventSource(where.href);
+    s.events = source;
+    state.eventStream = true;
+    for (const type of ["active", "inactive", "viewercount", "reconnect", "layers"]) {
+      source.addEventListener(type, (e) => gen === generation && onWhepEvent(s, type, e.data));
+    }
+    // The server sends `active` first thing when someone publishes, and no initial `inactive`
+    // (the draft): a stream that opens without one means the room waits for its publisher.
+    let heard = false;
+    source.addEventListener("active", () => { heard = true; }, { once: true });
+    source.addEventListener("open", () => {
+      setTimeout(() => {
+        if (!heard && gen === generation && session === s) onWhepEvent(s, "inactive", "{}");
+      }, 1000);
+    }, { once: true });
+    // A stream that ends for good (404: the session is gone) means the session was lost.
+    source.addEventListener("error", () => {
+      if (gen !== generation || session !== s || source.readyState !== EventSource.CLOSED) return;
+      scheduleRetry("reconnecting", "The session ended. Reconnecting…", backoff());
+    });
+  } catch {
+    // No events (an older server, a network blip): the stall check still notices a dead stream.
+  }
+}
+
+function stopEvents(s) {
+  s.events?.close();
+  s.events = null;
+  state.eventStream = false;
+}
+
+function onWhepEvent(s, type, data) {
+  let body = {};
+  try {
+    body = JSON.parse(data);
+  } catch {
+    // the draft's events carry JSON; anything else is ignored
+  }
+  state.events.push(type);
+  if (state.events.length > 50) state.events.shift();
+  if (type === "active") {
+    s.publisherLive = true;
+    state.publisher = "live";
+    if (s.pc.connectionState === "connected") {
+      setStatus(state, "live");
+      $("#placeholder").hidden = true;
+    }
+  } else if (type === "inactive") {
+    s.publisherLive = false;
+    s.stall = 0;
+    state.publisher = "waiting";
+    setStatus(state, "waiting", "Waiting for the publisher…");
+  } else if (type === "viewercount" && typeof body.viewercount === "number") {
+    state.viewers = body.viewercount;
+    const pill = $("#viewers");
+    pill.hidden = false;
+    pill.textContent = `${body.viewercount} watching`;
+  } else if (type === "reconnect") {
+    // The server asks for a new session (a new codec, a server draining): at once, then back-off.
+    scheduleRetry("reconnecting", "Reconnecting…", state.retries === 0 ? 0 : backoff());
+  }
 }
 
 // ---- playback reports: the server turns them into viewer metrics and asks keyframes for frozen viewers ----

@@ -2,10 +2,10 @@
 // created, notifications after it ends. Nothing here runs on the media path.
 
 export type DecisionEvent = "on_connect" | "on_publish" | "on_play";
-export type NotifyEvent = "on_close" | "on_unpublish" | "on_stop" | "on_record";
+export type NotifyEvent = "on_close" | "on_unpublish" | "on_stop" | "on_record" | "on_failover";
 export type HookEvent = DecisionEvent | NotifyEvent;
 
-export const HOOK_EVENTS: readonly HookEvent[] = ["on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop", "on_record"];
+export const HOOK_EVENTS: readonly HookEvent[] = ["on_connect", "on_close", "on_publish", "on_unpublish", "on_play", "on_stop", "on_record", "on_failover"];
 const DECISION_EVENTS: readonly HookEvent[] = ["on_connect", "on_publish", "on_play"];
 
 /** How one callback HTTP call ended: "refused" is a decision answered with anything but 0. */
@@ -223,6 +223,11 @@ export class SessionHooks {
     this.live.delete(sessionId);
     this.hooks.notify(client.protocol === "whip" ? "on_unpublish" : "on_stop", client);
     this.hooks.notify("on_close", client);
+  }
+
+  /** A room's live source changed role (hot standby): `source` is the one forwarded now, `reason` why. */
+  switched(room: string, source: "primary" | "backup", reason: string): void {
+    this.hooks.notify("on_failover", { clientId: "", ip: "", param: "", tcUrl: "", protocol: "whip", room }, { source, reason });
   }
 
   recorded(client: Pick<HookClient, "room">, file: string): void {

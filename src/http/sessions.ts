@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Authorizer } from "../auth/auth.js";
 import type { IceServerConfig } from "../config.js";
+import type { SourceRole } from "../sfu/continuity.js";
 import type { Rooms, SessionKind } from "../sfu/rooms.js";
 import type { IceSettings } from "../sfu/peer.js";
 import { iceFragmentOf, parseSdpFrag, type SdpFragment } from "../sfu/sdpfrag.js";
 import { newSessionId } from "../sfu/session.js";
 import type { HookClient, SessionHooks } from "../hooks/callbacks.js";
 import { sendError } from "./errors.js";
+import { eventsLink } from "./events.js";
 import { admitRoom, isClusterPeer, tokenOf, unauthorized } from "./guard.js";
 import { SCHEMAS } from "./schemas.js";
 
@@ -52,11 +54,13 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
 
-  const endpoint = (kind: SessionKind, path: string): void => {
+  /** POST of an offer: a WHIP publisher (a room's primary, or its backup) or a WHEP viewer. */
+  const create = (kind: SessionKind, path: string, role: SourceRole = "primary"): void => {
     const action = kind === "whip" ? "publish" : "subscribe";
     const schemas = SCHEMAS[kind];
     // The route's own checks answer, in the order docs/api.md gives; the body schema only documents.
-    app.post<{ Params: { room: string } }>(path, { schema: schemas.post, attachValidation: true }, async (request, reply) => {
+    const schema = role === "backup" ? SCHEMAS.whipBackup : schemas.post;
+    app.post<{ Params: { room: string } }>(path, { schema, attachValidation: true }, async (request, reply) => {
       const { room } = request.params;
       if (!admitRoom(auth, request, reply, room, action)) return reply;
       if (!isSdp(request)) return sendError(reply, 415, "unsupported media type");
@@ -77,7 +81,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       if (!decision.allowed) return sendError(reply, 403, "rejected by hook");
       let created;
       try {
-        created = kind === "whip" ? await rooms.publish(room, body, client.clientId) : await rooms.subscribe(room, body, client.clientId);
+        created = kind === "whip" ? await rooms.publish(room, body, client.clientId, role) : await rooms.subscribe(room, body, client.clientId);
       } catch (err) {
         if (!peer) deps.hooks.failed(client);
         throw err;
@@ -88,7 +92,8 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       reply.header("Content-Type", "application/sdp");
       reply.header("Location", `/api/${kind}/session/${session.id}`);
       reply.header("ETag", session.etag);
-      if (links.length > 0) reply.header("Link", links);
+      const sessionLinks = kind === "whep" ? [...links, eventsLink(session.id)] : links;
+      if (sessionLinks.length > 0) reply.header("Link", sessionLinks);
       return reply.send(answer);
     });
     app.options(path, { schema: schemas.options }, async (_request, reply) => {
@@ -96,6 +101,12 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       if (links.length > 0) reply.header("Link", links);
       return reply.code(204).send();
     });
+  };
+
+  const endpoint = (kind: SessionKind, path: string): void => {
+    const action = kind === "whip" ? "publish" : "subscribe";
+    const schemas = SCHEMAS[kind];
+    create(kind, path);
     app.route({
       method: ["GET", "PUT", "PATCH", "DELETE", "HEAD"],
       url: path,
@@ -168,5 +179,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
   };
 
   endpoint("whip", "/api/whip/publish/:room");
+  // A room's hot standby (docs/api.md, "Hot standby"): kept warm, forwarded when the primary fails.
+  create("whip", "/api/whip/publish/:room/backup", "backup");
   endpoint("whep", "/api/whep/play/:room");
 }

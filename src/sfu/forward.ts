@@ -36,6 +36,8 @@ export class TrackFanout {
   private readonly sequence = new SequenceCompactor();
   /** The forwarded packets with their extensions, shared by the track's viewers (resends, extension rewrite). */
   readonly history: PacketHistory;
+  /** Set while a room's continuity splice takes this source track's packets (continuity.ts). */
+  private diverted: ((packet: RtpPacket) => void) | undefined;
 
   constructor(
     readonly kind: MediaKind,
@@ -71,6 +73,11 @@ export class TrackFanout {
     this.viewerBytes += packet.header.payloadOffset + packet.payload.length;
   }
 
+  /** Hands every packet, counted but untouched, to `to` instead of this track's sinks; undefined ends that. */
+  divert(to: ((packet: RtpPacket) => void) | undefined): void {
+    this.diverted = to;
+  }
+
   remove(sink: PacketSink): void {
     this.outputs = this.outputs.filter((o) => o.sink !== sink);
   }
@@ -79,6 +86,10 @@ export class TrackFanout {
     const header = packet.header;
     this.packets++;
     this.bytes += header.payloadOffset + packet.payload.length + header.paddingSize;
+    if (this.diverted !== undefined) {
+      this.diverted(packet);
+      return;
+    }
     // As received (header and payload, padding dropped): what each viewer is sent, before its own SRTP.
     const viewerSize = header.payloadOffset + packet.payload.length;
     // Padding-only packets are the publisher's bandwidth probes toward us, meaningless downstream:
@@ -131,6 +142,7 @@ export class TrackFanout {
   }
 
   close(): void {
+    this.diverted = undefined;
     this.outputs = [];
     this.gop = [];
     this.history.close();

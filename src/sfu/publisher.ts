@@ -32,6 +32,8 @@ export interface PublishedTrack {
   keyframes: KeyframeRequester;
   /** Set when the publisher sends simulcast layers (rids) on this track: one of them is forwarded. */
   simulcast?: SimulcastSelector;
+  /** The publisher's extension id → forwarded index, as its history was told (a room's continuity splice reuses it). */
+  sourceExtensions?: Uint8Array;
 }
 
 interface Choice {
@@ -216,7 +218,9 @@ export class Publisher extends PeerSession {
       const transceiver = transceiverOf(this.peer.pc, c);
       if (!transceiver) return;
       const agreed = agreedExtensions(transceiver.headerExtensions, offer.lines.slice(c.section.start, c.section.end));
-      this.tracks[i]!.fanout.history.setSourceExtensions(sourceIndexes(agreed));
+      const track = this.tracks[i]!;
+      track.sourceExtensions = sourceIndexes(agreed);
+      track.fanout.history.setSourceExtensions(track.sourceExtensions);
     });
   }
   private readonly inbound = new Map<MediaKind, { track: MediaStreamTrack; transceiver: RTCRtpTransceiver | undefined }>();

@@ -1,3 +1,4 @@
+import { RoomEventBus } from "./events.js";
 import type { PublishedTrack } from "./publisher.js";
 import type { EndReason } from "./session.js";
 import type { Subscriber } from "./subscriber.js";
@@ -18,6 +19,8 @@ export class Room {
   readonly subscribers = new Map<string, Subscriber>();
   /** Subscribes in progress, counted against the per-room cap. */
   pendingSubscribers = 0;
+  /** What its viewers are told (WHEP events). */
+  readonly events = new RoomEventBus();
   private consumers: TrackConsumer[] = [];
   private closed = false;
 
@@ -37,6 +40,13 @@ export class Room {
     }
   }
 
+  /** Closes the consumers of the room's tracks, which a codec change makes anew (a recording's next part). */
+  async closeConsumers(): Promise<void> {
+    const consumers = this.consumers;
+    this.consumers = [];
+    await Promise.all(consumers.map((c) => Promise.resolve().then(() => c.close()).catch(() => undefined)));
+  }
+
   /** Ends the room: its publisher, then every subscriber, then recorders and bridges; once. */
   async close(reason: EndReason): Promise<void> {
     if (this.closed) return;
@@ -50,6 +60,7 @@ export class Room {
       pending.push(Promise.resolve().then(() => c.close()).catch(() => undefined));
     }
     this.consumers = [];
+    this.events.close();
     await Promise.all(pending);
   }
 }

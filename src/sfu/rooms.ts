@@ -9,12 +9,15 @@ import type { EndReason, Liveness } from "./session.js";
 import type { LayerState } from "./simulcast.js";
 import { Subscriber } from "./subscriber.js";
 import { FanoutWorkers } from "./fanout-workers.js";
+import { codecsOf, ContinuousSource, mismatchedTracks, type SourceRole } from "./continuity.js";
 import { RtpSource, type RtpTrackSpec } from "./rtp-source.js";
 import type { RoomSource } from "./types.js";
 
 /** What happens to sessions, for callbacks and the like; called after the fact, never awaited. */
 export interface RoomEvents {
   sessionEnded(kind: SessionKind, room: string, sessionId: string, reason: EndReason): void;
+  /** A room's live source changed role (hot standby: failover, or back to the primary). */
+  sourceSwitched?(room: string, to: SourceRole, reason: "failover" | "recovered" | "ended"): void;
 }
 
 /**
@@ -51,6 +54,10 @@ export interface RoomsOptions {
   /** GOP cache size for WHIP publishers' video (0 = off: a joiner waits for the keyframe its PLI asks for). */
   gopCachePackets?: number;
   directory?: RoomDirectory;
+  /** How long a WHIP room and its viewers wait for a new publisher after the last one ends (0, default: the room ends with it). */
+  graceMs?: number;
+  /** A live primary silent this long hands over to its backup (default 1000). */
+  failoverMs?: number;
 }
 
 export type SessionKind = "whip" | "whep";
@@ -67,6 +74,10 @@ export interface RoomInfo {
   since: string;
   /** Simulcast publishers only: each layer (rid, bitrate, arriving) and the one forwarded. */
   layers?: LayerState[];
+  /** WHIP rooms: the source forwarded now ("primary", "backup"; absent in the grace), whether a backup is attached, failovers so far. */
+  source?: SourceRole;
+  backup?: boolean;
+  failovers?: number;
 }
 
 export interface SessionEntry {
@@ -78,6 +89,17 @@ export interface SessionEntry {
 function layersOf(source: Room["publisher"]): { layers?: LayerState[] } {
   const layers = source?.tracks.find((t) => t.simulcast)?.simulcast?.layerStates;
   return layers && layers.length > 0 ? { layers } : {};
+}
+
+/** The continuity of a WHIP room (every WHIP room has one; ingest rooms do not). */
+export function continuityOf(room: Room): ContinuousSource | undefined {
+  return room.publisher instanceof ContinuousSource ? room.publisher : undefined;
+}
+
+function continuityInfo(room: Room): Pick<RoomInfo, "source" | "backup" | "failovers"> {
+  const c = continuityOf(room);
+  if (!c) return {};
+  return { ...(c.live ? { source: c.live } : {}), backup: c.sourceOf("backup") !== undefined, failovers: c.failovers };
 }
 
 function parseOffer(text: string): ParsedSdp {
@@ -99,6 +121,10 @@ export class Rooms {
   private readonly pulled = new WeakSet<Room>();
   /** Requests refused for capacity, by limit, for /metrics. */
   readonly refused = { rooms: 0, sessions: 0, ports: 0 };
+  /** Rooms waiting for a new publisher, with the timer that ends each. */
+  private readonly grace = new Map<Room, NodeJS.Timeout>();
+  /** Failovers of rooms that have ended, for /metrics (live rooms count their own). */
+  private endedFailovers = 0;
 
   private checkRoomCapacity(): void {
     const maxRooms = this.opts.maxRooms ?? 0;
@@ -156,19 +182,31 @@ export class Rooms {
       .filter((r) => r.publisher !== undefined)
       .map((r) => ({
         name: r.name,
-        hasPublisher: r.publisher !== undefined && !r.publisher.closed,
+        hasPublisher: r.publisher !== undefined && !r.publisher.closed && (continuityOf(r)?.hasSource ?? true),
         tracks: r.publisher?.tracks.length ?? 0,
         subscribers: r.subscribers.size,
         codecs: r.publisher?.tracks.map((t) => t.codecName) ?? [],
         since: r.createdAt.toISOString(),
         ...layersOf(r.publisher),
+        ...continuityInfo(r),
       }));
   }
 
-  async publish(roomName: string, offerText: string, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
+  /** Switches from a primary to its backup, over the server's life, for /metrics. */
+  get failovers(): number {
+    return this.all().reduce((n, r) => n + (continuityOf(r)?.failovers ?? 0), this.endedFailovers);
+  }
+
+  /**
+   * A WHIP publisher for a room: its primary (409 while one is attached) or, with role "backup",
+   * its hot standby (409 while one is attached). A room in its grace, or fed by its backup alone,
+   * takes a primary back on the same tracks, so its viewers carry on.
+   */
+  async publish(roomName: string, offerText: string, sessionId?: string, role: SourceRole = "primary"): Promise<{ session: Publisher; answer: string }> {
     const offer = parseOffer(offerText);
     if (this.closed) throw new Error("server is shutting down");
-    if (this.rooms.has(roomName)) throw errors.publisherExists();
+    const existing = this.rooms.get(roomName);
+    if (existing) return this.join(existing, offer, role, sessionId);
     this.checkRoomCapacity();
     this.checkSessionCapacity();
     await this.claim(roomName);
@@ -191,25 +229,120 @@ export class Rooms {
       this.pending--;
     }
     const { publisher, answer } = created;
-    room.publisher = publisher;
+    const continuity = new ContinuousSource(publisher, {
+      gopCachePackets: this.opts.gopCachePackets ?? 0,
+      failoverMs: this.opts.failoverMs ?? 1000,
+      listener: {
+        activeChanged: (active) => room.events.emit({ type: active ? "active" : "inactive" }),
+        switched: (to, why) => {
+          this.opts.log.info({ room: roomName, source: to, reason: why }, "room source switched");
+          this.opts.events?.sourceSwitched?.(roomName, to, why);
+        },
+      },
+    });
+    room.publisher = continuity;
     if (this.closed || room.isClosed) {
+      await continuity.close("shutdown");
       await publisher.close("shutdown");
       throw new Error("server is shutting down");
     }
+    this.startSource(room, continuity, publisher, role);
+    room.attachConsumers(this.opts.consumers);
+    this.opts.directory?.hosted(roomName, continuity);
+    return { session: publisher, answer };
+  }
+
+  /** A publisher joining a room that exists: a primary back in the grace, a backup, or 409. */
+  private async join(room: Room, offer: ParsedSdp, role: SourceRole, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
+    const continuity = continuityOf(room);
+    if (!continuity || room.isClosed) throw errors.publisherExists();
+    // A publisher that went silent (an encoder that restarted, a network that dropped) is replaced
+    // rather than waited for until its session times out.
+    if (continuity.sourceOf(role) && !continuity.isSilent(role)) throw errors.publisherExists();
+    this.checkSessionCapacity();
+    let created: { publisher: Publisher; answer: string };
+    this.pending++;
+    try {
+      created = await Publisher.create(offer, {
+        ice: this.opts.ice,
+        liveness: this.opts.liveness,
+        id: sessionId,
+        gopCachePackets: this.opts.gopCachePackets,
+      });
+    } catch (err) {
+      throw this.capacityOr(err);
+    } finally {
+      this.pending--;
+    }
+    const { publisher, answer } = created;
+    const refuse = async (err: unknown): Promise<never> => {
+      await publisher.close("error");
+      throw err;
+    };
+    if (this.closed) return refuse(new Error("server is shutting down"));
+    const replaced = continuity.sourceOf(role);
+    if (room.isClosed || this.rooms.get(room.name) !== room || (replaced && !continuity.isSilent(role))) return refuse(errors.publisherExists());
+    const mismatched = mismatchedTracks(continuity.tracks, publisher);
+    // A backup must be interchangeable with what the room sends; a new primary with other codecs starts the room's tracks over.
+    if (mismatched.length > 0 && continuity.hasSourceOtherThan(replaced)) {
+      return refuse(errors.unsupportedCodec(`the room sends ${codecsOf(continuity)}; this publisher offers ${codecsOf(publisher)}`));
+    }
+    if (replaced) {
+      this.opts.log.info({ room: room.name, session: replaced.id, role }, "silent publisher replaced");
+      // Out of the room first, so that its end starts no grace.
+      continuity.detach(replaced);
+    }
+    if (mismatched.length > 0) await this.restartTracks(room, continuity, publisher);
+    this.startSource(room, continuity, publisher, role);
+    if (mismatched.length > 0) {
+      room.attachConsumers(this.opts.consumers);
+      this.opts.directory?.hosted(room.name, continuity);
+    }
+    if (replaced) void replaced.close("timeout");
+    return { session: publisher, answer };
+  }
+
+  /**
+   * A new publisher of other codecs, in the grace: every viewer is told to reconnect (their
+   * negotiation cannot carry the new codecs) and ended, recorders and bridges finish their part,
+   * and the room's tracks are made anew from the publisher.
+   */
+  private async restartTracks(room: Room, continuity: ContinuousSource, publisher: Publisher): Promise<void> {
+    this.opts.log.info({ room: room.name, from: codecsOf(continuity), to: codecsOf(publisher) }, "room codecs changed");
+    const viewers = [...room.subscribers.values()];
+    for (const v of viewers) room.events.emit({ type: "reconnect", session: v.id });
+    await Promise.all(viewers.map((v) => v.close("publisher-left")));
+    await room.closeConsumers();
+    continuity.rebuild(publisher);
+  }
+
+  /** Feeds a room from a publisher and decides what its end means for the room. */
+  private startSource(room: Room, continuity: ContinuousSource, publisher: Publisher, role: SourceRole): void {
+    const timer = this.grace.get(room);
+    if (timer) clearTimeout(timer);
+    this.grace.delete(room);
+    continuity.attach(publisher, role);
     this.sessions.set(publisher.id, { kind: "whip", room, session: publisher });
     publisher.onEnd((reason) => {
       this.sessions.delete(publisher.id);
-      this.opts.log.info({ room: roomName, session: publisher.id, reason }, "publisher ended");
-      this.opts.events?.sessionEnded("whip", roomName, publisher.id, reason);
-      void this.endRoom(room, reason);
+      this.opts.log.info({ room: room.name, session: publisher.id, role, reason }, "publisher ended");
+      this.opts.events?.sessionEnded("whip", room.name, publisher.id, reason);
+      continuity.detach(publisher);
+      if (room.isClosed || continuity.hasSource) return;
+      const graceMs = this.opts.graceMs ?? 0;
+      if (graceMs <= 0 || reason === "admin-close" || reason === "shutdown") {
+        void this.endRoom(room, reason);
+        return;
+      }
+      this.opts.log.info({ room: room.name, graceMs }, "room waiting for its publisher");
+      const t = setTimeout(() => void this.endRoom(room, reason), graceMs);
+      t.unref();
+      this.grace.set(room, t);
     });
-    room.attachConsumers(this.opts.consumers);
-    this.opts.directory?.hosted(roomName, publisher);
     this.opts.log.info(
-      { room: roomName, session: publisher.id, tracks: publisher.tracks.map((t) => `${t.kind}:${t.codecName}`) },
+      { room: room.name, session: publisher.id, role, tracks: publisher.tracks.map((t) => `${t.kind}:${t.codecName}`) },
       "publisher joined",
     );
-    return { session: publisher, answer };
   }
 
   async subscribe(roomName: string, offerText: string, sessionId?: string): Promise<{ session: Subscriber; answer: string }> {
@@ -247,9 +380,11 @@ export class Rooms {
     subscriber.onEnd((reason) => {
       room.subscribers.delete(subscriber.id);
       this.sessions.delete(subscriber.id);
+      if (!room.isClosed) room.events.emit({ type: "viewercount", viewercount: room.subscribers.size });
       this.opts.log.info({ room: roomName, session: subscriber.id, reason }, "subscriber ended");
       this.opts.events?.sessionEnded("whep", roomName, subscriber.id, reason);
     });
+    room.events.emit({ type: "viewercount", viewercount: room.subscribers.size });
     this.opts.log.info({ room: roomName, session: subscriber.id }, "subscriber joined");
     return { session: subscriber, answer };
   }
@@ -290,7 +425,8 @@ export class Rooms {
     const entry = this.session(kind, id);
     if (!entry) return false;
     await entry.session.close("delete");
-    if (kind === "whip") await entry.room.close("delete");
+    // A room that carries on (in its grace, or fed by its other source) is not this session's to end.
+    if (kind === "whip" && this.rooms.get(entry.room.name) !== entry.room) await entry.room.close("delete");
     return true;
   }
 
@@ -338,6 +474,10 @@ export class Rooms {
       this.rooms.delete(room.name);
       if (!this.pulled.has(room)) this.opts.directory?.release(room.name);
     }
+    const timer = this.grace.get(room);
+    if (timer) clearTimeout(timer);
+    this.grace.delete(room);
+    if (!room.isClosed) this.endedFailovers += continuityOf(room)?.failovers ?? 0;
     if (!room.isClosed) this.opts.log.info({ room: room.name, reason }, "room closed");
     await room.close(reason);
   }
@@ -345,6 +485,8 @@ export class Rooms {
   /** Ends every room (recordings are finalised by their consumers' close), then the fan-out workers. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    // Viewers are told to come back (to this server once it is up again, or another behind the same URL).
+    for (const r of this.all()) if (!r.isClosed) r.events.emit({ type: "reconnect" });
     await Promise.all(this.all().map((r) => this.endRoom(r, "shutdown")));
     await this.workers?.close();
   }

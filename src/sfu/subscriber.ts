@@ -88,6 +88,8 @@ export class Subscriber extends PeerSession {
     sender: RTCRtpSender;
     /** Forwarded extension index → this viewer's id, as its offer numbered them. */
     extensionIds: Uint8Array;
+    /** Position of its section in the viewer's offer (WHEP events name layers by it). */
+    mline: number;
     sink?: PacketSink & { close(): void };
   }[] = [];
 
@@ -124,7 +126,7 @@ export class Subscriber extends PeerSession {
         if (!transceiver) throw new Error(`no transceiver for section ${m.section.mid ?? "?"}`);
         transceiver.setDirection("sendonly");
         const agreed = agreedExtensions(transceiver.headerExtensions, offer.lines.slice(m.section.start, m.section.end));
-        subscriber.outputs.push({ track: m.track, sender: transceiver.sender, extensionIds: targetIds(agreed) });
+        subscriber.outputs.push({ track: m.track, sender: transceiver.sender, extensionIds: targetIds(agreed), mline: offer.media.indexOf(m.section) });
         transceiver.sender.onRtcp.subscribe((rtcp) => {
           // PSFB FMT 1 is PLI, FMT 4 is FIR (RFC 4585, RFC 5104): both mean "send a keyframe".
           if (rtcp instanceof RtcpPayloadSpecificFeedback && (rtcp.feedback.count === PLI || rtcp.feedback.count === FIR)) {
@@ -139,6 +141,11 @@ export class Subscriber extends PeerSession {
       await subscriber.close("error");
       throw err;
     }
+  }
+
+  /** The room tracks this viewer receives, with the position of each one's section in its offer. */
+  get received(): { track: PublishedTrack; mline: number }[] {
+    return this.outputs.map((o) => ({ track: o.track, mline: o.mline }));
   }
 
   /** Forwarding starts once DTLS is up: earlier packets would be dropped, and with them the keyframe. */

@@ -32,7 +32,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   const port = 18000 + Math.floor(Math.random() * 2000);
   const child = spawn(process.execPath, [buildServer()], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", ...env },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", ROOM_GRACE_SECONDS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

@@ -34,6 +34,8 @@ export const TEST_SERVER_ENV: Readonly<Record<string, string>> = {
   LOG_LEVEL: "warn",
   RATE_LIMIT_RPS: "1000",
   RATE_LIMIT_BURST: "1000",
+  // Rooms end with their publisher, as the suites expect; continuity tests set their own grace.
+  ROOM_GRACE_SECONDS: "0",
 };
 
 const tempDirs = new Set<string>();
