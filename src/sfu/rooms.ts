@@ -209,7 +209,9 @@ export class Rooms {
     if (existing) return this.join(existing, offer, role, sessionId);
     this.checkRoomCapacity();
     this.checkSessionCapacity();
-    await this.claim(roomName);
+    // Only a directory makes this wait: without one, nothing may run between the check above and
+    // taking the room, or two publishers would both take it.
+    if (this.opts.directory) await this.claim(roomName);
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
     let created: { publisher: Publisher; answer: string };

@@ -151,7 +151,8 @@ describe("Rooms: how rooms end", () => {
     expect([pub.session, ...viewers.map((v) => v.session)].every((x) => x.closed)).toBe(true);
     // A new publisher may take the room at once.
     const again = await rooms.publish("live", publishOffer);
-    expect(rooms.get("live")?.publisher).toBe(again.session);
+    expect(rooms.session("whip", again.session.id)?.room).toBe(rooms.get("live"));
+    expect(rooms.get("live")?.publisher?.closed).toBe(false);
   });
 
   // The registry's end listener closes the room, which closes the publisher again: that second
