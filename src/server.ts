@@ -16,6 +16,7 @@ import type { Logger } from "./logger.js";
 import { createMetrics } from "./metrics.js";
 import { PlaybackQueue, PlaybackSessions } from "./recording/playback.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
+import { effectiveForwardPath } from "./sfu/native.js";
 import { Rooms } from "./sfu/rooms.js";
 
 /** Everything one server runs; built by createServer(), ended by close(). */
@@ -78,6 +79,8 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
       },
     }),
   );
+  const forwarding = effectiveForwardPath(config.forwardPath);
+  if (forwarding.fallbackReason) core.warn({ reason: forwarding.fallbackReason }, "FORWARD_PATH=native is unavailable: the JavaScript fast path runs");
   const rooms = new Rooms({
     ice: config,
     liveness: { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 },
@@ -85,7 +88,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     maxRooms: config.maxRooms,
     maxSessions: config.maxSessions,
     gopCachePackets: config.gopCache ? 1024 : 0,
-    forwardPath: config.forwardPath,
+    forwardPath: forwarding.path,
     forwardWorkers: config.forwardWorkers,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id) },
     consumers: recorder ? [bridges.consumer, recorder] : [bridges.consumer],
@@ -129,6 +132,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     start() {
       if (started || closing) return;
       started = true;
+      core.info({ forwardPath: rooms.forwardPath, forwardWorkers: config.forwardWorkers }, "forwarding path");
       // Relays of the last run pick up in the background: the server answers at once.
       if (config.relayKey !== undefined) void relays.restore().catch((err: Error) => core.error({ err: err.message }, "relay tasks not restored"));
     },

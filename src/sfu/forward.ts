@@ -13,6 +13,16 @@ import { SequenceCompactor } from "./sequence.js";
 export interface PacketSink {
   /** Called synchronously for each packet; must not throw and must not keep `packet` past the call. */
   write(packet: RtpPacket): void;
+  /**
+   * Shared by sinks that send a packet to all their viewers at once (native-output.ts): write
+   * gathers, and the fan-out flushes once every sink has the packet, before the packet is let go.
+   */
+  readonly batch?: PacketBatch;
+}
+
+/** Sends what its sinks' writes gathered for the current packet; must not throw. */
+export interface PacketBatch {
+  flush(): void;
 }
 
 interface Output {
@@ -23,6 +33,8 @@ interface Output {
 
 export class TrackFanout {
   private outputs: Output[] = [];
+  /** The distinct batches of the outputs' sinks, flushed after each packet. */
+  private batches: PacketBatch[] = [];
   packets = 0;
   bytes = 0;
   /** Video packets since the last keyframe's first packet, replayed to a joiner (GOP cache). */
@@ -50,15 +62,20 @@ export class TrackFanout {
   add(sink: PacketSink, opts: { waitForKeyframe?: boolean } = {}): void {
     let waiting = opts.waitForKeyframe ?? this.kind === "video";
     if (waiting && this.gop.length > 0) {
-      for (const p of this.gop) sink.write(p);
+      for (const p of this.gop) {
+        sink.write(p);
+        sink.batch?.flush();
+      }
       waiting = false;
     }
     this.outputs = [...this.outputs, { sink, waiting }];
+    this.batches = batchesOf(this.outputs);
     if (waiting) this.requestKeyframe();
   }
 
   remove(sink: PacketSink): void {
     this.outputs = this.outputs.filter((o) => o.sink !== sink);
+    this.batches = batchesOf(this.outputs);
   }
 
   forward(packet: RtpPacket): void {
@@ -108,11 +125,20 @@ export class TrackFanout {
       }
       out.sink.write(packet);
     }
+    const batches = this.batches;
+    for (let i = 0; i < batches.length; i++) batches[i]!.flush();
   }
 
   close(): void {
     this.outputs = [];
+    this.batches = [];
     this.gop = [];
     this.history.close();
   }
+}
+
+function batchesOf(outputs: readonly Output[]): PacketBatch[] {
+  const batches: PacketBatch[] = [];
+  for (const o of outputs) if (o.sink.batch && !batches.includes(o.sink.batch)) batches.push(o.sink.batch);
+  return batches;
 }
