@@ -5,6 +5,7 @@
 import dgram from "node:dgram";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** One track's outputs in this process, as the addon holds them (native/src/forward.cc says what each does). */
@@ -71,8 +72,19 @@ export interface NativeAddon {
   version: number;
 }
 
-/** The built addon; WHIPSFU_NATIVE_ADDON names another build (the AddressSanitizer one of `npm run test:native`). */
-const ADDON = process.env.WHIPSFU_NATIVE_ADDON || fileURLToPath(new URL("../../native/build/Release/whipsfu_forward.node", import.meta.url));
+const BUILT = path.join("native", "build", "Release", "whipsfu_forward.node");
+
+/**
+ * The built addon: WHIPSFU_NATIVE_ADDON names another build (the AddressSanitizer one of `npm run
+ * test:native`); else native/build/ of the checkout this module is in (src/sfu or dist/sfu), or of
+ * the working directory (a server compiled elsewhere and started from the checkout).
+ */
+function addonPath(): string {
+  if (process.env.WHIPSFU_NATIVE_ADDON) return process.env.WHIPSFU_NATIVE_ADDON;
+  const own = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", BUILT);
+  const cwd = path.resolve(BUILT);
+  return !existsSync(own) && existsSync(cwd) ? cwd : own;
+}
 
 /** The state symbol Node keeps a dgram socket's handle under (lib/internal/dgram.js kStateSymbol). */
 function stateOf(socket: dgram.Socket): { handle?: { fd?: unknown } } | undefined {
@@ -87,11 +99,14 @@ export function socketFd(socket: dgram.Socket): number | undefined {
 }
 
 function load(): { addon: NativeAddon | undefined; reason: string } {
+  // For a run of everything on the JavaScript path with the addon built (CI does one).
+  if (process.env.WHIPSFU_NATIVE === "off") return { addon: undefined, reason: "WHIPSFU_NATIVE=off" };
   if (process.platform !== "linux") return { addon: undefined, reason: `the native forwarding addon is built for Linux only (this is ${process.platform})` };
-  if (!existsSync(ADDON)) return { addon: undefined, reason: `the native forwarding addon was not built (${ADDON} is missing; npm install builds it where a C++ compiler is installed)` };
+  const file = addonPath();
+  if (!existsSync(file)) return { addon: undefined, reason: `the native forwarding addon was not built (${file} is missing; npm install builds it where a C++ compiler is installed)` };
   let addon: NativeAddon;
   try {
-    addon = createRequire(import.meta.url)(ADDON) as NativeAddon;
+    addon = createRequire(import.meta.url)(file) as NativeAddon;
   } catch (err) {
     return { addon: undefined, reason: `the native forwarding addon does not load: ${err instanceof Error ? err.message : String(err)}` };
   }
