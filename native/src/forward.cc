@@ -15,7 +15,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <node_api.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,7 +63,6 @@ class Srtp {
  public:
   ~Srtp() {
     if (cipher_) EVP_CIPHER_CTX_free(cipher_);
-    if (hmac_) HMAC_CTX_free(hmac_);
   }
 
   /** Null on success, else what is wrong with the keys. */
@@ -80,8 +79,17 @@ class Srtp {
     if (!cipher_) return "out of memory";
     if (EVP_EncryptInit_ex(cipher_, gcm_ ? EVP_aes_128_gcm() : EVP_aes_128_ctr(), nullptr, key, nullptr) != 1) return "cipher setup failed";
     if (!gcm_) {
-      hmac_ = HMAC_CTX_new();
-      if (!hmac_ || HMAC_Init_ex(hmac_, auth, int(authLen), EVP_sha1(), nullptr) != 1) return "HMAC setup failed";
+      // HMAC (RFC 2104) with the key's inner and outer SHA-1 states computed once: a packet's tag
+      // then costs two struct copies and the hashing, not an HMAC context set up again.
+      uint8_t ipad[64], opad[64];
+      memset(ipad, 0x36, sizeof ipad);
+      memset(opad, 0x5c, sizeof opad);
+      for (size_t i = 0; i < authLen; i++) {
+        ipad[i] ^= auth[i];
+        opad[i] ^= auth[i];
+      }
+      if (SHA1_Init(&inner_) != 1 || SHA1_Update(&inner_, ipad, 64) != 1) return "HMAC setup failed";
+      if (SHA1_Init(&outer_) != 1 || SHA1_Update(&outer_, opad, 64) != 1) return "HMAC setup failed";
     }
     return nullptr;
   }
@@ -125,12 +133,11 @@ class Srtp {
     // RFC 3711 §4.2: the tag covers the packet and the ROC, cut to 80 bits.
     uint8_t rocBytes[4];
     put32(rocBytes, roc);
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned int macLen = 0;
-    if (HMAC_Init_ex(hmac_, nullptr, 0, nullptr, nullptr) != 1) return 0;
-    if (HMAC_Update(hmac_, out, header + body) != 1) return 0;
-    if (HMAC_Update(hmac_, rocBytes, 4) != 1) return 0;
-    if (HMAC_Final(hmac_, mac, &macLen) != 1 || macLen < 10) return 0;
+    uint8_t inner[SHA_DIGEST_LENGTH], mac[SHA_DIGEST_LENGTH];
+    SHA_CTX c = inner_;
+    if (SHA1_Update(&c, out, header + body) != 1 || SHA1_Update(&c, rocBytes, 4) != 1 || SHA1_Final(inner, &c) != 1) return 0;
+    c = outer_;
+    if (SHA1_Update(&c, inner, sizeof inner) != 1 || SHA1_Final(mac, &c) != 1) return 0;
     memcpy(out + header + body, mac, 10);
     return header + body + 10;
   }
@@ -161,7 +168,8 @@ class Srtp {
 
   bool gcm_ = false;
   EVP_CIPHER_CTX* cipher_ = nullptr;
-  HMAC_CTX* hmac_ = nullptr;
+  SHA_CTX inner_{};
+  SHA_CTX outer_{};
   uint8_t salt_[14] = {};
   std::vector<Stream> streams_;
 };
