@@ -17,7 +17,7 @@ export interface CapacityRow {
   packetsInPerSecond: number;
   /** Marginal server CPU per forwarded packet over the N = 0 row, µs. */
   usPerForwardedPacket: number | null;
-  /** Viewers one core would serve at this rate: N over the marginal CPU fraction. */
+  /** Viewers one core would serve at this rate: those connected over the marginal CPU fraction. */
   viewersPerCore: number | null;
   eventLoopP99Ms: number;
   /** Packets the viewers did not receive of those the server took in × N. */
@@ -106,7 +106,7 @@ export async function capacityTable(
         serverCpuPercent: Math.round((cpu / seconds) * 1000) / 10,
         packetsInPerSecond: Math.round(inPackets / seconds),
         usPerForwardedPacket: n === 0 || expected === 0 ? null : Math.round(((marginal * 1e6) / expected) * 100) / 100,
-        viewersPerCore: n === 0 || marginal <= 0 ? null : Math.round(n / (marginal / seconds)),
+        viewersPerCore: n === 0 || marginal <= 0 ? null : Math.round(connected / (marginal / seconds)),
         eventLoopP99Ms: Math.max(0, Math.round(((after.get("nodejs_eventloop_lag_p99_seconds") ?? 0) * 1000 - LOOP_TICK_MS) * 10) / 10),
         lossPercent: expected > 0 ? Math.max(0, Math.round((1 - received / expected) * 10000) / 100) : 0,
         rssPerViewerKiB: n === 0 ? null : Math.round(((rss - baseline.rss) * 1024) / n),

@@ -351,7 +351,7 @@ it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWAR
         }
         return out;
       };
-      const workersCpu = name === "fast+2workers" ? () => processCpuSeconds(fanoutWorkerPids(srv.proc.pid!)) : undefined;
+      const workersCpu = name.includes("workers") ? () => processCpuSeconds(fanoutWorkerPids(srv.proc.pid!)) : undefined;
       (results.forwarding as Record<string, unknown>)[name] = await forwardTable(srv.base, metricsOf, file, workersCpu);
     } finally {
       srv.proc.kill("SIGTERM");
