@@ -3,8 +3,8 @@
 // rewritten in one reused object, SRTP-protected with the session's keys, and written straight to
 // the nominated pair's UDP socket: by the native addon for all the track's viewers at once
 // (native-output.ts, FORWARD_PATH=native), else in JavaScript (outbound.ts), here or in a fan-out
-// worker process (fanout-workers.ts). werift still owns ICE, DTLS, RTCP and the SRTP keys; what this reads of
-// them beyond werift's public API comes through werift-adapter.ts.
+// worker process (fanout-workers.ts). werift still owns ICE, DTLS, RTCP and the SRTP keys; what
+// this reads of them beyond werift's public API comes through werift-adapter.ts.
 import type { RTCDtlsTransport, RTCRtpSender, RtpPacket } from "werift";
 import { ntpTimestamp } from "../media/ntp.js";
 import type { PacketBatch, PacketSink } from "./forward.js";

@@ -95,17 +95,22 @@ export class NativeTrack implements PacketBatch {
     const history = this.history;
     const found = history.find(this.sequenceNumber);
     const extensionLength = found < 0 ? 0 : history.extensionLength(found);
-    const sent = this.group.send(
-      this.slots,
-      count,
-      payload,
-      this.sequenceNumber,
-      this.timestamp,
-      this.marker,
-      extensionLength === 0 ? null : history.extensionBytes,
-      extensionLength === 0 ? 0 : history.extensionOffset(found),
-      extensionLength,
-    );
+    let sent = 0;
+    try {
+      sent = this.group.send(
+        this.slots,
+        count,
+        payload,
+        this.sequenceNumber,
+        this.timestamp,
+        this.marker,
+        extensionLength === 0 ? null : history.extensionBytes,
+        extensionLength === 0 ? 0 : history.extensionOffset(found),
+        extensionLength,
+      );
+    } catch {
+      // A packet the addon refuses (larger than it takes) is dropped: the fan-out must not throw.
+    }
     nativeStats.sent += sent;
     nativeStats.dropped += count - sent;
   }
