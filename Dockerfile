@@ -1,8 +1,13 @@
 # WHIP/WHEP SFU: Node 24 (LTS) + FFmpeg (Debian's, for recordings playback and the bridges).
 FROM node:24-bookworm-slim AS build
+# A compiler for the native forwarding addon, which npm ci builds (README: Forwarding and performance).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
-RUN npm ci
+COPY native ./native
+RUN npm ci && mkdir -p native/build/Release
 COPY src ./src
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
@@ -13,6 +18,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/native/build/Release ./native/build/Release
 COPY package.json ./
 COPY web ./web
 RUN mkdir -p /app/records && chown -R node:node /app/records

@@ -1,8 +1,10 @@
 // Core numbers of the SFU, measured in one run so their ratios hold on a noisy machine: join
 // latency (WHEP POST -> first keyframe at the subscriber), the per-packet floor (SRTP protect +
 // dgram.send in this Node), and per N subscribers of a 2.5 Mbit/s VP8 room the server's CPU per
-// forwarded packet, event-loop delay, loss, NACKs and RSS, for both forwarding paths. The server
-// runs in its own process (the built `dist/`) pinned to one core, the peers on the other.
+// forwarded packet, event-loop delay, loss, NACKs and RSS, for each forwarding path (werift, fast,
+// native, and fast and native with 2 fan-out workers); and the capacity of one core with cheap
+// viewers (capacity.ts). The server runs in its own process (the built `dist/`) pinned to one
+// core, the peers on the other.
 // Writes bench/results/latest.json and prints the tables of BENCHMARKS.md.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -14,6 +16,7 @@ import { sleep } from "../test/helpers/net.js";
 import { cpuSeconds as processCpuSeconds, fanoutWorkerPids } from "../test/helpers/procfs.js";
 import { playStream, type WhepClient } from "../test/helpers/whep-client.js";
 import { publishTestStream } from "../test/helpers/whip-client.js";
+import { capacityTable, type CapacityRow } from "./capacity.js";
 import { measureFloor, type FloorResult } from "./floor.js";
 import { measureWorkerCapacity, type WorkerCapacityRow } from "./workers.js";
 
@@ -86,12 +89,13 @@ function markdown(r: Record<string, unknown>): string {
       ["marginalCpuUsPerForwardedPacket", "µs/forwarded packet"], ["eventLoopP50Ms", "loop delay p50 ms"], ["eventLoopP99Ms", "loop delay p99 ms"],
       ["lossPercent", "loss %"], ["nacksPerSecond", "NACKed/s"], ["retransmittedPerSecond", "resent/s"], ["rssPerSubscriberKiB", "RSS KiB/sub"], ["subscribersConnected", "connected"],
     ];
-    for (const pathName of ["werift", "fast", "fast+2workers"]) {
+    for (const pathName of FORWARD_PATHS.map(([name]) => name)) {
       const rows = fwd[pathName] as Row[] | undefined;
       if (!rows) continue;
       const workerCols: [string, string][] = pathName.includes("workers") ? [["marginalMainCpuUsPerForwardedPacket", "of which server process µs"]] : [];
       const shown = [...cols.slice(0, 4), ...workerCols, ...cols.slice(4)];
-      out.push(`Forwarding, ${pathName.includes("workers") ? "FORWARD_PATH=fast FORWARD_WORKERS=2" : `FORWARD_PATH=${pathName}`} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`, "");
+      const [path, workers] = pathName.split("+");
+      out.push(`Forwarding, FORWARD_PATH=${path}${workers ? " FORWARD_WORKERS=2" : ""} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`, "");
       out.push(`| ${shown.map((c) => c[1]).join(" | ")} |`, `|${shown.map(() => "---").join("|")}|`);
       for (const row of rows) out.push(`| ${shown.map(([k]) => String(row[k] ?? "–")).join(" | ")} |`);
       out.push("");
@@ -112,9 +116,30 @@ function markdown(r: Record<string, unknown>): string {
       const f = last("fast")!;
       const w = last("werift")!;
       const ratio = (x: Row) => Math.round(((x.marginalCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100;
-      const x = last("fast+2workers");
-      const workers = x ? `, fast with 2 workers ${ratio(x)}× (server process ${Math.round(((x.marginalMainCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100}×)` : "";
-      out.push(`forwarding/floor at N = ${String(f.subscribers)}: fast ${ratio(f)}×, werift ${ratio(w)}×${workers} (floor ${floor.floorUs} µs)`);
+      const withWorkers = (name: string, label: string) => {
+        const x = last(name);
+        return x ? `, ${label} with 2 workers ${ratio(x)}× (server process ${Math.round(((x.marginalMainCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100}×)` : "";
+      };
+      const n = last("native");
+      const native = n ? `native ${ratio(n)}×, ` : "";
+      out.push(
+        `forwarding/floor at N = ${String(f.subscribers)}: ${native}fast ${ratio(f)}×, werift ${ratio(w)}×${withWorkers("native+2workers", "native")}${withWorkers("fast+2workers", "fast")} (floor ${floor.floorUs} µs)`,
+      );
+      if (n) {
+        const us = (x: Row) => x.marginalCpuUsPerForwardedPacket as number;
+        out.push(`werift/native CPU per forwarded packet at N = ${String(n.subscribers)}: ${Math.round((us(w) / us(n)) * 10) / 10}× (fast/native ${Math.round((us(f) / us(n)) * 10) / 10}×)`);
+      }
+    }
+  }
+  const capacity = r.capacity as Record<string, CapacityRow[] | unknown> | undefined;
+  if (capacity) {
+    out.push("", `Capacity (cheap viewers: ICE + DTLS, then SRTP counted and dropped; ${String(capacity.videoKbps)} kbit/s VP8, server pinned to one core)`, "");
+    out.push("| path | N | connected | server CPU % | packets in/s | µs/forwarded packet | viewers per core | loop delay p99 ms | loss % | RSS KiB/viewer |", "|---|---|---|---|---|---|---|---|---|---|");
+    for (const [name, rows] of Object.entries(capacity)) {
+      if (!Array.isArray(rows)) continue;
+      for (const row of rows as CapacityRow[]) {
+        out.push(`| ${name} | ${row.viewers} | ${row.connected} | ${row.serverCpuPercent} | ${row.packetsInPerSecond} | ${row.usPerForwardedPacket ?? "–"} | ${row.viewersPerCore ?? "–"} | ${row.eventLoopP99Ms} | ${row.lossPercent} | ${row.rssPerViewerKiB ?? "–"} |`);
+      }
     }
   }
   return out.join("\n");
@@ -179,6 +204,16 @@ it("floor: SRTP protect of a 1200-byte packet (both profiles) plus dgram.send, �
 // ---- forwarding ----------------------------------------------------------------------------------
 
 const FORWARD_NS = [0, 1, 10, 20, 40];
+/** Each forwarding table: its name and the server's environment. */
+const FORWARD_PATHS: readonly (readonly [string, Record<string, string>])[] = [
+  ["werift", { FORWARD_PATH: "werift" }],
+  ["fast", { FORWARD_PATH: "fast" }],
+  ["native", { FORWARD_PATH: "native" }],
+  // The workers inherit the server's pinning: on two cores they share its core, so these rows
+  // show what moving the per-viewer work out of the server process costs and frees there.
+  ["fast+2workers", { FORWARD_PATH: "fast", FORWARD_WORKERS: "2" }],
+  ["native+2workers", { FORWARD_PATH: "native", FORWARD_WORKERS: "2" }],
+];
 const VIDEO_KBPS = 2500;
 const WINDOW_MS = 8000;
 
@@ -303,13 +338,7 @@ it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWAR
   const file = encodedVp8();
   const pinned = pinBenchProcess();
   results.forwarding = { pinned, videoKbps: VIDEO_KBPS, windowSeconds: WINDOW_MS / 1000 };
-  for (const [name, env] of [
-    ["werift", { FORWARD_PATH: "werift" }],
-    ["fast", { FORWARD_PATH: "fast" }],
-    // The workers inherit the server's pinning: on two cores they share its core, so this row
-    // shows what moving the per-viewer work out of the server process costs and frees there.
-    ["fast+2workers", { FORWARD_PATH: "fast", FORWARD_WORKERS: "2" }],
-  ] as const) {
+  for (const [name, env] of FORWARD_PATHS) {
     const srv = await startBenchServer(env, pinned);
     try {
       const metricsOf = async () => {
@@ -322,8 +351,38 @@ it(`forwarding: 1 publisher (VP8 ${VIDEO_KBPS} kbit/s replayed) and N = ${FORWAR
         }
         return out;
       };
-      const workersCpu = name === "fast+2workers" ? () => processCpuSeconds(fanoutWorkerPids(srv.proc.pid!)) : undefined;
+      const workersCpu = name.includes("workers") ? () => processCpuSeconds(fanoutWorkerPids(srv.proc.pid!)) : undefined;
       (results.forwarding as Record<string, unknown>)[name] = await forwardTable(srv.base, metricsOf, file, workersCpu);
+    } finally {
+      srv.proc.kill("SIGTERM");
+    }
+  }
+});
+
+// ---- capacity ------------------------------------------------------------------------------------
+
+/** BENCH_CAPACITY_NS="0,20" measures fewer viewers (a quick look), for every path. */
+const quick = process.env.BENCH_CAPACITY_NS?.split(",").map(Number);
+const CAPACITY_NS: Record<string, readonly number[]> = quick ? { native: quick, fast: quick } : { native: [0, 100, 200, 300], fast: [0, 100, 200] };
+
+it(`capacity: viewers per core at ${VIDEO_KBPS} kbit/s with cheap viewers, N up to ${Math.max(...CAPACITY_NS.native!)}`, async () => {
+  const file = encodedVp8();
+  const pinned = pinBenchProcess();
+  results.capacity = { pinned, videoKbps: VIDEO_KBPS };
+  for (const [name, ns] of Object.entries(CAPACITY_NS)) {
+    const srv = await startBenchServer({ FORWARD_PATH: name, MAX_SESSIONS: "0" }, pinned);
+    try {
+      const metricsOf = async () => {
+        const text = await (await fetch(`${srv.base}/metrics`)).text();
+        const out = new Map<string, number>();
+        for (const line of text.split("\n")) {
+          if (line.startsWith("#") || line === "") continue;
+          const i = line.lastIndexOf(" ");
+          out.set(line.slice(0, i), Number(line.slice(i + 1)));
+        }
+        return out;
+      };
+      (results.capacity as Record<string, unknown>)[name] = await capacityTable(srv.base, metricsOf, () => processCpuSeconds([srv.proc.pid!]), file, ns);
     } finally {
       srv.proc.kill("SIGTERM");
     }

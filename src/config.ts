@@ -45,8 +45,12 @@ export interface Config {
   /** 0 = unlimited. Rooms with a publisher, and WHIP+WHEP sessions, server-wide. */
   maxRooms: number;
   maxSessions: number;
-  /** "fast": the project's own send path; "werift": werift's RTCRtpSender.sendRtp (reference). */
-  forwardPath: "fast" | "werift";
+  /**
+   * "native" (default): the native addon protects and sends each packet for all of a track's
+   * viewers at once, falling back to "fast" where it is not built; "fast": the project's own send
+   * path in JavaScript; "werift": werift's RTCRtpSender.sendRtp (reference).
+   */
+  forwardPath: "native" | "fast" | "werift";
   /** Fan-out worker processes for the fast path (0: viewers' packets are sent from the server process). */
   forwardWorkers: number;
   /** Keep the current GOP of WHIP video for joiners (for publishers that ignore PLI). */
@@ -278,9 +282,9 @@ function parseHooks(env: Env): Config["hooks"] {
   return out;
 }
 
-function forwardPath(env: Env): "fast" | "werift" {
-  const v = str(env, "FORWARD_PATH") ?? "fast";
-  if (v !== "fast" && v !== "werift") throw new ConfigError("FORWARD_PATH", `expected fast or werift, got "${v}"`);
+function forwardPath(env: Env): "native" | "fast" | "werift" {
+  const v = str(env, "FORWARD_PATH") ?? "native";
+  if (v !== "native" && v !== "fast" && v !== "werift") throw new ConfigError("FORWARD_PATH", `expected native, fast or werift, got "${v}"`);
   return v;
 }
 

@@ -148,6 +148,16 @@ export function createMetrics(rooms: Rooms, recording: RecordingStats, ffmpeg?: 
     },
   });
   new Gauge({
+    name: "live_forward_path",
+    help: "The forwarding path viewers' packets take (FORWARD_PATH once resolved: native falls back to fast where the addon is not built): 1 on its label",
+    labelNames: ["path"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ path: rooms.forwardPath }, 1);
+    },
+  });
+  new Gauge({
     name: "live_forward_workers",
     help: "Fan-out worker processes taking viewers (FORWARD_WORKERS)",
     registers: [registry],

@@ -19,6 +19,7 @@ import { createMetrics } from "./metrics.js";
 import { PlaybackQueue, PlaybackSessions } from "./recording/playback.js";
 import { createRecorderFactory, RecordingStats } from "./recording/recorder.js";
 import { PlayerQuality } from "./sfu/player-quality.js";
+import { effectiveForwardPath } from "./sfu/native.js";
 import { Rooms } from "./sfu/rooms.js";
 
 /** Everything one server runs; built by createServer(), ended by close(). */
@@ -87,6 +88,8 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
   );
   const liveness = { connectTimeoutMs: 20_000, silenceTimeoutMs: config.peerTimeoutSeconds * 1000 };
   const cluster = config.cluster ? new ClusterNode(config.cluster, { ice: config, liveness }, core) : undefined;
+  const forwarding = effectiveForwardPath(config.forwardPath);
+  if (forwarding.fallbackReason) core.warn({ reason: forwarding.fallbackReason }, "FORWARD_PATH=native is unavailable: the JavaScript fast path runs");
   const rooms = new Rooms({
     ice: config,
     liveness,
@@ -97,7 +100,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     gopCachePackets: config.gopCache ? 1024 : 0,
     graceMs: config.roomGraceSeconds * 1000,
     failoverMs: config.failoverMs,
-    forwardPath: config.forwardPath,
+    forwardPath: forwarding.path,
     forwardWorkers: config.forwardWorkers,
     events: { sessionEnded: (_kind, _room, id) => hooks.ended(id), sourceSwitched: (room, to, why) => hooks.switched(room, to, why) },
     consumers: recorder ? [bridges.consumer, recorder] : [bridges.consumer],
@@ -147,6 +150,7 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     start() {
       if (started || closing) return;
       started = true;
+      core.info({ forwardPath: rooms.forwardPath, forwardWorkers: config.forwardWorkers }, "forwarding path");
       // Relays of the last run pick up in the background: the server answers at once.
       if (config.relayKey !== undefined) void relays.restore().catch((err: Error) => core.error({ err: err.message }, "relay tasks not restored"));
     },

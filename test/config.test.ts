@@ -14,7 +14,7 @@ describe("loadConfig", () => {
       trustProxy: false,
       iceServers: [],
       iceGatherServers: false,
-      forwardPath: "fast",
+      forwardPath: "native",
       forwardWorkers: 0,
     });
     expect(c.roomTokens.size).toBe(0);

@@ -1,10 +1,14 @@
 // A fan-out worker process (FORWARD_WORKERS): protects and sends the packets of the viewers the
 // server gave it, from their own sockets, and answers their NACKs from its copy of each track's
-// history. The server keeps ICE, DTLS, RTCP and signalling; this process only writes.
+// history. The server keeps ICE, DTLS, RTCP and signalling; this process only writes, through
+// the native addon where it loads (one call per packet for all of a track's viewers here), else
+// in JavaScript.
 import dgram from "node:dgram";
 import { isNack, type AddOutput, type FromWorker, type ToWorker } from "./fanout-protocol.js";
 import { PacketHistory } from "./history.js";
-import { OutboundStream } from "./outbound.js";
+import { nativeForwarding, socketFd } from "./native.js";
+import { NativeOutput, NativeTrack, nativeStats } from "./native-output.js";
+import { OutboundStream, type ViewerOutput } from "./outbound.js";
 import { SrtpProtector } from "./srtp.js";
 
 /** Where an output's packets go; its fields change when the viewer's nominated pair does. */
@@ -16,13 +20,13 @@ interface Target {
 
 interface Output {
   track: number;
-  stream: OutboundStream;
+  stream: ViewerOutput;
   target: Target;
 }
 
 const outputs = new Map<number, Output>();
 let sent = 0;
-const histories = new Map<number, { history: PacketHistory; users: number }>();
+const histories = new Map<number, { history: PacketHistory; users: number; native?: NativeTrack }>();
 
 function report(message: FromWorker): void {
   process.send?.(message);
@@ -76,12 +80,8 @@ function add(m: AddOutput, socket: dgram.Socket | undefined): void {
       histories.set(m.track, entry);
     }
     entry.users++;
-    const protector = new SrtpProtector(m.keys);
     const target: Target = { socket, address: m.address, port: m.port };
-    const stream = new OutboundStream(m.identity, entry.history, m.extensionIds, protector.protect.bind(protector), (data) => {
-      sent++;
-      target.socket.send(data, target.port, target.address);
-    });
+    const stream = nativeOutput(m, entry, socket) ?? jsOutput(m, entry.history, target);
     outputs.set(m.id, { track: m.track, stream, target });
   } catch (err) {
     closeSocket(socket);
@@ -89,10 +89,32 @@ function add(m: AddOutput, socket: dgram.Socket | undefined): void {
   }
 }
 
+function jsOutput(m: AddOutput, history: PacketHistory, target: Target): OutboundStream {
+  const protector = new SrtpProtector(m.keys);
+  return new OutboundStream(m.identity, history, m.extensionIds, protector.protect.bind(protector), (data) => {
+    sent++;
+    target.socket.send(data, target.port, target.address);
+  });
+}
+
+/** The output through the addon, or undefined where it cannot take it (then JavaScript sends). */
+function nativeOutput(m: AddOutput, entry: { history: PacketHistory; native?: NativeTrack }, socket: dgram.Socket): NativeOutput | undefined {
+  const addon = nativeForwarding.addon;
+  const fd = socketFd(socket);
+  if (!addon || fd === undefined) return undefined;
+  try {
+    entry.native = NativeTrack.of(addon, entry.history);
+    return entry.native.output(m.identity, m.keys, m.extensionIds, { fd, address: m.address, port: m.port });
+  } catch {
+    return undefined;
+  }
+}
+
 function remove(id: number): void {
   const output = outputs.get(id);
   if (!output) return;
   outputs.delete(id);
+  output.stream.close();
   closeSocket(output.target.socket);
   const entry = histories.get(output.track);
   if (entry && --entry.users === 0) {
@@ -114,6 +136,17 @@ process.on("message", (message: ToWorker, handle: unknown) => {
         return;
       }
       if (!adopt(message.id, socket)) return;
+      if (output.stream instanceof NativeOutput) {
+        const fd = socketFd(socket);
+        try {
+          if (fd === undefined) throw new Error("the new socket shows no descriptor");
+          output.stream.setTarget({ fd, address: message.address, port: message.port });
+        } catch (err) {
+          closeSocket(socket);
+          report({ type: "failed", id: message.id, message: err instanceof Error ? err.message : String(err) });
+          return;
+        }
+      }
       // Changed in place: the output's send function holds this object.
       const target = output.target;
       closeSocket(target.socket);
@@ -126,7 +159,7 @@ process.on("message", (message: ToWorker, handle: unknown) => {
       remove(message.id);
       return;
     case "counters":
-      report({ type: "counters", sent, outputs: outputs.size });
+      report({ type: "counters", sent: sent + nativeStats.sent, outputs: outputs.size });
       return;
     case "batch":
       for (const item of message.items) {
@@ -136,8 +169,10 @@ process.on("message", (message: ToWorker, handle: unknown) => {
           continue;
         }
         const payload = item.payload;
-        histories.get(item.track)?.history.putStored(item.sequenceNumber, item.timestamp, item.marker, payload, item.extensions);
+        const entry = histories.get(item.track);
+        entry?.history.putStored(item.sequenceNumber, item.timestamp, item.marker, payload, item.extensions);
         for (const id of item.to) outputs.get(id)?.stream.write(item.sequenceNumber, item.timestamp, item.marker, payload);
+        entry?.native?.flush();
       }
       return;
   }

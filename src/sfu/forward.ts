@@ -13,6 +13,16 @@ import { SequenceCompactor } from "./sequence.js";
 export interface PacketSink {
   /** Called synchronously for each packet; must not throw and must not keep `packet` past the call. */
   write(packet: RtpPacket): void;
+  /**
+   * Shared by sinks that send a packet to all their viewers at once (native-output.ts): write
+   * gathers, and the fan-out flushes once every sink has the packet, before the packet is let go.
+   */
+  readonly batch?: PacketBatch;
+}
+
+/** Sends what its sinks' writes gathered for the current packet; must not throw. */
+export interface PacketBatch {
+  flush(): void;
 }
 
 interface Output {
@@ -25,6 +35,8 @@ interface Output {
 
 export class TrackFanout {
   private outputs: Output[] = [];
+  /** The distinct batches of the outputs' sinks, flushed after each packet. */
+  private batches: PacketBatch[] = [];
   packets = 0;
   bytes = 0;
   /** Packets and bytes written to viewers' sinks, each packet counted once per viewer (for /metrics). */
@@ -61,10 +73,12 @@ export class TrackFanout {
       for (const p of this.gop) {
         sink.write(p);
         if (viewer) this.countViewerPacket(p);
+        sink.batch?.flush();
       }
       waiting = false;
     }
     this.outputs = [...this.outputs, { sink, waiting, viewer }];
+    this.batches = batchesOf(this.outputs);
     if (waiting) this.requestKeyframe();
   }
 
@@ -80,6 +94,7 @@ export class TrackFanout {
 
   remove(sink: PacketSink): void {
     this.outputs = this.outputs.filter((o) => o.sink !== sink);
+    this.batches = batchesOf(this.outputs);
   }
 
   forward(packet: RtpPacket): void {
@@ -139,12 +154,21 @@ export class TrackFanout {
         this.viewerBytes += viewerSize;
       }
     }
+    const batches = this.batches;
+    for (let i = 0; i < batches.length; i++) batches[i]!.flush();
   }
 
   close(): void {
     this.diverted = undefined;
     this.outputs = [];
+    this.batches = [];
     this.gop = [];
     this.history.close();
   }
+}
+
+function batchesOf(outputs: readonly Output[]): PacketBatch[] {
+  const batches: PacketBatch[] = [];
+  for (const o of outputs) if (o.sink.batch && !batches.includes(o.sink.batch)) batches.push(o.sink.batch);
+  return batches;
 }

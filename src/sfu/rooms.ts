@@ -48,7 +48,7 @@ export interface RoomsOptions {
   log: Logger;
   events?: RoomEvents;
   /** How subscribers' packets are sent (see Subscriber); "fast" by default. */
-  forwardPath?: "fast" | "werift";
+  forwardPath?: "native" | "fast" | "werift";
   /** Fan-out worker processes for the fast path; 0 (default) sends from this process. */
   forwardWorkers?: number;
   /** GOP cache size for WHIP publishers' video (0 = off: a joiner waits for the keyframe its PLI asks for). */
@@ -156,7 +156,12 @@ export class Rooms {
 
   constructor(private readonly opts: RoomsOptions) {
     const count = opts.forwardWorkers ?? 0;
-    this.workers = count > 0 && (opts.forwardPath ?? "fast") === "fast" ? new FanoutWorkers(count, opts.log) : undefined;
+    this.workers = count > 0 && (opts.forwardPath ?? "fast") !== "werift" ? new FanoutWorkers(count, opts.log) : undefined;
+  }
+
+  /** The forwarding path viewers' packets take (FORWARD_PATH once resolved). */
+  get forwardPath(): "native" | "fast" | "werift" {
+    return this.opts.forwardPath ?? "fast";
   }
 
   /** Process ids of the fan-out workers taking viewers (none without FORWARD_WORKERS). */

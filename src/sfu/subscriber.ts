@@ -76,8 +76,8 @@ export interface SubscriberOptions {
   liveness: Liveness;
   /** Given when the id was needed before the peer existed. */
   id?: string;
-  /** "fast" (default): FastSender; "werift": werift's RTCRtpSender.sendRtp. */
-  forwardPath?: "fast" | "werift";
+  /** "fast" (default): FastSender; "native": FastSender through the native addon; "werift": werift's RTCRtpSender.sendRtp. */
+  forwardPath?: "native" | "fast" | "werift";
   /** Fan-out worker processes that send the fast path's packets (FORWARD_WORKERS). */
   workers?: RemoteOutputs;
 }
@@ -153,7 +153,7 @@ export class Subscriber extends PeerSession {
     if (this.closed) return;
     for (const o of this.outputs) {
       // The codec and SRTP keys exist only now.
-      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds, this.opts.workers ? { outputs: this.opts.workers, onLost: () => void this.close("error") } : undefined);
+      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds, this.opts.workers ? { outputs: this.opts.workers, onLost: () => void this.close("error") } : undefined, this.opts.forwardPath === "native");
       o.track.fanout.add(o.sink, { viewer: true });
     }
   }

@@ -1,8 +1,11 @@
 // Forwarding through the wire: FFmpeg-fed werift publishers, several werift subscribers over
 // real UDP, the server in between. Each subscriber proves it could decode: it starts on a
-// keyframe and keeps receiving frames.
+// keyframe and keeps receiving frames. The server runs the default forwarding path: native where
+// the addon is built (WHIPSFU_NATIVE=off forces the JavaScript one), so werift decrypts its output.
 import { RTCRtpHeaderExtensionParameters, useAbsSendTime, useSdesMid } from "werift";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { nativeForwarding } from "../../src/sfu/native.js";
+import { nativeStats } from "../../src/sfu/native-output.js";
 import { sleep } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, WhepClient } from "../helpers/whep-client.js";
@@ -44,6 +47,7 @@ describe.each([
     const pub = track(
       (await publishTestStream(server.whipUrl(room), { video: { codec: video }, audio: true, source: { ...SMALL, gop } })).client,
     );
+    const nativeSent = nativeStats.sent;
     await sleep(500);
     const subs: WhepClient[] = [];
     for (let i = 0; i < 3; i++) {
@@ -72,6 +76,10 @@ describe.each([
     expect(await metric(server, new RegExp(`^live_rtp_packets_total\\{room="${room}"\\}`))).toBeGreaterThan(100);
     expect(await metric(server, new RegExp(`^live_rtp_bytes_total\\{room="${room}"\\}`))).toBeGreaterThan(10_000);
     expect(await metric(server, /^live_rooms /)).toBe(1);
+    const path = nativeForwarding.addon ? "native" : "fast";
+    expect(await metric(server, new RegExp(`^live_forward_path\\{path="${path}"\\}`))).toBe(1);
+    // Every packet the subscribers decoded went through the addon when it is built.
+    if (nativeForwarding.addon) expect(nativeStats.sent - nativeSent).toBeGreaterThan(subs.reduce((a, s) => a + s.video.packets + s.audio.packets, 0) * 0.9);
 
     // The publisher's DELETE ends the room, its viewers' sessions and its metric series.
     await pub.close();

@@ -4,6 +4,7 @@
 // own id; a killed worker ends only its viewers and is replaced; nothing outlives the server.
 import { RTCRtpHeaderExtensionParameters, useAbsSendTime, useSdesMid } from "werift";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { nativeForwarding } from "../../src/sfu/native.js";
 import { launchChromium } from "../helpers/chromium.js";
 import { installIceHelpers, type PageIceHelpers } from "../helpers/page-ice.js";
 import { sleep, waitFor } from "../helpers/net.js";
@@ -61,8 +62,10 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
     expect(lossy.video.reordered).toBeGreaterThan(0);
     expect(levels.length).toBeGreaterThan(50);
     expect(levels.every((l) => (l & 0x80) === 0x80)).toBe(true);
-    // The same worker processes, still two, sent all of it.
+    // The same worker processes, still two, sent all of it, through the addon where it is built.
     expect(fanoutWorkerPids(server.child.pid!)).toEqual(pids);
+    const metrics = await (await fetch(`${server.base}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^live_forward_path\\{path="${nativeForwarding.addon ? "native" : "fast"}"\\} 1$`, "m"));
   }, 60_000);
 
   it("a killed worker ends only its own viewers, is replaced, and new viewers are served", async () => {
