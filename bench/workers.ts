@@ -37,7 +37,9 @@ const WINDOW_MS = 5000;
 function pinEach(pids: number[]): boolean {
   if (cpus().length < pids.length || !existsSync("/usr/bin/taskset")) return false;
   try {
-    pids.forEach((pid, core) => execFileSync("taskset", ["-a", "-pc", String(core), String(pid)], { stdio: "ignore" }));
+    pids.forEach((pid, core) => {
+      execFileSync("taskset", ["-a", "-pc", String(core), String(pid)], { stdio: "ignore" });
+    });
     return true;
   } catch {
     return false;

@@ -243,6 +243,7 @@ async function updateStats(s, gen) {
   });
   const overlay = $("#stats");
   overlay.hidden = false;
+  // biome-ignore lint/performance/useDomNodeTextContent: innerText turns the lines into line breaks
   overlay.innerText = [
     `${state.width ? `${state.width}×${state.height}` : "no video"} · ${state.fps} fps`,
     `${humanBitrate(kbps)} · loss ${state.packetLoss.toFixed(1)} %`,

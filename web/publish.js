@@ -104,7 +104,10 @@ async function start() {
   const s = (session = { pc: null, stream: null, resource: null, token, timer: 0 });
   try {
     s.stream = await capture($("#source").value, $("#resolution").value);
-    if (gen !== generation) return s.stream.getTracks().forEach((t) => t.stop());
+    if (gen !== generation) {
+      for (const t of s.stream.getTracks()) t.stop();
+      return;
+    }
     video.srcObject = s.stream;
     $("#placeholder").hidden = true;
     s.pc = await createPeer();
@@ -147,7 +150,7 @@ async function stop(error = "") {
     clearTimeout(s.downTimer);
     await deleteSession(s.resource, s.token);
     s.pc?.close();
-    s.stream?.getTracks().forEach((t) => t.stop());
+    for (const t of s.stream?.getTracks() ?? []) t.stop();
   }
   video.srcObject = null;
   $("#placeholder").hidden = false;

@@ -83,7 +83,7 @@ export class Authorizer {
     if (!this.adminEnabled || !usable(token)) return false;
     if (this.adminDigest !== undefined && digestEquals(digest(token), this.adminDigest)) return true;
     const grant = this.grant(token);
-    return grant !== undefined && grant.admin && (grant.room === undefined || grant.room === room);
+    return grant?.admin === true && (grant.room === undefined || grant.room === room);
   }
 
   /**

@@ -25,7 +25,7 @@ export function jwtKey(secret: string): KeyObject {
 }
 
 function own(o: object, k: string): unknown {
-  return Object.prototype.hasOwnProperty.call(o, k) ? (o as Record<string, unknown>)[k] : undefined;
+  return Object.hasOwn(o, k) ? (o as Record<string, unknown>)[k] : undefined;
 }
 
 /**
@@ -34,9 +34,9 @@ function own(o: object, k: string): unknown {
  * (null, number, object, an array holding a non-string) = nothing; unknown names are ignored.
  */
 function parsePermissions(payload: object): Pick<JwtGrant, "publish" | "subscribe" | "admin"> | undefined {
-  const hasPerm = Object.prototype.hasOwnProperty.call(payload, "permissions");
+  const hasPerm = Object.hasOwn(payload, "permissions");
   const raw = hasPerm ? own(payload, "permissions") : own(payload, "role");
-  if (!hasPerm && !Object.prototype.hasOwnProperty.call(payload, "role")) {
+  if (!hasPerm && !Object.hasOwn(payload, "role")) {
     return { publish: true, subscribe: true, admin: false };
   }
   let list: string[];

@@ -53,7 +53,7 @@ export function extractToken(
   const x = clean(header(headers, "x-auth-token"));
   if (x !== undefined) return x;
   if (allowQuery && query !== undefined && query !== null && typeof query === "object") {
-    const q = Object.prototype.hasOwnProperty.call(query, "token") ? query.token : undefined;
+    const q = Object.hasOwn(query, "token") ? query.token : undefined;
     if (typeof q === "string") return clean(q);
   }
   return undefined;

@@ -227,7 +227,9 @@ export class RoomEgress {
     }
     if (this.closed) return;
     writeFileSync(this.sdpPath, buildEgressSdp(this.opts.name, specs), { mode: 0o600 });
-    specs.forEach((s, i) => (this.sinks[i].port = s.port));
+    specs.forEach((s, i) => {
+      this.sinks[i].port = s.port;
+    });
   }
 
   /** After a spawn: arm the sinks once FFmpeg has bound every RTCP port (it binds RTP first). */

@@ -34,7 +34,7 @@ export function sendError(reply: FastifyReply, status: number, message: string):
 
 /** Maps every failure to the API's JSON error shape (docs/api.md, "Errors"); details of a 500 go to the log only. */
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setNotFoundHandler((request, reply) => sendError(reply, 404, "not found"));
+  app.setNotFoundHandler((_request, reply) => sendError(reply, 404, "not found"));
   app.setErrorHandler((err: FastifyError | DomainError | Error, request, reply) => {
     if (err instanceof DomainError) return sendDomainError(reply, err);
     const code = (err as FastifyError).code;

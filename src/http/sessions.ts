@@ -79,7 +79,7 @@ export async function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps
       const peer = isClusterPeer(request);
       const decision = peer ? { allowed: true } : await deps.hooks.decide(client);
       if (!decision.allowed) return sendError(reply, 403, "rejected by hook");
-      let created;
+      let created: Awaited<ReturnType<typeof rooms.publish>> | Awaited<ReturnType<typeof rooms.subscribe>>;
       try {
         created = kind === "whip" ? await rooms.publish(room, body, client.clientId, role) : await rooms.subscribe(room, body, client.clientId);
       } catch (err) {

@@ -36,6 +36,7 @@ export class OpusAssembler implements FrameAssembler {
   readonly waitingForKeyframe = false;
 
   // Options are accepted for a uniform factory; Opus never needs a keyframe.
+  // biome-ignore lint/complexity/noUselessConstructor: keeps the factory's (options) signature
   constructor(_options?: AssemblerOptions) {}
 
   push(packet: RtpView): Frame[] {

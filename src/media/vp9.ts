@@ -184,7 +184,9 @@ export function buildVp9Superframe(frames: Uint8Array[]): Buffer {
   const marker = 0xc0 | ((mag - 1) << 3) | (frames.length - 1);
   const index = Buffer.alloc(2 + mag * frames.length);
   index[0] = marker;
-  frames.forEach((f, k) => index.writeUIntLE(f.length, 1 + k * mag, mag));
+  frames.forEach((f, k) => {
+    index.writeUIntLE(f.length, 1 + k * mag, mag);
+  });
   index[index.length - 1] = marker;
   return Buffer.concat([...frames, index]);
 }

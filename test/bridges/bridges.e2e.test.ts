@@ -183,6 +183,7 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     expect(a.json.id).not.toBe(b.json.id);
     expect(a.json.url).toBe(`rtmp://127.0.0.1:${nginx.port}/live/****`); // the key is not echoed
 
+    // biome-ignore lint/suspicious/noExplicitAny: the answer is read by shape below
     let list: any[] = [];
     const refresh = async (): Promise<void> => {
       list = (await requestJson(server.url, "GET", `/api/rooms/${room}/restreams`)).json;
@@ -553,7 +554,7 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
     expect(hls.status).toBe(201);
     expect(server.core.bridges.supervisor.list()).toHaveLength(1);
 
-    const refusals: { status: number; json: any; retryAfter: string | null }[] = [];
+    const refusals: { status: number; json: unknown; retryAfter: string | null }[] = [];
     const call = async (method: string, p: string, body: unknown, headers: Record<string, string> = {}) => {
       const res = await fetch(`${server.url}${p}`, { method, headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
       refusals.push({ status: res.status, json: await res.json(), retryAfter: res.headers.get("retry-after") });

@@ -208,7 +208,7 @@ describe("relay plan", () => {
 });
 
 /** The value after `flag` in an argument list. */
-const after = (args: string[], flag: string): string | undefined => {
+const flagValue = (args: string[], flag: string): string | undefined => {
   const i = args.indexOf(flag);
   return i < 0 ? undefined : args[i + 1];
 };
@@ -217,11 +217,11 @@ describe("relay run arguments", () => {
   it("to RTMP: the concat list in real time, H.264 with a 2 s GOP, optional audio in AAC, FLV out", () => {
     const args = runArgs({ listFile: "/tmp/l.txt", target: { kind: "rtmp", url: "rtmp://h/app/key" } });
     expect(args.slice(0, 7)).toEqual(["-re", "-f", "concat", "-safe", "0", "-i", "/tmp/l.txt"]);
-    expect(after(args, "-map")).toBe("0:v:0");
+    expect(flagValue(args, "-map")).toBe("0:v:0");
     expect(args).toContain("0:a:0?");
-    expect(after(args, "-c:v")).toBe("libx264");
-    expect(after(args, "-g")).toBe("50");
-    expect(after(args, "-c:a")).toBe("aac");
+    expect(flagValue(args, "-c:v")).toBe("libx264");
+    expect(flagValue(args, "-g")).toBe("50");
+    expect(flagValue(args, "-c:a")).toBe("aac");
     expect(args).not.toContain("-vf");
     expect(args).not.toContain("-b:v");
     expect(args.at(-1)).toBe("rtmp://h/app/key");
@@ -234,10 +234,10 @@ describe("relay run arguments", () => {
       target: { kind: "rtmp", url: "rtmp://h/a/k" },
       fops: { vcodec: "libx264", width: 640, height: 360, fps: 15, bps: 800, acodec: "libmp3lame" },
     });
-    expect(after(args, "-vf")).toBe("scale=640:360,fps=15");
-    expect(after(args, "-g")).toBe("30");
-    expect([after(args, "-b:v"), after(args, "-maxrate"), after(args, "-bufsize")]).toEqual(["800k", "800k", "1600k"]);
-    expect(after(args, "-c:a")).toBe("libmp3lame");
+    expect(flagValue(args, "-vf")).toBe("scale=640:360,fps=15");
+    expect(flagValue(args, "-g")).toBe("30");
+    expect([flagValue(args, "-b:v"), flagValue(args, "-maxrate"), flagValue(args, "-bufsize")]).toEqual(["800k", "800k", "1600k"]);
+    expect(flagValue(args, "-c:a")).toBe("libmp3lame");
   });
 
   it("a watermark overlays the second input where its gravity says, after the scaling", () => {
@@ -248,18 +248,18 @@ describe("relay run arguments", () => {
       fops: { vcodec: "libx264", width: 320, height: 180 },
     });
     expect(args.slice(7, 9)).toEqual(["-i", "file:/m/logo.png"]);
-    expect(after(args, "-filter_complex")).toBe("[0:v:0]scale=320:180[base];[base][1:v:0]overlay=W-w-10:H-h-10[v]");
-    expect(after(args, "-map")).toBe("[v]");
-    expect(after(runArgs({ listFile: "l", target: { kind: "rtmp", url: "rtmp://h/a/k" }, watermark: { input: "w.png", gravity: "TOP_LEFT" } }), "-filter_complex")).toBe("[0:v:0][1:v:0]overlay=10:10[v]");
+    expect(flagValue(args, "-filter_complex")).toBe("[0:v:0]scale=320:180[base];[base][1:v:0]overlay=W-w-10:H-h-10[v]");
+    expect(flagValue(args, "-map")).toBe("[v]");
+    expect(flagValue(runArgs({ listFile: "l", target: { kind: "rtmp", url: "rtmp://h/a/k" }, watermark: { input: "w.png", gravity: "TOP_LEFT" } }), "-filter_complex")).toBe("[0:v:0][1:v:0]overlay=10:10[v]");
   });
 
   it("into a room: at most 720p, Constrained Baseline at 2.5 Mbps, RTP with the room's payload types, SSRCs and ports", () => {
     const target = { kind: "room" as const, room: "cinema", url: "room:cinema" };
     const args = runArgs({ listFile: "l", target, ports: [5000, 5002], ssrcs: [11, 22] });
-    expect(after(args, "-vf")).toMatch(/^scale=w='min\(iw,1280\)':h='min\(ih,720\)'/);
-    expect(after(args, "-profile:v")).toBe("baseline");
-    expect(after(args, "-b:v")).toBe("2500k");
-    expect(after(args, "-c:a")).toBe("libopus");
+    expect(flagValue(args, "-vf")).toMatch(/^scale=w='min\(iw,1280\)':h='min\(ih,720\)'/);
+    expect(flagValue(args, "-profile:v")).toBe("baseline");
+    expect(flagValue(args, "-b:v")).toBe("2500k");
+    expect(flagValue(args, "-c:a")).toBe("libopus");
     expect(args.filter((a) => a.startsWith("rtp://")).map((u) => u.replace(/&pkt_size=\d+$/, ""))).toEqual([
       "rtp://127.0.0.1:5000?rtcpport=5000",
       "rtp://127.0.0.1:5002?rtcpport=5002",

@@ -159,7 +159,7 @@ describe("Supervisor with scripted processes", () => {
       return Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt++);
     });
     const delays = starts.slice(1, 5).map((t, i) => t - exits[i]!.at);
-    delays.forEach((d, i) => expect(d, `delay ${i + 1}`).toBeGreaterThanOrEqual(expected[i]! - 10));
+    for (const [i, d] of delays.entries()) expect(d, `delay ${i + 1}`).toBeGreaterThanOrEqual(expected[i]! - 10);
     expect(exits[2]!.ms).toBeGreaterThanOrEqual(1500);
     // After the long run: the first step again (1200 ms without the reset).
     expect(expected[2]).toBe(300);

@@ -78,7 +78,10 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
   let b: NodeProc;
   let c: NodeProc;
   const open: { close(o?: { vanish?: boolean }): Promise<void> }[] = [];
-  const keep = <T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T => (open.push(x), x);
+  const keep = <T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T => {
+    open.push(x);
+    return x;
+  };
 
   beforeAll(async () => {
     redis = await startRedis();

@@ -50,7 +50,9 @@ function sentMedia(pub: WhipClient): { seconds(): { video: number; audio: number
   });
   return {
     seconds: () => ({ video: span.video / clockRate.video, audio: span.audio / clockRate.audio }),
-    stop: () => subs.forEach((s) => s.unSubscribe()),
+    stop: () => {
+      for (const s of subs) s.unSubscribe();
+    },
   };
 }
 

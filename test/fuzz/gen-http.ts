@@ -317,9 +317,9 @@ const JSON_TYPES: readonly (readonly [number, string | undefined])[] = [
 function pollutes(v: unknown): boolean {
   if (typeof v !== "object" || v === null) return false;
   if (Array.isArray(v)) return v.some(pollutes);
-  if (Object.prototype.hasOwnProperty.call(v, "__proto__")) return true;
+  if (Object.hasOwn(v, "__proto__")) return true;
   const c = (v as Record<string, unknown>).constructor;
-  if (Object.prototype.hasOwnProperty.call(v, "constructor") && typeof c === "object" && c !== null && Object.prototype.hasOwnProperty.call(c, "prototype")) return true;
+  if (Object.hasOwn(v, "constructor") && typeof c === "object" && c !== null && Object.hasOwn(c, "prototype")) return true;
   return Object.values(v).some(pollutes);
 }
 

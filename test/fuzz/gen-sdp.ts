@@ -182,11 +182,6 @@ type Mutator = (rng: Rng, sdp: string) => string;
 const BODY_LIMIT = 1024 * 1024;
 const MAX_BODY = BODY_LIMIT + 128 * 1024;
 
-function randomLine(rng: Rng, sdp: string): number {
-  const ls = lines(sdp);
-  return rng.int(0, Math.max(0, ls.length - 1));
-}
-
 function editLines(sdp: string, f: (ls: string[]) => void): string {
   const ls = lines(sdp);
   // An offer cut down to nothing still has one (empty) line to edit.

@@ -4,7 +4,6 @@
 // the rest reach werift in a fresh room.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSdp } from "../../src/sfu/sdp.js";
-import type { TestServer } from "../helpers/server.js";
 import { sleep } from "../helpers/net.js";
 import { CHROME_PUBLISH, hostileOffer, PLAY_OFFERS, PUBLISH_OFFERS, sdpContentType } from "./gen-sdp.js";
 import { describeResponse, expectStatus, fail, jsonError, fuzzServer, openFds, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
@@ -19,13 +18,12 @@ const WHEP_ALLOWED = [201, 400, 401, 403, 404, 413, 415, 422, 429, 503];
 const isSdpType = (t: string | undefined) => t !== undefined && t.split(";")[0]!.trim().toLowerCase() === "application/sdp";
 
 let fuzz: FuzzServer;
-let server: TestServer;
 let files: FuzzFiles;
 let http: HttpTarget;
 
 beforeAll(async () => {
   fuzz = await fuzzServer(plantFiles(), { MAX_SESSIONS: "1000" });
-  ({ server, files, http } = fuzz);
+  ({ files, http } = fuzz);
 });
 
 afterAll(() => fuzz?.close());

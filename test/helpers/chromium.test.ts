@@ -27,7 +27,7 @@ describe.skipIf(!need.ok)(need.title("Debian Chromium through playwright-core"),
         return page.evaluate(async () => {
           const s = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
           const k = s.getTracks().map((t) => t.kind).sort();
-          s.getTracks().forEach((t) => t.stop());
+          for (const t of s.getTracks()) t.stop();
           return k;
         });
       })().finally(() => {

@@ -184,7 +184,9 @@ describe("Av1Assembler", () => {
       const packets: RtpView[] = [];
       units.forEach((unit, t) => {
         const ps = packetize(unit, 300, useW);
-        ps.forEach((payload, k) => packets.push(rtp(packets.length, t * 3000, k === ps.length - 1, payload)));
+        ps.forEach((payload, k) => {
+          packets.push(rtp(packets.length, t * 3000, k === ps.length - 1, payload));
+        });
       });
       expect(packets.some((p) => p.payload[0] & 0x80)).toBe(true); // fragments were exercised
       const reorder = new ReorderBuffer<RtpView>();

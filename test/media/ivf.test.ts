@@ -47,7 +47,7 @@ describe("IvfWriter", () => {
   });
 
   describe("what FFmpeg makes of the length field (1/90000 timebase, 60 frames over 2 s)", () => {
-    let frames: Buffer[] = [];
+    const frames: Buffer[] = [];
 
     async function vp8Frames(): Promise<Buffer[]> {
       if (frames.length) return frames;

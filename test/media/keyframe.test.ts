@@ -27,7 +27,7 @@ describe("VP8", () => {
   it("agrees with the full descriptor parser on any payload", () => {
     for (const p of payloads(20000, 8)) {
       const d = parseVp8Descriptor(p);
-      const expected = d !== undefined && d.start && d.pid === 0 && d.size < p.length && (p[d.size] & 0x01) === 0;
+      const expected = d?.start === true && d.pid === 0 && d.size < p.length && (p[d.size] & 0x01) === 0;
       expect(vp8StartsKeyframe(p), Buffer.from(p).toString("hex")).toBe(expected);
     }
   });

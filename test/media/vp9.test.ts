@@ -142,7 +142,9 @@ describe("buildVp9Superframe", () => {
     expect(frames).toHaveLength(10);
     const w = new IvfWriter({ fourcc: "VP90", width: 160, height: 120 });
     const out = [w.fileHeader(), w.frame(buildVp9Superframe([frames[0], frames[1]]), 0)];
-    frames.slice(2).forEach((f, k) => out.push(w.frame(f, (k + 1) * 3000)));
+    frames.slice(2).forEach((f, k) => {
+      out.push(w.frame(f, (k + 1) * 3000));
+    });
     const file = writeTemp(tmp.dir, "joined.ivf", Buffer.concat(out));
     const probe = await ffprobe(file, true);
     expect(probe.streams[0].nb_read_frames).toBe("10");

@@ -1,4 +1,4 @@
-import { RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, StatusVectorChunk, TransportWideCC } from "werift";
+import { RtcpPacketConverter, RtcpTransportLayerFeedback, RunLengthChunk, type StatusVectorChunk, type TransportWideCC } from "werift";
 import { describe, expect, it } from "vitest";
 import { TwccRecorder } from "../../src/sfu/twcc.js";
 
@@ -26,12 +26,16 @@ describe("TwccRecorder", () => {
   it("reports every packet with its arrival time to within 250 µs", () => {
     const r = new TwccRecorder(1, 2);
     const times = Array.from({ length: 20 }, (_, i) => 1_000_123 + i * 1_337);
-    times.forEach((t, i) => r.record(100 + i, t, 5));
+    times.forEach((t, i) => {
+      r.record(100 + i, t, 5);
+    });
     const fb = read(r.build(7)!);
     expect(fb.base).toBe(100);
     expect(fb.fbCount).toBe(7);
     expect(fb.arrivals).toHaveLength(20);
-    fb.arrivals.forEach((a, i) => expect(Math.abs(a! - times[i]!)).toBeLessThanOrEqual(125));
+    fb.arrivals.forEach((a, i) => {
+      expect(Math.abs(a! - times[i]!)).toBeLessThanOrEqual(125);
+    });
     expect(r.build(8)).toBeUndefined();
   });
 
@@ -53,13 +57,17 @@ describe("TwccRecorder", () => {
     r.record(4, 5_200_000, 5);
     const fb = read(r.build(0)!);
     const expected = [5_000_000, 5_000_900, 5_000_500, 5_200_000];
-    fb.arrivals.forEach((a, i) => expect(Math.abs(a! - expected[i]!)).toBeLessThanOrEqual(250));
+    fb.arrivals.forEach((a, i) => {
+      expect(Math.abs(a! - expected[i]!)).toBeLessThanOrEqual(250);
+    });
   });
 
   it("follows the 16-bit sequence across 65535", () => {
     const r = new TwccRecorder(1, 2);
     const seqs = [65533, 65534, 65535, 0, 1, 2];
-    seqs.forEach((s, i) => r.record(s, 9_000_000 + i * 2000, 5));
+    seqs.forEach((s, i) => {
+      r.record(s, 9_000_000 + i * 2000, 5);
+    });
     const fb = read(r.build(0)!);
     expect(fb.base).toBe(65533);
     expect(fb.arrivals.every((a) => a !== undefined)).toBe(true);
