@@ -159,6 +159,8 @@ export class Ingests {
       maxRestarts: origin === "api" ? (this.opts.maxRestarts ?? 5) : (this.opts.callbackMaxRestarts ?? 3),
       stallTimeoutMs: this.opts.stallTimeoutMs ?? 15_000,
       redact: sourceRedactor(source, rawUrl),
+      // A restart's RTP continues the stream viewers already have.
+      prepare: () => rtp.restarted(),
       args: () => ingestArgs({ source, loop, ports: rtp.ports, ssrcs, streams }),
       cleanup: async () => {
         const e = entry;
