@@ -64,7 +64,7 @@ describe.skipIf(!need.ok)(need.title("relay loops without a seam"), () => {
       });
       await client.waitForKeyframes(1, 15_000);
       await expect.poll(async () => (await task("seamless")).state, { timeout: 30_000, interval: 250 }).toBe("finished");
-      // The viewer joined within the first pass: what it saw spans both pass boundaries.
+      // More than 5.5 s of the 9 s seen: at least one pass boundary (both when it joined in time).
       const seen = frames.filter((f) => f.complete);
       expect(seen.length).toBeGreaterThan(5.5 * FPS);
       let worstTicks = 0;
