@@ -141,7 +141,9 @@ export class Ingests {
     // the callback's answer before they accept the stream, so there is nothing to probe yet.
     const probed = origin === "api" ? await probeMedia(source.input, source.protocols, source.kind === "file" ? 5000 : PROBE_MS) : undefined;
     if (probed && !probed.video && !probed.audio) throw fail("unsupported_codec", "the source has neither video nor audio");
-    const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: copiesIntoRoom(probed) } : BOTH_STREAMS;
+    // A looped file is re-encoded: FFmpeg (5.1) ends a copied stream's bitstream filters at its
+    // first -stream_loop, so copied video would stop after one pass.
+    const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: !loop && copiesIntoRoom(probed) } : BOTH_STREAMS;
     // Rooms.ingest's errors ("conflict": the room has a publisher, "capacity", "shutting_down") reach the caller as they are.
     const rtp: RtpSource = await rooms.ingest(room, tracksFor(streams));
     const id = randomBytes(8).toString("hex");
@@ -159,6 +161,8 @@ export class Ingests {
       maxRestarts: origin === "api" ? (this.opts.maxRestarts ?? 5) : (this.opts.callbackMaxRestarts ?? 3),
       stallTimeoutMs: this.opts.stallTimeoutMs ?? 15_000,
       redact: sourceRedactor(source, rawUrl),
+      // A restart's RTP continues the stream viewers already have.
+      prepare: () => rtp.restarted(),
       args: () => ingestArgs({ source, loop, ports: rtp.ports, ssrcs, streams }),
       cleanup: async () => {
         const e = entry;

@@ -1,5 +1,8 @@
 // A room's publisher that is not a WebRTC peer: plain RTP arriving on loopback UDP ports (FFmpeg
-// ingesting RTMP/HLS/files). Subscribers, recorders and bridges see it as any publisher.
+// ingesting RTMP/HLS/files). Subscribers, recorders and bridges see it as any publisher. One source
+// outlives the FFmpeg runs feeding it (a restart after a crash, a relay's next list): each run's
+// RTP is spliced onto the same tracks, numbered on from the last packet and timestamped by the
+// time that has passed, so a viewer's decoder sees one stream (docs/media.md, "Sources fed by FFmpeg").
 import dgram from "node:dgram";
 import { RtpPacket } from "werift";
 import { TrackFanout } from "./forward.js";
@@ -14,12 +17,55 @@ export interface RtpTrackSpec {
   codec: SdpCodec;
 }
 
+/** The least a spliced timestamp advances (ms): a run that starts at once still gets a new frame time. */
+const MIN_SPLICE_MS = 10;
+
+/**
+ * One track's numbering across FFmpeg runs: sequence numbers and timestamps are shifted by the
+ * offsets fixed at the first packet of each run. On the forwarding path: no allocation per packet.
+ */
+export class RunSplice {
+  private seqOffset = 0;
+  private tsOffset = 0;
+  private lastSeq = -1;
+  private lastTs = 0;
+  private lastAt = 0;
+  private ssrc = -1;
+  private fresh = false;
+
+  constructor(private readonly clockRate: number) {}
+
+  /** The next packet comes from a new run: it continues where the last one left off. */
+  restarted(): void {
+    this.fresh = this.lastSeq >= 0;
+  }
+
+  /** Rewrites a packet's SSRC, sequence number and timestamp in place. */
+  rewrite(packet: RtpPacket, now: number): void {
+    const h = packet.header;
+    if (this.fresh) {
+      this.fresh = false;
+      const ticks = Math.round((Math.max(now - this.lastAt, MIN_SPLICE_MS) * this.clockRate) / 1000);
+      this.seqOffset = (this.lastSeq + 1 - h.sequenceNumber) & 0xffff;
+      this.tsOffset = (this.lastTs + ticks - h.timestamp) >>> 0;
+    }
+    if (this.ssrc < 0) this.ssrc = h.ssrc;
+    h.ssrc = this.ssrc;
+    h.sequenceNumber = (h.sequenceNumber + this.seqOffset) & 0xffff;
+    h.timestamp = (h.timestamp + this.tsOffset) >>> 0;
+    this.lastSeq = h.sequenceNumber;
+    this.lastTs = h.timestamp;
+    this.lastAt = now;
+  }
+}
+
 export class RtpSource {
   readonly id = newSessionId();
   readonly tracks: PublishedTrack[];
   private readonly sockets: dgram.Socket[] = [];
   private closing: Promise<void> | undefined;
   private readonly endListeners: ((reason: EndReason) => void)[] = [];
+  private readonly splices: RunSplice[] = [];
   /** Ports FFmpeg must send each track to, in the order of `tracks`. */
   readonly ports: number[] = [];
 
@@ -61,6 +107,8 @@ export class RtpSource {
         source.ports.push(socket.address().port);
         const pt = track.codec.payloadType;
         const fanout = track.fanout;
+        const splice = new RunSplice(track.codec.clockRate);
+        source.splices.push(splice);
         socket.on("message", (msg) => {
           // RTCP (payload types 200-204 in the second byte) shares the port when FFmpeg muxes it.
           if (msg.length < 12 || (msg[1] >= 200 && msg[1] <= 204)) return;
@@ -71,6 +119,7 @@ export class RtpSource {
             return;
           }
           if (packet.header.payloadType !== pt) return;
+          splice.rewrite(packet, performance.now());
           fanout.forward(packet);
         });
         socket.on("error", () => undefined);
@@ -80,6 +129,11 @@ export class RtpSource {
       throw err;
     }
     return source;
+  }
+
+  /** A new FFmpeg run is about to send: its packets continue the stream the last run sent. */
+  restarted(): void {
+    for (const s of this.splices) s.restarted();
   }
 
   get closed(): boolean {

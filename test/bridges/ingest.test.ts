@@ -294,20 +294,25 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(server.core.bridges.supervisor.pids()).toEqual([]);
   }, 40_000);
 
-  it("an audio-only file, a video-only file and Baseline H.264 without B-frames: only the streams there are, the H.264 copied", async () => {
-    const make = (name: string, args: string[]) => makeMedia(path.join(media, name), [...args, "-t", "3"]);
+  it("an audio-only file, a video-only file and Baseline H.264 without B-frames: only the streams there are, the H.264 copied unless looped", async () => {
+    const make = (name: string, args: string[], seconds = 3) => makeMedia(path.join(media, name), [...args, "-t", String(seconds)]);
     await Promise.all([
       make("tone.mp4", ["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac"]),
       make("mute.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p"]),
-      make("baseline.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"]),
+      // Long enough to be viewed unlooped.
+      make("baseline.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"], 30),
     ]);
     const tone = await requestJson(server.url, "POST", "/api/rooms/tone/ingest", { url: "tone.mp4", loop: true });
     const mute = await requestJson(server.url, "POST", "/api/rooms/mute/ingest", { url: "mute.mp4", loop: true });
-    const base = await requestJson(server.url, "POST", "/api/rooms/base/ingest", { url: "baseline.mp4", loop: true });
+    const base = await requestJson(server.url, "POST", "/api/rooms/base/ingest", { url: "baseline.mp4" });
     expect([tone.status, mute.status, base.status]).toEqual([201, 201, 201]);
     expect(tone.json).toMatchObject({ video: "none", audio: true });
     expect(mute.json).toMatchObject({ video: "transcode", audio: false });
     expect(base.json).toMatchObject({ video: "copy", audio: true });
+    // Looped, the same file is re-encoded (FFmpeg stops copied video at its first loop).
+    const baseLoop = await requestJson(server.url, "POST", "/api/rooms/baseloop/ingest", { url: "baseline.mp4", loop: true });
+    expect(baseLoop.json).toMatchObject({ video: "transcode", audio: true });
+    expect((await requestJson(server.url, "DELETE", "/api/rooms/baseloop/ingest")).status).toBe(200);
     const rooms = (await requestJson(server.url, "GET", "/api/rooms")).json as { name: string; codecs: string[] }[];
     const codecs = Object.fromEntries(rooms.map((r) => [r.name, r.codecs]));
     expect(codecs).toMatchObject({ tone: ["opus"], mute: ["H264"], base: ["H264", "opus"] });

@@ -3,7 +3,7 @@
 // FFmpeg's arguments). No process, no disk, no server: test/bridges/relay.test.ts runs them for real.
 import { describe, expect, it } from "vitest";
 import { parseAbsOffTime, parseRelayRequest, parseRelOffTime, parseStamp } from "../../src/bridges/relay/request.js";
-import { advance, ffconcat, planEntries, runArgs, type PlanEntry } from "../../src/bridges/relay/plan.js";
+import { advance, advanceLooping, ffconcat, passSeconds, planEntries, runArgs, type PlanEntry } from "../../src/bridges/relay/plan.js";
 import { API_FOPS, API_RESUME, API_SCHEDULED, API_START, API_STOP, API_UPDATE } from "./relay-bodies.js";
 
 const limits = { minWindowMs: 300_000, now: Date.parse("2026-11-23T00:00:00Z") };
@@ -196,6 +196,21 @@ describe("relay plan", () => {
     expect(advance(entries, { pass: 0, entry: 0, offset: 0 }, 0)).toEqual({ pass: 0, entry: 0, offset: 0 });
   });
 
+  it("follows one FFmpeg looping over the passes: the pass wraps, never past the last, a start inside a pass walks as advance does", () => {
+    const entries: PlanEntry[] = [
+      { file: 0, input: "a", from: 0, seconds: 2 },
+      { file: 1, input: "b", from: 0, seconds: 3 },
+    ];
+    expect(passSeconds(entries)).toBe(5);
+    expect(passSeconds([...entries, { file: 2, input: "c", from: 0 }])).toBeUndefined();
+    expect(advanceLooping(entries, { pass: 1, entry: 0, offset: 0 }, 1, 5)).toEqual({ pass: 1, entry: 0, offset: 1 });
+    expect(advanceLooping(entries, { pass: 1, entry: 0, offset: 0 }, 11, 5)).toEqual({ pass: 3, entry: 0, offset: 1 });
+    expect(advanceLooping(entries, { pass: 1, entry: 0, offset: 0 }, 13.5, 5)).toEqual({ pass: 3, entry: 1, offset: 1.5 });
+    expect(advanceLooping(entries, { pass: 0, entry: 0, offset: 0 }, 10.2, 1)).toEqual({ pass: 1, entry: 2, offset: 0 });
+    expect(advanceLooping(entries, { pass: 0, entry: 0, offset: 0 }, 1e6, Infinity).pass).toBe(200_000);
+    expect(advanceLooping(entries, { pass: 2, entry: 1, offset: 1 }, 10, 5)).toEqual({ pass: 2, entry: 2, offset: 0 });
+  });
+
   it("writes ffconcat lists that quote names and start mid-entry", () => {
     const entries: PlanEntry[] = [
       { file: 0, input: "file:/m/it's.mp4", from: 0, seconds: 10 },
@@ -226,6 +241,13 @@ describe("relay run arguments", () => {
     expect(args).not.toContain("-b:v");
     expect(args.at(-1)).toBe("rtmp://h/app/key");
     expect(args.slice(args.lastIndexOf("-f"), args.lastIndexOf("-f") + 2)).toEqual(["-f", "flv"]);
+  });
+
+  it("passes joined inside one FFmpeg: -stream_loop before the concat input, none for a single pass", () => {
+    const target = { kind: "rtmp" as const, url: "rtmp://h/app/key" };
+    expect(runArgs({ listFile: "l", target, loops: 2 }).slice(0, 9)).toEqual(["-re", "-stream_loop", "2", "-f", "concat", "-safe", "0", "-i", "l"]);
+    expect(after(runArgs({ listFile: "l", target, loops: -1 }), "-stream_loop")).toBe("-1");
+    expect(runArgs({ listFile: "l", target, loops: 0 })).not.toContain("-stream_loop");
   });
 
   it("transcoding: size, frame rate (and the GOP that follows it), bitrate, audio codec", () => {

@@ -1,7 +1,8 @@
 // What one relay run plays and how FFmpeg is told: the file list cut into entries (windows of
 // files), where in that list a run starts (a resume point), the ffconcat list FFmpeg's concat
-// demuxer reads (a demuxer over files we resolved ourselves, never the `concat:` protocol), and
-// the codec and output arguments for an RTMP target or a local room. Pure: no processes, no disk.
+// demuxer reads (a demuxer over files we resolved ourselves, never the `concat:` protocol), how
+// many passes one run loops over it, and the codec and output arguments for an RTMP target or a
+// local room. Pure: no processes, no disk.
 
 import { fail } from "../../errors.js";
 import { rtmpOutputArgs } from "../hls.js";
@@ -80,6 +81,31 @@ export function advance(entries: PlanEntry[], start: PlayPosition, playedSeconds
   return { pass: start.pass, entry: entries.length, offset: 0 };
 }
 
+/** Seconds one pass over the list plays, or undefined when an entry's length is unknown. */
+export function passSeconds(entries: PlanEntry[]): number | undefined {
+  let total = 0;
+  for (const e of entries) {
+    if (e.seconds === undefined) return undefined;
+    total += e.seconds;
+  }
+  return total;
+}
+
+/**
+ * Where `playedSeconds` after the start of pass `start.pass` lands when one FFmpeg plays the passes
+ * one after the other (every entry's length known), never past the end of pass `lastPass`. A start
+ * inside a pass is walked as `advance` does.
+ */
+export function advanceLooping(entries: PlanEntry[], start: PlayPosition, playedSeconds: number, lastPass: number): PlayPosition {
+  const total = passSeconds(entries);
+  if (total === undefined || total <= 0 || start.entry !== 0 || start.offset !== 0) return advance(entries, start, playedSeconds);
+  const passes = Math.floor(playedSeconds / total);
+  const pass = start.pass + passes;
+  if (pass > lastPass) return { pass: lastPass, entry: entries.length, offset: 0 };
+  const at = advance(entries, { pass, entry: 0, offset: 0 }, playedSeconds - passes * total);
+  return at.entry >= entries.length && pass < lastPass ? { pass: pass + 1, entry: 0, offset: 0 } : at;
+}
+
 const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 /** An ffconcat list playing `entries` from `from` to the end of the pass. */
@@ -109,6 +135,8 @@ const OVERLAY: Record<Gravity, string> = {
 
 export interface RunArgsOptions {
   listFile: string;
+  /** Passes FFmpeg plays again after the first (-1: until stopped): the passes join inside one FFmpeg. */
+  loops?: number;
   /** Watermark image as FFmpeg opens it. */
   watermark?: { input: string; gravity: Watermark["gravity"] };
   fops?: Transcode;
@@ -122,7 +150,7 @@ const GOP_SECONDS = 2;
 
 /** FFmpeg arguments of one run (the supervisor adds its globals and the input whitelists). */
 export function runArgs(o: RunArgsOptions): string[] {
-  const args = ["-re", "-f", "concat", "-safe", "0", "-i", o.listFile];
+  const args = ["-re", ...(o.loops ? ["-stream_loop", String(o.loops)] : []), "-f", "concat", "-safe", "0", "-i", o.listFile];
   if (o.watermark) args.push("-i", o.watermark.input);
   const fps = o.fops?.fps ?? 25;
   const filters: string[] = [];

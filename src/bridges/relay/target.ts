@@ -1,7 +1,8 @@
-// One forward target of a relay task (docs/bridges.md, "Relay tasks"): its FFmpeg runs (one per
-// pass over the file list, the concat demuxer reading a list written from files we resolved), its
-// room for room: targets, and its position in the list, followed from FFmpeg's progress so a stop
-// can be resumed and a crash restarts where it was.
+// One forward target of a relay task (docs/bridges.md, "Relay tasks"): its FFmpeg runs (the
+// concat demuxer reading a list written from files we resolved; one run loops over every pass when
+// each entry's length is known, so passes join inside FFmpeg with no restart), its room for room:
+// targets, and its position in the list, followed from FFmpeg's progress so a stop can be resumed
+// and a crash restarts where it was.
 
 import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import type { RtpSource } from "../../sfu/rtp-source.js";
 import { randomSsrc, tracksFor } from "../ingest-args.js";
 import type { Job } from "../job.js";
 import { maskRtmpUrl, urlRedactor } from "../urls.js";
-import { advance, ffconcat, runArgs, type PlanEntry, type PlayPosition } from "./plan.js";
+import { advance, advanceLooping, ffconcat, passSeconds, runArgs, type PlanEntry, type PlayPosition } from "./plan.js";
 import type { RelayTarget, RelayTaskSpec } from "./request.js";
 import type { RelaySources } from "./sources.js";
 import type { RelayOptions, RelayTargetInfo, TargetRecord } from "./types.js";
@@ -49,6 +50,9 @@ export class TargetRunner {
   private room: RtpSource | undefined;
   private readonly ssrcs: [number, number] = [randomSsrc(), randomSsrc()];
   private runs = 0;
+  /** Passes the current FFmpeg plays after its first (-1: until stopped), and the last of them. */
+  private runLoops = 0;
+  private runLastPass = 0;
   private switchTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -111,10 +115,14 @@ export class TargetRunner {
         prepare: () => {
           // A restart after a crash continues where the last run got to.
           writeFileSync(listFile, ffconcat(entries, this.runStart));
+          this.runLoops = this.loopsFrom(this.runStart);
+          this.runLastPass = this.runLoops < 0 ? Infinity : this.runStart.pass + this.runLoops;
+          this.room?.restarted();
         },
         args: () =>
           runArgs({
             listFile,
+            loops: this.runLoops,
             watermark: this.task.watermark,
             fops: this.task.spec.fops,
             target: t,
@@ -142,19 +150,32 @@ export class TargetRunner {
       this.follow();
       if (this.stopping) return;
       if (job.state === "failed") return this.fail(job.lastError ?? "FFmpeg failed");
+      // Progress may stop short of the last pass's end by a frame: the run played all its passes.
+      if (this.runLoops > 0) this.rec.position = { pass: this.runLastPass, entry: entries.length, offset: 0 };
       this.passEnded();
     });
   }
 
-  /** Position from FFmpeg's progress; a per-file callback when a new file begins. */
+  /**
+   * Passes one run plays after its first: every remaining pass when it starts at the top of the
+   * list and each entry's length is known (its position is then followed across passes), else 0.
+   */
+  private loopsFrom(start: PlayPosition): number {
+    if (start.entry !== 0 || start.offset !== 0 || passSeconds(this.task.entries) === undefined) return 0;
+    const loop = this.task.spec.loop;
+    return loop === undefined ? -1 : Math.max(0, loop - start.pass - 1);
+  }
+
+  /** Position from FFmpeg's progress; a per-file callback when a new file begins within a pass. */
   private follow(): void {
     const out = this.job?.info().outSeconds;
     if (out === undefined || this.stopping) return;
     const before = this.rec.position;
-    const now = advance(this.task.entries, this.runStart, out);
-    this.rec.position = now;
     const entries = this.task.entries;
-    if (this.task.spec.callBackFileInfo && now.entry !== before.entry && now.entry < entries.length) {
+    const now = this.runLoops !== 0 ? advanceLooping(entries, this.runStart, out, this.runLastPass) : advance(entries, this.runStart, out);
+    this.rec.position = now;
+    if (now.pass !== before.pass) this.task.save();
+    if (this.task.spec.callBackFileInfo && now.pass === before.pass && now.entry !== before.entry && now.entry < entries.length) {
       const e = entries[now.entry]!;
       if (entries[before.entry]?.file !== e.file) this.task.callback(this, "1", "0", `Start pushing file ${this.task.spec.src[e.file]?.url ?? ""}`);
     }
