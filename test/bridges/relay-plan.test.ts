@@ -246,7 +246,7 @@ describe("relay run arguments", () => {
   it("passes joined inside one FFmpeg: -stream_loop before the concat input, none for a single pass", () => {
     const target = { kind: "rtmp" as const, url: "rtmp://h/app/key" };
     expect(runArgs({ listFile: "l", target, loops: 2 }).slice(0, 9)).toEqual(["-re", "-stream_loop", "2", "-f", "concat", "-safe", "0", "-i", "l"]);
-    expect(after(runArgs({ listFile: "l", target, loops: -1 }), "-stream_loop")).toBe("-1");
+    expect(flagValue(runArgs({ listFile: "l", target, loops: -1 }), "-stream_loop")).toBe("-1");
     expect(runArgs({ listFile: "l", target, loops: 0 })).not.toContain("-stream_loop");
   });
 
