@@ -220,20 +220,12 @@ export class Rooms {
     const room = new Room(roomName);
     this.rooms.set(roomName, room);
     let created: { publisher: Publisher; answer: string };
-    this.pending++;
     try {
-      created = await Publisher.create(offer, {
-        ice: this.opts.ice,
-        liveness: this.opts.liveness,
-        id: sessionId,
-        gopCachePackets: this.opts.gopCachePackets,
-      });
+      created = await this.createPublisher(offer, sessionId);
     } catch (err) {
       this.rooms.delete(roomName);
       this.opts.directory?.release(roomName);
-      throw this.capacityOr(err);
-    } finally {
-      this.pending--;
+      throw err;
     }
     const { publisher, answer } = created;
     const continuity = new ContinuousSource(publisher, {
@@ -259,18 +251,11 @@ export class Rooms {
     return { session: publisher, answer };
   }
 
-  /** A publisher joining a room that exists: a primary back in the grace, a backup, or 409. */
-  private async join(room: Room, offer: ParsedSdp, role: SourceRole, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
-    const continuity = continuityOf(room);
-    if (!continuity || room.isClosed) throw errors.publisherExists();
-    // A publisher that went silent (an encoder that restarted, a network that dropped) is replaced
-    // rather than waited for until its session times out.
-    if (continuity.sourceOf(role) && !continuity.isSilent(role)) throw errors.publisherExists();
-    this.checkSessionCapacity();
-    let created: { publisher: Publisher; answer: string };
+  /** A WHIP peer for an offer, counted as a session being set up until it answers. */
+  private async createPublisher(offer: ParsedSdp, sessionId: string | undefined): Promise<{ publisher: Publisher; answer: string }> {
     this.pending++;
     try {
-      created = await Publisher.create(offer, {
+      return await Publisher.create(offer, {
         ice: this.opts.ice,
         liveness: this.opts.liveness,
         id: sessionId,
@@ -281,7 +266,17 @@ export class Rooms {
     } finally {
       this.pending--;
     }
-    const { publisher, answer } = created;
+  }
+
+  /** A publisher joining a room that exists: a primary back in the grace, a backup, or 409. */
+  private async join(room: Room, offer: ParsedSdp, role: SourceRole, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
+    const continuity = continuityOf(room);
+    if (!continuity || room.isClosed) throw errors.publisherExists();
+    // A publisher that went silent (an encoder that restarted, a network that dropped) is replaced
+    // rather than waited for until its session times out.
+    if (continuity.sourceOf(role) && !continuity.isSilent(role)) throw errors.publisherExists();
+    this.checkSessionCapacity();
+    const { publisher, answer } = await this.createPublisher(offer, sessionId);
     const refuse = async (err: unknown): Promise<never> => {
       await publisher.close("error");
       throw err;

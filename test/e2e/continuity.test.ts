@@ -4,20 +4,14 @@
 // sequence numbers without a hole, timestamps moving on, a keyframe after each switch.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleep, waitFor } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type FrameInfo, type WhepClient } from "../helpers/whep-client.js";
 import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+import { closeAfterEach } from "../helpers/closers.js";
 
-const open: { close(o?: { vanish?: boolean }): Promise<void> }[] = [];
-function track<T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T {
-  open.push(x);
-  return x;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((x) => x.close()));
-});
+const track = closeAfterEach();
 
 /** Small and at 15 fps with a keyframe a second: light on a shared machine. */
 const SMALL = { width: 320, height: 240, bitrateKbps: 300, fps: 15, gop: 15 } as const;

@@ -1,23 +1,17 @@
 // WHEP server-sent events through the wire: the Link of a WHEP 201, the event stream made by a
 // POST there, and each event (active, viewercount, inactive, reconnect) arriving once, in order,
 // as the room's publishers and viewers come and go; the stream ends with its session.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleep, waitFor } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, type WhepClient } from "../helpers/whep-client.js";
 import { publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+import { closeAfterEach } from "../helpers/closers.js";
 
 const REL = "urn:ietf:params:whep:ext:core:server-sent-events";
 const SMALL = { width: 320, height: 240, bitrateKbps: 300, fps: 15, gop: 15 } as const;
 
-const open: { close(o?: { vanish?: boolean }): Promise<void> }[] = [];
-function track<T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T {
-  open.push(x);
-  return x;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((x) => x.close()));
-});
+const track = closeAfterEach();
 
 async function publish(server: TestServer, room: string, codec: "VP8" | "H264" = "VP8"): Promise<WhipClient> {
   const attempt = async () => track((await publishTestStream(server.whipUrl(room), { video: { codec }, audio: true, source: SMALL })).client);

@@ -3,22 +3,16 @@
 // keyframe and keeps receiving frames. The server runs the default forwarding path: native where
 // the addon is built (WHIPSFU_NATIVE=off forces the JavaScript one), so werift decrypts its output.
 import { RTCRtpHeaderExtensionParameters, useAbsSendTime, useSdesMid } from "werift";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeForwarding } from "../../src/sfu/native.js";
 import { nativeStats } from "../../src/sfu/native-output.js";
 import { sleep } from "../helpers/net.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { playStream, WhepClient } from "../helpers/whep-client.js";
 import { AUDIO_LEVEL_URI, publishTestStream, type WhipClient } from "../helpers/whip-client.js";
+import { closeAfterEach } from "../helpers/closers.js";
 
-const open: { close(o?: { vanish?: boolean }): Promise<void> }[] = [];
-function track<T extends { close(o?: { vanish?: boolean }): Promise<void> }>(x: T): T {
-  open.push(x);
-  return x;
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((x) => x.close()));
-});
+const track = closeAfterEach();
 
 /** The source these tests always used: a 320x240 test pattern at 400 kb/s, 30 fps. */
 const SMALL = { width: 320, height: 240, bitrateKbps: 400 } as const;
