@@ -117,7 +117,7 @@ export async function applyOffer(pc: RTCPeerConnection, sdp: string): Promise<vo
  * trickle needed), with the configured candidate address policy applied.
  */
 export async function completeAnswer(pc: RTCPeerConnection, ice: IceSettings): Promise<string> {
-  let local;
+  let local: Awaited<ReturnType<RTCPeerConnection["createAnswer"]>>;
   try {
     local = await pc.createAnswer();
   } catch {

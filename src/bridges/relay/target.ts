@@ -96,7 +96,10 @@ export class TargetRunner {
     const { opts } = this.task;
     this.runStart = { ...this.rec.position };
     const entries = this.task.entries;
-    if (this.runStart.entry >= entries.length) return this.passEnded();
+    if (this.runStart.entry >= entries.length) {
+      this.passEnded();
+      return;
+    }
     const listFile = path.join(this.task.dir, `${randomBytes(6).toString("hex")}.ffconcat`);
     const t = this.rec.target;
     this.runs++;
