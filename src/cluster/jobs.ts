@@ -1,11 +1,11 @@
 // Jobs that outlive their node: /start-stream jobs and relay tasks. Each job's spec is kept in
 // Redis (one hash, field `{kind}:{id}`) and exactly one node runs it, under a fenced lease of the
 // same scheme as rooms (leases.ts). Every node looks once a second for stored jobs whose lease
-// lapsed (their node died, or stopped cleanly and gave it up) and claims them; the one winner
-// starts the job through its kind's runner. A node that finds its lease taken stops its copy.
+// is free (given up by a clean stop, lapsed) or held by a node gone from the registry (dead for
+// 5 s), and claims them; the one winner starts the job through its kind's runner. A node that finds its lease taken stops its copy.
 import { fail } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { LEASE_MS, RoomLeases } from "./leases.js";
+import { RoomLeases } from "./leases.js";
 import { keys, type Redis } from "./redis.js";
 
 export type JobKind = "stream" | "relay";
@@ -26,8 +26,6 @@ export interface JobRunner {
 const SCAN_MS = 1000;
 /** A job that failed to start here is not tried here again for this long (another node may). */
 const RETRY_MS = 10_000;
-/** A dead node's jobs are free after the lease, and found within a scan: well within 15 s. */
-export const TAKEOVER_MS = LEASE_MS + SCAN_MS;
 
 const nameOf = (kind: JobKind, id: string): string => `${kind}:${id}`;
 
@@ -129,28 +127,42 @@ export class ClusterJobs {
   async scan(): Promise<void> {
     if (this.closed || !this.isUp()) return;
     const now = performance.now();
-    let free: string[];
+    // Free: nobody holds the lease, or its holder's node left the registry (5 s without heartbeat).
+    const free: { name: string; held?: string; node?: string }[] = [];
     try {
       const names = (await this.redis.hkeys(keys.jobs)).filter(
         (n) => !this.leases.holds(n) && !this.starting.has(n) && this.runners.has(this.split(n).kind) && (this.failedAt.get(n) ?? -Infinity) + RETRY_MS <= now,
       );
       if (names.length === 0) return;
-      const pipeline = this.redis.pipeline();
-      for (const n of names) pipeline.exists(keys.jobOwner(n));
-      const held = (await pipeline.exec()) ?? [];
-      free = names.filter((_, i) => held[i]?.[1] === 0);
+      const owners = await this.redis.mget(names.map((n) => keys.jobOwner(n)));
+      const held = names.flatMap((name, i) => {
+        const value = owners[i];
+        if (value === null || value === undefined) {
+          free.push({ name });
+          return [];
+        }
+        return [{ name, held: value, node: value.slice(0, value.lastIndexOf(":")) }];
+      });
+      if (held.length > 0) {
+        const pipeline = this.redis.pipeline();
+        for (const h of held) pipeline.exists(keys.node(h.node));
+        const alive = (await pipeline.exec()) ?? [];
+        held.forEach((h, i) => {
+          if (alive[i]?.[0] === null && alive[i]?.[1] === 0) free.push(h);
+        });
+      }
     } catch {
       return; // Redis away: whoever runs a job keeps it.
     }
-    for (const name of free) {
+    for (const job of free) {
       if (this.closed) return;
       let ok: boolean;
       try {
-        ok = await this.leases.claim(name);
+        ok = job.held === undefined ? await this.leases.claim(job.name) : await this.leases.claimFromDead(job.name, job.held, keys.node(job.node!));
       } catch {
         return;
       }
-      if (ok) void this.takeOver(name).then((started) => started || this.leases.release(name));
+      if (ok) void this.takeOver(job.name).then((started) => started || this.leases.release(job.name));
     }
   }
 

@@ -17,6 +17,16 @@ redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 return value`;
 
+// KEYS: owner, epoch, meta, the holder's registry entry. ARGV: node id, ttl, meta, the holder's
+// value. As CLAIM, also when the lease is still the given holder's but its node is gone.
+const TAKE_FROM_DEAD = `
+local v = redis.call('GET', KEYS[1])
+if v and (v ~= ARGV[4] or redis.call('EXISTS', KEYS[4]) == 1) then return false end
+local value = ARGV[1] .. ':' .. redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+return value`;
+
 // KEYS: owner, meta. ARGV: value, ttl, meta. 1 = extended, 2 = had lapsed and is ours again, 0 = someone else's.
 const REFRESH = `
 local v = redis.call('GET', KEYS[1])
@@ -73,6 +83,28 @@ export class RoomLeases {
   /** Takes the room: true when it was free, false when another holder has it. Throws when Redis is away. */
   async claim(room: string, meta = "{}"): Promise<boolean> {
     const value = (await this.redis.eval(CLAIM, 3, this.space.owner(room), this.space.epoch(room), this.space.meta(room), this.nodeId, LEASE_MS, meta)) as string | null;
+    if (value === null) return false;
+    this.held.set(room, { value, meta });
+    return true;
+  }
+
+  /**
+   * Takes the lease from a holder whose node left the registry (no heartbeat for NODE_TTL_MS),
+   * before the lease itself lapses; `held` is the lease's value as read. Throws when Redis is away.
+   */
+  async claimFromDead(room: string, held: string, nodeKey: string, meta = "{}"): Promise<boolean> {
+    const value = (await this.redis.eval(
+      TAKE_FROM_DEAD,
+      4,
+      this.space.owner(room),
+      this.space.epoch(room),
+      this.space.meta(room),
+      nodeKey,
+      this.nodeId,
+      LEASE_MS,
+      meta,
+      held,
+    )) as string | null;
     if (value === null) return false;
     this.held.set(room, { value, meta });
     return true;
