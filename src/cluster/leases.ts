@@ -52,12 +52,14 @@ return 0`;
 
 /** Where a family of leases keeps its keys (rooms by default; jobs have their own). */
 export interface LeaseKeys {
+  /** What is leased, in log lines: "room", "job". */
+  what: string;
   owner(name: string): string;
   epoch(name: string): string;
   meta(name: string): string;
 }
 
-const ROOM_KEYS: LeaseKeys = { owner: keys.owner, epoch: keys.epoch, meta: keys.meta };
+const ROOM_KEYS: LeaseKeys = { what: "room", owner: keys.owner, epoch: keys.epoch, meta: keys.meta };
 
 interface Held {
   value: string;
@@ -155,10 +157,11 @@ export class RoomLeases {
           return; // Redis away: keep serving, nobody can claim it meanwhile.
         }
         if (this.held.get(room) !== h) return;
-        if (result === 2) this.log.info({ room }, "room lease renewed after it lapsed");
+        const what = this.space.what;
+        if (result === 2) this.log.info({ [what]: room }, `${what} lease renewed after it lapsed`);
         if (result === 0) {
           this.held.delete(room);
-          this.log.warn({ room }, "room lease taken by another node: ending the room here");
+          this.log.warn({ [what]: room }, `${what} lease taken by another node: ending the ${what} here`);
           this.lost(room);
         }
       }),

@@ -230,7 +230,10 @@ export class RelayTasks implements TaskHost {
     // A server that never had a relay task leaves no state file behind.
     if (this.closed || this.tasks.size === 0) return;
     const records = [...this.tasks.values()].map((t) => t.rec);
-    if (this.opts.persist) return this.opts.persist(records);
+    if (this.opts.persist) {
+      this.opts.persist(records);
+      return;
+    }
     try {
       saveTaskRecords(this.opts.stateFile, records);
     } catch (err) {
