@@ -6,7 +6,7 @@ import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { registerBridgeRoutes } from "./http/bridges.js";
-import { registerClusterPeers, registerClusterRoutes, remoteRecords } from "./http/cluster.js";
+import { jobRouting, registerClusterPeers, registerClusterRoutes, remoteRecords } from "./http/cluster.js";
 import { registerErrorHandling } from "./http/errors.js";
 import { registerEventRoutes } from "./http/events.js";
 import { registerIngestRoutes } from "./http/ingest.js";
@@ -173,9 +173,10 @@ export async function buildApp(server: Server, options: AppOptions = {}): Promis
     allowedPath: (p) => /^\/?hls(\.light)?\.min\.mjs(\.map)?$/.test(p),
   });
   registerRecordRoutes(app, { auth, recordDir: config.recordDir, remote: cluster ? remoteRecords(cluster) : undefined });
-  await registerBridgeRoutes(app, { auth, bridges: server.bridges, config });
+  const jobs = cluster ? jobRouting(cluster) : undefined;
+  await registerBridgeRoutes(app, { auth, bridges: server.bridges, config, jobs });
   registerIngestRoutes(app, { auth, ingests: server.ingests });
   await registerCallbackRoutes(app, { receiver: server.callbacks, log });
-  await registerRelayRoutes(app, { relays: server.relays, config });
+  await registerRelayRoutes(app, { relays: server.relays, config, jobs });
   return app;
 }

@@ -9,6 +9,8 @@ import { Authorizer } from "./auth/auth.js";
 import { createBridges, type Bridges } from "./bridges/index.js";
 import { Ingests } from "./bridges/ingest.js";
 import { RelayTasks } from "./bridges/relay/tasks.js";
+import type { TaskRecord } from "./bridges/relay/types.js";
+import type { StreamJobSpec } from "./cluster/jobs.js";
 import { registerClusterMetrics } from "./cluster/metrics.js";
 import { ClusterNode } from "./cluster/node.js";
 import type { Config } from "./config.js";
@@ -126,7 +128,16 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
     callbackTimeoutMs: config.relayCallbackTimeoutMs,
     callbackTries: 3,
     callbackRetryMs: 1000,
+    // A cluster keeps tasks in Redis, where another node finds them when this one dies.
+    persist: cluster ? (records) => persistRelays(cluster, records, core) : undefined,
   });
+  if (cluster) {
+    cluster.jobs.handle("stream", {
+      start: (id, spec) => bridges.streams.start(id, (JSON.parse(spec) as StreamJobSpec).rtmpUrl),
+      stop: async (id) => void (await bridges.streams.stop(id)),
+    });
+    cluster.jobs.handle("relay", { start: (_id, spec) => relays.adopt(JSON.parse(spec) as TaskRecord), stop: (id) => relays.drop(id) });
+  }
   const players = new PlayerQuality();
   const metrics = createMetrics(rooms, recordingStats, bridges.supervisor, { hooks: hooks.hooks, players });
   if (cluster) registerClusterMetrics(metrics, cluster);
@@ -151,8 +162,9 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
       if (started || closing) return;
       started = true;
       core.info({ forwardPath: rooms.forwardPath, forwardWorkers: config.forwardWorkers }, "forwarding path");
-      // Relays of the last run pick up in the background: the server answers at once.
-      if (config.relayKey !== undefined) void relays.restore().catch((err: Error) => core.error({ err: err.message }, "relay tasks not restored"));
+      // Relays of the last run pick up in the background: the server answers at once. A
+      // cluster's are in Redis, taken over by the nodes that outlived this one.
+      if (config.relayKey !== undefined && !cluster) void relays.restore().catch((err: Error) => core.error({ err: err.message }, "relay tasks not restored"));
     },
     close: () =>
       (closing ??= (async () => {
@@ -170,4 +182,12 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
         await hooks.hooks.close();
       })()),
   };
+}
+
+/** The relay tasks this node runs, into Redis (a failed write is tried again with the next save). */
+function persistRelays(cluster: ClusterNode, records: TaskRecord[], log: Logger): void {
+  for (const rec of records) {
+    if (!cluster.jobs.holds("relay", rec.spec.id)) continue;
+    cluster.jobs.put("relay", rec.spec.id, JSON.stringify(rec)).catch((err: Error) => log.warn({ relay: rec.spec.id, err: err.message }, "relay task not stored"));
+  }
 }

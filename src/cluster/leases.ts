@@ -17,6 +17,16 @@ redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 return value`;
 
+// KEYS: owner, epoch, meta, the holder's registry entry. ARGV: node id, ttl, meta, the holder's
+// value. As CLAIM, also when the lease is still the given holder's but its node is gone.
+const TAKE_FROM_DEAD = `
+local v = redis.call('GET', KEYS[1])
+if v and (v ~= ARGV[4] or redis.call('EXISTS', KEYS[4]) == 1) then return false end
+local value = ARGV[1] .. ':' .. redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+return value`;
+
 // KEYS: owner, meta. ARGV: value, ttl, meta. 1 = extended, 2 = had lapsed and is ours again, 0 = someone else's.
 const REFRESH = `
 local v = redis.call('GET', KEYS[1])
@@ -40,6 +50,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+/** Where a family of leases keeps its keys (rooms by default; jobs have their own). */
+export interface LeaseKeys {
+  /** What is leased, in log lines: "room", "job". */
+  what: string;
+  owner(name: string): string;
+  epoch(name: string): string;
+  meta(name: string): string;
+}
+
+const ROOM_KEYS: LeaseKeys = { what: "room", owner: keys.owner, epoch: keys.epoch, meta: keys.meta };
+
 interface Held {
   value: string;
   meta: string;
@@ -55,6 +76,7 @@ export class RoomLeases {
     private readonly log: Logger,
     /** The lease of a room this node serves is someone else's now: end the room. */
     private readonly lost: (room: string) => void,
+    private readonly space: LeaseKeys = ROOM_KEYS,
   ) {
     this.timer = setInterval(() => void this.refreshAll(), REFRESH_MS);
     this.timer.unref();
@@ -62,7 +84,29 @@ export class RoomLeases {
 
   /** Takes the room: true when it was free, false when another holder has it. Throws when Redis is away. */
   async claim(room: string, meta = "{}"): Promise<boolean> {
-    const value = (await this.redis.eval(CLAIM, 3, keys.owner(room), keys.epoch(room), keys.meta(room), this.nodeId, LEASE_MS, meta)) as string | null;
+    const value = (await this.redis.eval(CLAIM, 3, this.space.owner(room), this.space.epoch(room), this.space.meta(room), this.nodeId, LEASE_MS, meta)) as string | null;
+    if (value === null) return false;
+    this.held.set(room, { value, meta });
+    return true;
+  }
+
+  /**
+   * Takes the lease from a holder whose node left the registry (no heartbeat for NODE_TTL_MS),
+   * before the lease itself lapses; `held` is the lease's value as read. Throws when Redis is away.
+   */
+  async claimFromDead(room: string, held: string, nodeKey: string, meta = "{}"): Promise<boolean> {
+    const value = (await this.redis.eval(
+      TAKE_FROM_DEAD,
+      4,
+      this.space.owner(room),
+      this.space.epoch(room),
+      this.space.meta(room),
+      nodeKey,
+      this.nodeId,
+      LEASE_MS,
+      meta,
+      held,
+    )) as string | null;
     if (value === null) return false;
     this.held.set(room, { value, meta });
     return true;
@@ -73,7 +117,7 @@ export class RoomLeases {
     const h = this.held.get(room);
     if (!h) return;
     h.meta = meta;
-    this.redis.set(keys.meta(room), meta, "PX", LEASE_MS).catch(() => undefined);
+    this.redis.set(this.space.meta(room), meta, "PX", LEASE_MS).catch(() => undefined);
   }
 
   holds(room: string): boolean {
@@ -89,17 +133,17 @@ export class RoomLeases {
     const h = this.held.get(room);
     if (!h) return;
     this.held.delete(room);
-    this.redis.eval(RELEASE, 2, keys.owner(room), keys.meta(room), h.value).catch(() => undefined);
+    this.redis.eval(RELEASE, 2, this.space.owner(room), this.space.meta(room), h.value).catch(() => undefined);
   }
 
   /** The node that owns the room, or undefined. Throws when Redis is away. */
   async owner(room: string): Promise<string | undefined> {
-    const value = await this.redis.get(keys.owner(room));
+    const value = await this.redis.get(this.space.owner(room));
     return value === null ? undefined : value.slice(0, value.lastIndexOf(":"));
   }
 
   async meta(room: string): Promise<string | undefined> {
-    return (await this.redis.get(keys.meta(room))) ?? undefined;
+    return (await this.redis.get(this.space.meta(room))) ?? undefined;
   }
 
   /** Extends every lease; also rebuilds them after Redis lost its keys (a restart). */
@@ -108,15 +152,16 @@ export class RoomLeases {
       [...this.held].map(async ([room, h]) => {
         let result: number;
         try {
-          result = (await this.redis.eval(REFRESH, 2, keys.owner(room), keys.meta(room), h.value, LEASE_MS, h.meta)) as number;
+          result = (await this.redis.eval(REFRESH, 2, this.space.owner(room), this.space.meta(room), h.value, LEASE_MS, h.meta)) as number;
         } catch {
           return; // Redis away: keep serving, nobody can claim it meanwhile.
         }
         if (this.held.get(room) !== h) return;
-        if (result === 2) this.log.info({ room }, "room lease renewed after it lapsed");
+        const what = this.space.what;
+        if (result === 2) this.log.info({ [what]: room }, `${what} lease renewed after it lapsed`);
         if (result === 0) {
           this.held.delete(room);
-          this.log.warn({ room }, "room lease taken by another node: ending the room here");
+          this.log.warn({ [what]: room }, `${what} lease taken by another node: ending the ${what} here`);
           this.lost(room);
         }
       }),

@@ -10,6 +10,7 @@ import type { RoomDirectory, RoomInfo, Rooms } from "../sfu/rooms.js";
 import { newSessionId, type Liveness } from "../sfu/session.js";
 import type { RoomSource } from "../sfu/types.js";
 import { EdgeSource, type TrackSpec } from "./edge-source.js";
+import { ClusterJobs } from "./jobs.js";
 import { LEASE_MS, RoomLeases } from "./leases.js";
 import { connectRedis, keys, type Redis } from "./redis.js";
 import { NodeRegistry, type NodeRoom, type NodeState } from "./registry.js";
@@ -45,6 +46,8 @@ export class ClusterNode implements RoomDirectory {
   private readonly redis: Redis;
   private readonly leases: RoomLeases;
   readonly registry: NodeRegistry;
+  /** /start-stream jobs and relay tasks, run by one node each and taken over when it dies. */
+  readonly jobs: ClusterJobs;
   private rooms: Rooms | undefined;
   private readonly opening = new Map<string, Promise<EdgeSource | undefined>>();
   private readonly pulls = new Map<string, Pull>();
@@ -67,6 +70,7 @@ export class ClusterNode implements RoomDirectory {
     this.secret = config.secret;
     this.redis = connectRedis(config.redisUrl, log, { up: () => this.onUp(), down: () => (this.up = false) });
     this.leases = new RoomLeases(this.redis, this.id, log, (room) => void this.rooms?.closeRoom(room, "error"));
+    this.jobs = new ClusterJobs(this.redis, this.id, log, () => this.up && !this.draining && !this.closed);
     this.registry = new NodeRegistry(this.redis, { id: this.id, url: this.url }, () => this.localView(), log);
     this.timer = setInterval(() => void this.tick(), TICK_MS);
     this.timer.unref();
@@ -102,6 +106,7 @@ export class ClusterNode implements RoomDirectory {
     // Back after an outage (or a Redis restart that lost every key): re-register, re-take leases.
     void this.registry.beat().catch(() => undefined);
     void this.leases.refreshAll();
+    void this.jobs.refreshAll();
   }
 
   // ---- RoomDirectory ----------------------------------------------------------------------------
@@ -368,6 +373,7 @@ export class ClusterNode implements RoomDirectory {
     clearInterval(this.timer);
     await Promise.all([...this.pulls.values()].map((p) => p.source.close("shutdown")));
     this.leases.close();
+    this.jobs.close();
     await this.registry.leave();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

@@ -52,6 +52,12 @@ export const keys = {
   meta: (room: string) => `whipsfu:room:${room}:meta`,
   /** Hash edge node → the node it pulls from. */
   edges: (room: string) => `whipsfu:room:${room}:edges`,
+  /** Hash `{kind}:{id}` → the spec of a job (/start-stream, relay task) that some node must run. */
+  jobs: "whipsfu:jobs",
+  /** The lease of the node running a job, as for rooms: owner, fencing epoch, meta. */
+  jobOwner: (job: string) => `whipsfu:job:${job}:owner`,
+  jobEpoch: (job: string) => `whipsfu:job:${job}:epoch`,
+  jobMeta: (job: string) => `whipsfu:job:${job}:meta`,
   /** Rate-limit buckets. */
   limits: "whipsfu:rl",
 };

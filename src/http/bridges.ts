@@ -10,6 +10,9 @@ import type { Bridges } from "../bridges/index.js";
 import { parseRtmpUrl } from "../bridges/urls.js";
 import type { Config } from "../config.js";
 import { isDomainError } from "../errors.js";
+import type { StreamInfo } from "../bridges/streams.js";
+import type { StreamJobSpec } from "../cluster/jobs.js";
+import type { JobRouting } from "./cluster.js";
 import { RETRY_AFTER_SECONDS, sendDomainError, sendError } from "./errors.js";
 import { admitRoomManager, tokenOf, unauthorized } from "./guard.js";
 import { SCHEMAS } from "./schemas.js";
@@ -25,6 +28,8 @@ export interface BridgeRouteDeps {
   auth: Authorizer;
   bridges: Bridges;
   config: Pick<Config, "transcoderApiKey">;
+  /** A cluster's /start-stream jobs: run by one node each, reached from any (src/http/cluster.ts). */
+  jobs?: JobRouting;
 }
 
 function bridgeError(reply: FastifyReply, err: unknown): FastifyReply {
@@ -38,7 +43,7 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRouteDeps): Promise<void> {
-  const { auth, bridges } = deps;
+  const { auth, bridges, jobs } = deps;
   const roomBridges = bridges.rooms;
   app.decorate("bridges", bridges);
 
@@ -115,6 +120,8 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
       const st = await lstat(full);
       if (!st.isFile()) return sendError(reply, 404, "not found");
     } catch {
+      // A /start-stream job another node runs: its files are there.
+      if (jobs && (await jobs.route(request, reply, "stream", [name])) === "forwarded") return reply;
       return sendError(reply, 404, "not found");
     }
     const ext = path.extname(file);
@@ -157,9 +164,13 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
       const { streamId } = request.body;
       const rtmpUrl = parseRtmpUrl(request.body.rtmpUrl);
       if (rtmpUrl === undefined) return transcoderError(reply, 400, INVALID_START);
+      if (jobs && (await jobs.route(request, reply, "stream", [streamId])) !== "here") return reply;
       try {
+        await jobs?.jobs.take("stream", streamId);
         await bridges.streams.start(streamId, rtmpUrl);
       } catch (err) {
+        // Nothing runs: no node is to take it up either.
+        if (jobs?.jobs.holds("stream", streamId)) await jobs.jobs.remove("stream", streamId).catch(() => undefined);
         // This API's statuses: 409 for a name a room's HLS holds, 503 at the job limit, 500 for
         // every other failure to start, with its reason.
         if (isDomainError(err, "conflict")) return transcoderError(reply, 409, `Stream ${streamId} cannot start: ${err.message}.`);
@@ -172,15 +183,26 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
         const sentence = /[.!?]$/.test(reason) ? reason : `${reason}.`;
         return transcoderError(reply, 500, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${sentence}`);
       }
+      const spec: StreamJobSpec = { rtmpUrl };
+      await jobs?.jobs.put("stream", streamId, JSON.stringify(spec)).catch((err: Error) => request.log.warn({ streamId, err: err.message }, "stream job not stored"));
       return { status: "success", message: `Stream ${streamId} started.` };
     });
 
     scope.post<{ Body: { streamId: string } }>("/stop-stream", { schema: SCHEMAS.stopStream }, async (request, reply) => {
       const { streamId } = request.body;
-      if (!(await bridges.streams.stop(streamId))) return transcoderError(reply, 404, `Stream ${streamId} not found.`);
+      if (jobs && (await jobs.route(request, reply, "stream", [streamId])) !== "here") return reply;
+      let stopped = await bridges.streams.stop(streamId);
+      // Also a job whose node died and that nobody took up yet.
+      if (jobs) stopped = (await jobs.jobs.remove("stream", streamId).catch(() => false)) || stopped;
+      if (!stopped) return transcoderError(reply, 404, `Stream ${streamId} not found.`);
       return { status: "success", message: `Stream ${streamId} stopped.` };
     });
 
-    scope.get("/streams", { schema: SCHEMAS.streams }, async () => ({ status: "success", streams: bridges.streams.list() }));
+    scope.get("/streams", { schema: SCHEMAS.streams }, async (request) => {
+      if (!jobs) return { status: "success", streams: bridges.streams.list() };
+      const here = bridges.streams.list().map((s) => ({ ...s, node: jobs.nodeId }));
+      const there = (await jobs.fromOthers(request)).flatMap((a) => (a as { streams?: StreamInfo[] }).streams ?? []);
+      return { status: "success", streams: [...here, ...there] };
+    });
   });
 }

@@ -13,6 +13,7 @@ import { sendDomainError, sendError } from "./errors.js";
 import { SCHEMAS } from "./schemas.js";
 import { admitRoom, isClusterPeer, markClusterPeer, tokenOf, unauthorized } from "./guard.js";
 import type { RecordEntry, RemoteRecords } from "./records.js";
+import type { ClusterJobs, JobKind } from "../cluster/jobs.js";
 
 export interface ClusterRouteDeps {
   cluster: ClusterNode;
@@ -26,8 +27,8 @@ const SESSION_RE = /^\/api\/(whip|whep)\/session\/([^/?#]+)/;
 const WHIP_ROUTE = "/api/whip/publish/:room";
 const WHEP_ROUTE = "/api/whep/play/:room";
 /** Headers a forwarded request carries on, and the ones its answer brings back. */
-const REQUEST_HEADERS = ["content-type", "if-match", "authorization", "x-auth-token", "accept"];
-const ANSWER_HEADERS = ["content-type", "etag", "location", "link", "retry-after", "www-authenticate", "accept-patch", "allow"];
+const REQUEST_HEADERS = ["content-type", "if-match", "authorization", "x-auth-token", "accept", "x-api-key"];
+const ANSWER_HEADERS = ["content-type", "etag", "location", "link", "retry-after", "www-authenticate", "accept-patch", "allow", "cache-control"];
 const FORWARD_TIMEOUT_MS = 10_000;
 
 function secretMatches(given: string, secret: string): boolean {
@@ -221,6 +222,66 @@ export function remoteRecords(cluster: ClusterNode): RemoteRecords {
         return true;
       }
       return false;
+    },
+  };
+}
+
+/**
+ * /start-stream jobs and relay tasks in a cluster (docs/api.md, "Cluster"): a request about a job
+ * another node runs is sent on to that node; one run here takes the job's lease (ClusterJobs);
+ * lists gather every node's.
+ */
+export interface JobRouting {
+  readonly nodeId: string;
+  readonly jobs: ClusterJobs;
+  /**
+   * Where a client's request about these jobs goes: "here" (nobody else runs them), "forwarded"
+   * (sent on to the one live node that runs them, and answered), "split" (they run on several nodes).
+   */
+  route(request: FastifyRequest, reply: FastifyReply, kind: JobKind, ids: string[]): Promise<"here" | "forwarded" | "split">;
+  /** A client's GET asked of every other live node too: their JSON answers (those that failed left out). */
+  fromOthers(request: FastifyRequest): Promise<unknown[]>;
+}
+
+export function jobRouting(cluster: ClusterNode): JobRouting {
+  const others = async (): Promise<string[]> => ((await cluster.nodes()) ?? []).filter((n) => n.id !== cluster.id).map((n) => n.url);
+  return {
+    nodeId: cluster.id,
+    jobs: cluster.jobs,
+    async route(request, reply, kind, ids) {
+      if (isClusterPeer(request)) return "here";
+      // Per job, the live node running it when that is another one; a job whose node died is
+      // taken up here (or by the next scan of any node).
+      const urls = await Promise.all(
+        ids.map(async (id) => {
+          const owner = await cluster.jobs.owner(kind, id).catch(() => undefined);
+          return owner === undefined || owner === cluster.id ? undefined : await cluster.nodeUrl(owner);
+        }),
+      );
+      if (new Set(urls).size > 1) return "split";
+      if (urls[0] === undefined) return "here";
+      const body = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
+      await forwardRequest(request, reply, urls[0]!, cluster.secret, cluster.id, body);
+      return "forwarded";
+    },
+    async fromOthers(request) {
+      if (isClusterPeer(request)) return [];
+      const headers: Record<string, string> = { [SECRET_HEADER]: cluster.secret, [NODE_HEADER]: cluster.id };
+      for (const h of REQUEST_HEADERS) {
+        const v = request.headers[h];
+        if (typeof v === "string") headers[h] = v;
+      }
+      const answers = await Promise.all(
+        (await others()).map(async (url) => {
+          try {
+            const res = await fetch(`${url}${request.url}`, { headers, signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS) });
+            return res.ok ? [(await res.json()) as unknown] : [];
+          } catch {
+            return [];
+          }
+        }),
+      );
+      return answers.flat();
     },
   };
 }

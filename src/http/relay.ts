@@ -7,16 +7,21 @@ import { createHash } from "node:crypto";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { tokenMatches } from "../auth/auth.js";
-import { parseRelayRequest } from "../bridges/relay/request.js";
+import { parseRelayRequest, type RelayCommand } from "../bridges/relay/request.js";
 import type { RelayTasks } from "../bridges/relay/tasks.js";
 import type { Config } from "../config.js";
-import { isDomainError, type ErrorKind } from "../errors.js";
+import type { RelayTaskInfo } from "../bridges/relay/types.js";
+import { fail, isDomainError, type ErrorKind } from "../errors.js";
+import type { JobRouting } from "./cluster.js";
 import { RETRY_AFTER_SECONDS } from "./errors.js";
+import { isClusterPeer } from "./guard.js";
 import { SCHEMAS } from "./schemas.js";
 
 export interface RelayRouteDeps {
   relays: RelayTasks;
   config: Pick<Config, "relayKey" | "relayAccounts" | "relayMinWindowSeconds" | "relayRateLimit" | "relayRateWindowSeconds">;
+  /** A cluster's relay tasks: run by one node each, reached from any (src/http/cluster.ts). */
+  jobs?: JobRouting;
 }
 
 declare module "fastify" {
@@ -45,7 +50,7 @@ const reply = (res: FastifyReply, status: number, msg: string): FastifyReply =>
   res.code(status).type("application/json; charset=utf-8").send({ http_code: String(status), msg, call_time: Date.now() });
 
 export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRouteDeps): Promise<void> {
-  const { relays, config } = deps;
+  const { relays, config, jobs } = deps;
   app.decorate("relays", relays);
   const limiter = new RateLimiterMemory({ points: config.relayRateLimit, duration: config.relayRateWindowSeconds });
 
@@ -71,6 +76,8 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
       await reply(res, 403, "forbidden: k does not match md5(r + key)");
       return false;
     }
+    // A request another node sent on was counted there.
+    if (isClusterPeer(request)) return true;
     try {
       await limiter.consume(n);
     } catch (err) {
@@ -80,6 +87,18 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
       return false;
     }
     return true;
+  };
+
+  /** A command run on this node: it takes the leases of its tasks, given up again when they did not start. */
+  const executeHere = async (routing: JobRouting, command: RelayCommand): Promise<void> => {
+    const ids = command.tasks.map((t) => t.id);
+    try {
+      for (const id of ids) await routing.jobs.take("relay", id, command.cmd !== "1");
+      await relays.execute(command);
+    } finally {
+      for (const id of ids) if (!relays.get(id)) routing.jobs.release("relay", id);
+      relays.save();
+    }
   };
 
   await app.register(async (scope) => {
@@ -96,7 +115,15 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
       if (!(await authorize(request, res))) return res;
       try {
         const command = parseRelayRequest(request.body, { minWindowMs: config.relayMinWindowSeconds * 1000, now: Date.now() });
-        await relays.execute(command);
+        if (jobs) {
+          const ids = command.tasks.map((t) => t.id);
+          const where = await jobs.route(request, res, "relay", ids);
+          if (where === "forwarded") return res;
+          if (where === "split") throw fail("invalid_input", "the tasks of this command run on different nodes: send one command per task");
+          await executeHere(jobs, command);
+        } else {
+          await relays.execute(command);
+        }
         request.log.info({ cmd: command.cmd, relays: command.tasks.map((t) => t.id) }, "relay command");
       } catch (err) {
         if (!isDomainError(err)) throw err;
@@ -113,10 +140,13 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
 
     scope.get("/api/relay", { schema: SCHEMAS.relayList, attachValidation: true }, async (request, res) => {
       if (!(await authorize(request, res))) return res;
-      return relays.list();
+      if (!jobs) return relays.list();
+      const there = (await jobs.fromOthers(request)).flatMap((a) => (Array.isArray(a) ? (a as RelayTaskInfo[]) : []));
+      return [...relays.list(), ...there];
     });
     scope.get<{ Params: { id: string } }>("/api/relay/:id", { schema: SCHEMAS.relayTask, attachValidation: true }, async (request, res) => {
       if (!(await authorize(request, res))) return res;
+      if (jobs && !relays.get(request.params.id) && (await jobs.route(request, res, "relay", [request.params.id])) === "forwarded") return res;
       const info = relays.get(request.params.id);
       if (!info) return reply(res, 404, "no relay task with this id");
       return info;

@@ -57,7 +57,10 @@ const JOB_FIELDS: Record<string, Schema> = {
 const job = (extra: Record<string, Schema>): Schema =>
   obj({ ...JOB_FIELDS, ...extra }, ["id", "kind", "state", "restarts", ...Object.keys(extra)]);
 const BRIDGE_INFO = job({ room: str(), createdAt: str(), url: str("HLS: the playlist; restream: the target, stream key masked") });
-const STREAM_INFO = job({ streamId: str(), createdAt: str(), hlsUrl: str() });
+const STREAM_INFO = obj(
+  { ...JOB_FIELDS, streamId: str(), createdAt: str(), hlsUrl: str(), node: str("the node running the job (a cluster only)") },
+  ["id", "kind", "state", "restarts", "streamId", "createdAt", "hlsUrl"],
+);
 
 const LAYER: Schema = obj(
   { rid: str(), ssrc: { type: "integer" }, bitrate: { type: "number" }, active: { type: "boolean" }, forwarded: { type: "boolean" } },

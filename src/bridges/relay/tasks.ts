@@ -40,29 +40,57 @@ export class RelayTasks implements TaskHost {
   async restore(): Promise<void> {
     const records = loadTaskRecords(this.opts.stateFile);
     if (records.length === 0) return;
-    const now = Date.now();
-    for (const rec of records) {
-      for (const t of rec.targets) if (t.state === "stopped" && (t.resumeUntil ?? 0) < now) t.state = "finished";
-      const task = new RelayTask(this, rec);
-      try {
-        await task.prepare();
-        if (this.closed) return;
-      } catch (err) {
-        for (const t of rec.targets) if (t.state === "running" || t.state === "scheduled") Object.assign(t, { state: "failed", lastError: (err as Error).message });
-        this.tasks.set(task.id, task);
-        continue;
-      }
-      this.tasks.set(task.id, task);
-      if (rec.spec.endMs !== undefined && rec.spec.endMs <= now) {
-        for (const t of rec.targets) if (t.state === "running" || t.state === "scheduled") t.state = "finished";
-        continue;
-      }
-      if (rec.targets.some((t) => t.state === "running" || t.state === "scheduled")) {
-        this.opts.log.info({ relay: task.id }, "relay task restored");
-        task.arm();
-      }
-    }
+    for (const rec of records) if (!(await this.revive(rec))) return;
     this.save();
+  }
+
+  /**
+   * Runs a task another node ran until it died (a cluster's takeover), from its record, as
+   * restore() does for the state file's; a task of that id here is replaced.
+   */
+  adopt(rec: TaskRecord): Promise<void> {
+    const run = this.serial.then(async () => {
+      if (this.closed) throw fail("shutting_down", "server is shutting down");
+      await this.drop(rec.spec.id);
+      await this.revive(rec);
+      this.save();
+    });
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Ends a task here without callbacks (another node runs it now). */
+  async drop(id: string): Promise<void> {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    this.tasks.delete(id);
+    task.dispose();
+    await Promise.all(task.runners.map((r) => (r.rec.state === "running" ? r.stop("replaced") : undefined)));
+  }
+
+  /** Takes a stored record up again: running targets resume where they were, scheduled ones are re-armed. False once closed. */
+  private async revive(rec: TaskRecord): Promise<boolean> {
+    const now = Date.now();
+    for (const t of rec.targets) if (t.state === "stopped" && (t.resumeUntil ?? 0) < now) t.state = "finished";
+    const task = new RelayTask(this, rec);
+    try {
+      await task.prepare();
+      if (this.closed) return false;
+    } catch (err) {
+      for (const t of rec.targets) if (t.state === "running" || t.state === "scheduled") Object.assign(t, { state: "failed", lastError: (err as Error).message });
+      this.tasks.set(task.id, task);
+      return true;
+    }
+    this.tasks.set(task.id, task);
+    if (rec.spec.endMs !== undefined && rec.spec.endMs <= now) {
+      for (const t of rec.targets) if (t.state === "running" || t.state === "scheduled") t.state = "finished";
+      return true;
+    }
+    if (rec.targets.some((t) => t.state === "running" || t.state === "scheduled")) {
+      this.opts.log.info({ relay: task.id }, "relay task restored");
+      task.arm();
+    }
+    return true;
   }
 
   /** One command, executed in arrival order; a domain error for what the request got wrong. */
@@ -201,8 +229,13 @@ export class RelayTasks implements TaskHost {
   save(): void {
     // A server that never had a relay task leaves no state file behind.
     if (this.closed || this.tasks.size === 0) return;
+    const records = [...this.tasks.values()].map((t) => t.rec);
+    if (this.opts.persist) {
+      this.opts.persist(records);
+      return;
+    }
     try {
-      saveTaskRecords(this.opts.stateFile, [...this.tasks.values()].map((t) => t.rec));
+      saveTaskRecords(this.opts.stateFile, records);
     } catch (err) {
       this.opts.log.error({ file: this.opts.stateFile, err: (err as Error).message }, "relay state not saved");
     }

@@ -15,6 +15,8 @@ export interface RelayOptions {
   allowedHosts: readonly string[];
   /** Where task state is kept across restarts. */
   stateFile: string;
+  /** Where task state goes instead of the state file (a cluster keeps it in Redis). */
+  persist?: (records: TaskRecord[]) => void;
   /** How long a stopped task's position can be resumed (48 h by default). */
   resumeMs: number;
   callbackTimeoutMs: number;
