@@ -10,6 +10,6 @@ export const errors = {
   roomNotFound: () => fail("not_found", "room not found"),
   sessionNotFound: () => fail("not_found", "session not found"),
   unsupportedCodec: (message: string) => fail("unsupported_codec", message),
-  /** RFC 9725 §4.6: a server out of capacity answers 503 with Retry-After. */
+  /** Out of rooms, sessions or ports (RFC 9725 §4.6: the API says so with 503 and Retry-After). */
   capacity: (what: string) => fail("capacity", `server at capacity: ${what}`),
 };

@@ -102,7 +102,7 @@ export function createPeer(
 /**
  * Sets a client's offer as the remote description. werift throws plain errors (TypeErrors too) on
  * offers it cannot read (a candidate line missing fields, no a=mid, no a=ice-ufrag, an m= line of
- * another kind, an empty c= line...): that is the client's invalid SDP (400), not a server error.
+ * another kind, an empty c= line...): that is the client's invalid SDP (invalid_input), not a server error.
  */
 export async function applyOffer(pc: RTCPeerConnection, sdp: string): Promise<void> {
   try {

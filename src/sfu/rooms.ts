@@ -203,8 +203,8 @@ export class Rooms {
   }
 
   /**
-   * A WHIP publisher for a room: its primary (409 while one is attached) or, with role "backup",
-   * its hot standby (409 while one is attached). A room in its grace, or fed by its backup alone,
+   * A WHIP publisher for a room: its primary (a conflict while one is attached) or, with role "backup",
+   * its hot standby (a conflict while one is attached). A room in its grace, or fed by its backup alone,
    * takes a primary back on the same tracks, so its viewers carry on.
    */
   async publish(roomName: string, offerText: string, sessionId?: string, role: SourceRole = "primary"): Promise<{ session: Publisher; answer: string }> {
@@ -268,7 +268,7 @@ export class Rooms {
     }
   }
 
-  /** A publisher joining a room that exists: a primary back in the grace, a backup, or 409. */
+  /** A publisher joining a room that exists: a primary back in the grace, a backup, or a conflict. */
   private async join(room: Room, offer: ParsedSdp, role: SourceRole, sessionId?: string): Promise<{ session: Publisher; answer: string }> {
     const continuity = continuityOf(room);
     if (!continuity || room.isClosed) throw errors.publisherExists();
@@ -392,7 +392,7 @@ export class Rooms {
   }
 
   /**
-   * A room fed by plain RTP on loopback (an ingest): 409 when the room already has a publisher.
+   * A room fed by plain RTP on loopback (an ingest): a conflict when the room already has a publisher.
    * The returned source's ports are where the RTP must go; closing it ends the room.
    */
   async ingest(roomName: string, tracks: RtpTrackSpec[]): Promise<RtpSource> {

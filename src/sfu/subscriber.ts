@@ -40,7 +40,7 @@ interface Match {
   codec: SdpCodec;
 }
 
-/** For each published track, the subscriber's section and payload type that can carry it, or 422 naming the codec. */
+/** For each published track, the subscriber's section and payload type that can carry it, or an unsupported_codec error naming the codec. */
 function matchOffer(offer: ParsedSdp, publisher: RoomSource): Match[] {
   const sections = usableMedia(offer).filter((s) => s.direction === "recvonly" || s.direction === "sendrecv");
   const used = new Set<SdpMedia>();
