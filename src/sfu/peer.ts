@@ -10,6 +10,7 @@ import {
   type PeerConfig,
 } from "werift";
 import type { Config } from "../config.js";
+import { guardDtlsHandshake } from "./dtls-guard.js";
 import { errors } from "./errors.js";
 import { FORWARDED_BY_KIND } from "./extensions.js";
 import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
@@ -101,6 +102,12 @@ export function createPeer(
       if (watched.has(t)) continue;
       watched.add(t);
       t.connection.onData.subscribe(touch);
+    }
+    // ICE is checking or connected: the DTLS transports exist and have not started yet.
+    for (const t of pc.dtlsTransports) {
+      if (watched.has(t)) continue;
+      watched.add(t);
+      guardDtlsHandshake(t);
     }
   };
   pc.iceConnectionStateChange.subscribe(watchTransports);
