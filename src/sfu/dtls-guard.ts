@@ -1,4 +1,4 @@
-// A gap in werift's DTLS handshake (its DtlsClient and Flight classes), closed per peer from
+// Two gaps in werift's DTLS handshake (its DtlsClient and Flight classes), closed per peer from
 // outside through the fields werift's types expose:
 //
 // - A duplicate HelloVerifyRequest. The server answers as DTLS client (a=setup:active); when its
@@ -8,11 +8,17 @@
 //   an empty transcript): the server's DTLS transport fails and the viewer sits with ICE connected
 //   and DTLS "connecting". RFC 6347 §4.2.1: the ClientHello with the cookie is already sent and is
 //   retransmitted on its own timer, so the duplicate is dropped.
-import type { RTCDtlsTransport } from "werift";
+// - A flight's retransmission loop (up to 11 sends over ~33 s) ends only when the handshake moves
+//   on, not when the peer is closed: a session closed mid-handshake kept its whole werift peer
+//   alive, and sent to the gone client, for that long. Closing moves the handshake past its last
+//   flight, so every loop ends at its next timer.
+import type { RTCDtlsTransport, RTCPeerConnection } from "werift";
 
 const HELLO_VERIFY_REQUEST = 3;
 /** werift's flight number once the client has sent its ClientHello with the cookie. */
 const COOKIE_SENT = 3;
+/** Past werift's last flight (6, and 7 for a finished client): every retransmission loop stops. */
+const PAST_LAST_FLIGHT = 8;
 
 /** Drops duplicate HelloVerifyRequests for a transport where this side is the DTLS client; call before it starts. */
 export function guardDtlsHandshake(transport: RTCDtlsTransport): void {
@@ -31,4 +37,12 @@ export function guardDtlsHandshake(transport: RTCDtlsTransport): void {
       };
     });
   });
+}
+
+/** Ends the DTLS flights a closing peer may still be retransmitting. */
+export function endDtlsFlights(pc: RTCPeerConnection): void {
+  for (const t of pc.dtlsTransports) {
+    const context = t.dtls?.dtls;
+    if (context) context.flight = PAST_LAST_FLIGHT;
+  }
 }

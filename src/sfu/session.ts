@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { endDtlsFlights } from "./dtls-guard.js";
 import { completeAnswer, type IceSettings, type PeerHandle } from "./peer.js";
 import type { SdpFragment } from "./sdpfrag.js";
 
@@ -117,6 +118,7 @@ export abstract class PeerSession {
         // A listener's failure must not keep the peer open.
       }
     }
+    endDtlsFlights(this.peer.pc);
     this.closing = this.peer.pc.close().catch(() => undefined);
     return this.closing;
   }
