@@ -130,13 +130,21 @@ export class Hooks {
   }
 
   private async post(url: string, body: object, timeoutMs: number): Promise<{ ok: true; status: number; text: string } | { ok: false; error: string }> {
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.aborter.signal]);
+    // A signal of its own per request, ended by its timeout or by close(). Not AbortSignal.any
+    // with the long-lived close signal: Node 20 keeps a reference in that signal per call, for
+    // the life of the server (four per session with every hook on).
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), timeoutMs);
+    timer.unref();
+    const closing = this.aborter.signal;
+    const onClose = (): void => controller.abort(closing.reason);
+    closing.addEventListener("abort", onClose, { once: true });
     try {
       const res = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
-        signal,
+        signal: controller.signal,
         redirect: "error",
       });
       const text = await res.text();
@@ -145,6 +153,9 @@ export class Hooks {
     } catch (err) {
       const e = err as Error;
       return { ok: false, error: e.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : e.message };
+    } finally {
+      clearTimeout(timer);
+      closing.removeEventListener("abort", onClose);
     }
   }
 
