@@ -172,12 +172,15 @@ export class Hooks {
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref();
-    signal?.addEventListener("abort", () => {
+    // The listener goes when the delay ends either way: the close signal outlives every retry.
+    const done = (): void => {
       clearTimeout(t);
+      signal?.removeEventListener("abort", done);
       resolve();
-    });
+    };
+    const t = setTimeout(done, ms);
+    t.unref();
+    signal?.addEventListener("abort", done, { once: true });
   });
 }
 
