@@ -4,12 +4,13 @@
 // full GC, a heap snapshot of the server is taken after a warm-up and again after the churn:
 //
 // - the bytes of JavaScript objects (objects, closures and their contexts, arrays) it
-//   holds beyond the warm-up's, divided by the sessions ended, must stay under LEAK_BOUND_BYTES
-//   (strings are left out: see NOT_OBJECTS).
+//   holds beyond the warm-up's, divided by the sessions ended, must stay under LEAK_BOUND_BYTES.
 //   A map keyed by session or room that is never pruned, a listener or timer that outlives its
 //   session, a closure holding a werift peer: each costs hundreds of bytes to kilobytes a session.
 //   V8's compiled code and its bookkeeping (feedback, shapes, dependent-code lists) are left out:
-//   they grow as functions get optimised, not with sessions;
+//   they grow as functions get optimised, not with sessions. So are strings: the server's one-off
+//   strings (script sources, the HTTP parser's wasm) are freed lazily, tens of kilobytes at once,
+//   which would hide growth, and a leaked string comes with the object or entry holding it;
 // - no session, room or werift peer may be left at all.
 //
 //   LEAK_SESSIONS=600 npx vitest run test/e2e/leak.test.ts     # more sessions, a finer figure
@@ -17,13 +18,13 @@
 //   LEAK_SNAPSHOT_DIR=/tmp/snap ...                             # keep the two snapshots
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import dgram from "node:dgram";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, expect, it } from "vitest";
+import { HeapProbe, heapProbeArgs, readSnapshot, type HeapCount, type HeapProbeResult } from "../helpers/heap-probe.js";
 import { freeTcpPort, sleep } from "../helpers/net.js";
 import { WhepClient } from "../helpers/whep-client.js";
 import { WhipClient } from "../helpers/whip-client.js";
@@ -37,7 +38,12 @@ const num = (name: string, def: number): number => {
 
 /** Sessions ended after the warm-up (publishers and subscribers together). */
 const SESSIONS = num("LEAK_SESSIONS", 300);
-const WARMUP_SESSIONS = num("LEAK_WARMUP_SESSIONS", 60);
+/**
+ * The warm-up fills what the server keeps by design up to a bound set by concurrency, not by
+ * the number of sessions: the packet-history pool (8 rings per kind, src/sfu/history.ts), the
+ * HTTP client pool of the hooks (one client per concurrent request to the receiver).
+ */
+const WARMUP_SESSIONS = num("LEAK_WARMUP_SESSIONS", 100);
 /** Bytes of JavaScript objects one ended session may leave behind. */
 const BOUND_BYTES = num("LEAK_BOUND_BYTES", 256);
 /** Classes of which no instance may be left once every session has ended. */
@@ -50,6 +56,7 @@ const snapshotDir = process.env.LEAK_SNAPSHOT_DIR ?? workDir;
 mkdirSync(snapshotDir, { recursive: true });
 
 let server: ChildProcess | undefined;
+let heap: HeapProbe | undefined;
 let hookReceiver: http.Server | undefined;
 let base = "";
 let serverLog = "";
@@ -59,31 +66,7 @@ function build(): void {
   execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", distDir], { cwd: root, stdio: "pipe" });
 }
 
-// ---- the server and its probe ---------------------------------------------------------------
-
-interface Probe {
-  heapUsed: number;
-  external: number;
-  rss: number;
-  snapshot: string;
-}
-
-let probes = 0;
-const waiting = new Map<number, (answer: { probe?: Probe; error?: string }) => void>();
-
-/** Full GC in the server (a few rounds, so weak callbacks and finalizers run), then a heap snapshot. */
-function probe(file: string): Promise<Probe> {
-  const id = ++probes;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the server did not answer the heap probe within 60 s")), 60_000);
-    waiting.set(id, (answer) => {
-      clearTimeout(timer);
-      if (answer.probe) resolve(answer.probe);
-      else reject(new Error(`heap probe: ${answer.error}`));
-    });
-    server!.send({ leakProbe: id, file });
-  });
-}
+// ---- the server --------------------------------------------------------------------------
 
 /** Answers every hook "allowed", so each session also goes through the hooks' bookkeeping. */
 async function startHookReceiver(): Promise<string> {
@@ -98,25 +81,7 @@ async function startHookReceiver(): Promise<string> {
 async function startServer(): Promise<void> {
   const port = await freeTcpPort();
   const hook = await startHookReceiver();
-  const probeScript = path.join(distDir, "leak-probe.mjs");
-  writeFileSync(
-    probeScript,
-    `import v8 from "node:v8";
-const tick = () => new Promise((r) => setImmediate(r));
-process.on("message", async (m) => {
-  if (!m || typeof m.leakProbe !== "number") return;
-  for (let i = 0; i < 4; i++) { globalThis.gc(); await tick(); }
-  try {
-    const snapshot = v8.writeHeapSnapshot(m.file);
-    const u = process.memoryUsage();
-    process.send({ leakProbe: m.leakProbe, probe: { heapUsed: u.heapUsed, external: u.external, rss: u.rss, snapshot } });
-  } catch (err) {
-    process.send({ leakProbe: m.leakProbe, error: String(err) });
-  }
-});
-`,
-  );
-  server = spawn(process.execPath, ["--expose-gc", "--import", pathToFileURL(probeScript).href, path.join(distDir, "main.js")], {
+  server = spawn(process.execPath, [...heapProbeArgs(distDir), path.join(distDir, "main.js")], {
     cwd: root,
     env: {
       ...process.env,
@@ -141,11 +106,7 @@ process.on("message", async (m) => {
     },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
-  server.on("message", (m: { leakProbe?: number; probe?: Probe; error?: string }) => {
-    if (typeof m?.leakProbe !== "number") return;
-    waiting.get(m.leakProbe)?.(m);
-    waiting.delete(m.leakProbe);
-  });
+  heap = new HeapProbe(server);
   const keep = (d: Buffer): void => {
     serverLog = (serverLog + d.toString()).slice(-20_000);
   };
@@ -163,49 +124,6 @@ process.on("message", async (m) => {
 async function liveRooms(): Promise<number> {
   const text = await fetch(`${base}/metrics`).then((r) => r.text());
   return Number(/^live_rooms (\d+)/m.exec(text)?.[1] ?? NaN);
-}
-
-// ---- reading a heap snapshot ----------------------------------------------------------------
-
-interface HeapSnapshotFile {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
-  nodes: number[];
-  strings: string[];
-}
-
-/**
- * Node types left out: V8's compiled code and object layouts, memory outside the heap, and
- * strings. The server's one-off strings (script sources, the HTTP parser's wasm) are freed
- * lazily, whole tens of kilobytes at once, which would hide growth; a leaked string always comes
- * with the object or table entry that holds it, and that is counted.
- */
-const NOT_OBJECTS = new Set(["code", "object shape", "native", "synthetic", "string", "concatenated string", "sliced string"]);
-
-interface HeapCount {
-  /** Self sizes of JavaScript objects, closures and their contexts, arrays, numbers. */
-  objectBytes: number;
-  instances: Map<string, number>;
-}
-
-function readSnapshot(file: string): HeapCount {
-  const s = JSON.parse(readFileSync(file, "utf8")) as HeapSnapshotFile;
-  const fields = s.snapshot.meta.node_fields;
-  const width = fields.length;
-  const [typeAt, nameAt, sizeAt] = [fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")];
-  const types = s.snapshot.meta.node_types[0];
-  const wanted = new Set(PER_SESSION_CLASSES);
-  const instances = new Map(PER_SESSION_CLASSES.map((c) => [c, 0]));
-  let objectBytes = 0;
-  for (let i = 0; i < s.nodes.length; i += width) {
-    const type = types[s.nodes[i + typeAt]!]!;
-    if (NOT_OBJECTS.has(type)) continue;
-    const name = s.strings[s.nodes[i + nameAt]!]!;
-    // Lists of code that depends on an object layout: more of them as more code is optimised.
-    if (type === "hidden" && name === "system / WeakArrayList") continue;
-    objectBytes += s.nodes[i + sizeAt]!;
-    if (type === "object" && wanted.has(name)) instances.set(name, instances.get(name)! + 1);
-  }
-  return { objectBytes, instances };
 }
 
 // ---- media without FFmpeg: VP8-shaped and Opus-shaped RTP to the publisher's ports ---------
@@ -309,7 +227,7 @@ async function churn(sessions: number, tally: Tally, rooms = 3, wave = 4): Promi
 }
 
 /** Waits until every room and session has ended (vanished peers time out), then probes. */
-async function atRest(label: string): Promise<Probe & HeapCount> {
+async function atRest(label: string): Promise<HeapProbeResult & HeapCount> {
   const t0 = Date.now();
   while ((await liveRooms()) > 0) {
     if (Date.now() - t0 > 60_000) throw new Error(`rooms still live after 60 s:\n${serverLog.slice(-3000)}`);
@@ -317,8 +235,8 @@ async function atRest(label: string): Promise<Probe & HeapCount> {
   }
   // Closing peers' last timers (werift's ICE and DTLS ones run out within a few seconds), merges.
   await sleep(num("LEAK_REST_MS", 8000));
-  const p = await probe(path.join(snapshotDir, `${label}.heapsnapshot`));
-  const count = readSnapshot(p.snapshot);
+  const p = await heap!.take(path.join(snapshotDir, `${label}.heapsnapshot`));
+  const count = readSnapshot(p.snapshot, PER_SESSION_CLASSES);
   if (!process.env.LEAK_SNAPSHOT_DIR) rmSync(p.snapshot, { force: true });
   const mib = (b: number) => (b / 2 ** 20).toFixed(2);
   console.log(
