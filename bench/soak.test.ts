@@ -1,12 +1,19 @@
 // Soak: werift publishers and subscribers churn against the server in a child process (join, leave
 // with DELETE, vanish without DELETE) for SOAK_SECONDS (default 120). The server's RSS, V8 heap,
-// open fds and sockets, child processes and event-loop delay are sampled at rest after a warm-up (SOAK_WARMUP_SECONDS, default 45, of the same
-// churn: start) and at rest after the soak (end), each after a full GC (the server runs with
-// --expose-gc and a SIGUSR2 handler preloaded by the soak). Fails on more than 10 % growth of RSS or heap,
-// and on any socket, fd or child process left over once every session has ended.
+// open fds and sockets, child processes and event-loop delay are sampled at rest after a warm-up
+// (SOAK_WARMUP_SECONDS, default 45, of the same churn: start) and at rest after the soak (end),
+// each after a full GC (the server runs with --expose-gc and a SIGUSR2 handler preloaded by the
+// soak). Fails on heap growth over SOAK_HEAP_LIMIT (default 3 %), RSS growth over SOAK_RSS_LIMIT
+// (default 5 %), any session that did not connect (join failure), and any socket, fd or child
+// process left over once every session has ended. The heap compared is counted in heap snapshots
+// at start and end: JavaScript objects and strings, without V8's compiled code and its bookkeeping
+// (they grow as functions get optimised, not with sessions: test/helpers/heap-probe.ts); V8's
+// used heap is printed next to it. The last line, "[soak] figures", holds the numbers to compare
+// run to run.
 //
 //   npm run soak                      # 120 s
-//   SOAK_SECONDS=600 SOAK_ROOMS=4 SOAK_SUBS=4 npm run soak
+//   SOAK_SECONDS=1800 npm run soak    # 30 minutes
+//   SOAK_SECONDS=600 SOAK_ROOMS=4 SOAK_SUBS=4 FORWARD_WORKERS=2 npm run soak
 //
 // `npm test` runs it (120 s) after the suite; the server is this checkout's src/, compiled into .tmp/soak-dist.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -14,9 +21,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, expect, it } from "vitest";
 import { freeTcpPort, sleep } from "../test/helpers/net.js";
+import { HeapProbe, heapProbeArgs, readSnapshot, type HeapCount } from "../test/helpers/heap-probe.js";
 import { children as childProcesses, fanoutWorkerPids, isFanoutWorker } from "../test/helpers/procfs.js";
 import { WhepClient } from "../test/helpers/whep-client.js";
 import { WhipClient } from "../test/helpers/whip-client.js";
@@ -35,7 +42,8 @@ const ROOMS = num("SOAK_ROOMS", 3);
 const SUBS = num("SOAK_SUBS", 3);
 /** Recording on by default: recorders and their FFmpeg merges churn too. */
 const RECORD = process.env.SOAK_RECORD !== "0";
-const GROWTH_LIMIT = num("SOAK_GROWTH_LIMIT", 0.1);
+const HEAP_LIMIT = num("SOAK_HEAP_LIMIT", 0.03);
+const RSS_LIMIT = num("SOAK_RSS_LIMIT", 0.05);
 
 const root = path.resolve(new URL("..", import.meta.url).pathname);
 const distDir = path.join(root, ".tmp", "soak-dist");
@@ -43,6 +51,7 @@ const distDir = path.join(root, ".tmp", "soak-dist");
 // ---- the server process -------------------------------------------------------------------------
 
 let server: ChildProcess | undefined;
+let heap: HeapProbe | undefined;
 let base = "";
 let serverLog = "";
 const workDir = mkdtempSync(path.join(tmpdir(), "sfu-soak-"));
@@ -61,9 +70,8 @@ function build(): void {
 async function startServer(): Promise<void> {
   const port = await freeTcpPort();
   // SIGUSR2 runs a full GC in the server, so "at rest" measures what is retained, not garbage.
-  const gcOnSignal = path.join(distDir, "soak-gc-on-signal.mjs");
-  writeFileSync(gcOnSignal, 'process.on("SIGUSR2", () => globalThis.gc?.());\n');
-  server = spawn(process.execPath, ["--expose-gc", "--import", pathToFileURL(gcOnSignal).href, path.join(distDir, "main.js")], {
+  // SIGUSR2 runs a full GC in the server; a heap probe (test/helpers/heap-probe.ts) a snapshot.
+  server = spawn(process.execPath, [...heapProbeArgs(distDir), path.join(distDir, "main.js")], {
     cwd: root,
     env: {
       ...process.env,
@@ -78,8 +86,9 @@ async function startServer(): Promise<void> {
       RECORD_DIR: path.join(workDir, "records"),
       HLS_DIR: path.join(workDir, "hls"),
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
+  heap = new HeapProbe(server);
   const keep = (d: Buffer) => {
     serverLog = (serverLog + d.toString()).slice(-20_000);
   };
@@ -99,6 +108,8 @@ async function startServer(): Promise<void> {
 interface Sample {
   rssMiB: number;
   heapUsedMiB: number;
+  /** From a heap snapshot (atRest with one): JavaScript objects and strings, without V8's code. */
+  js?: HeapCount;
   /** Memory of Buffers and other objects V8 tracks outside its heap: a Buffer leak shows here, allocator retention does not. */
   externalMiB: number;
   /** Open fds of the server and its fan-out workers. */
@@ -232,9 +243,10 @@ async function sample(): Promise<Sample> {
 
 /**
  * The server at rest: no session, no child process, sockets settled. Samples a few times and
- * keeps the lowest memory (a GC between samples is not growth) and the last counts.
+ * keeps the lowest memory (a GC between samples is not growth) and the last counts; with
+ * `snapshot`, then counts a heap snapshot too.
  */
-async function atRest(what: string): Promise<Sample> {
+async function atRest(what: string, snapshot = false): Promise<Sample> {
   const t0 = Date.now();
   let s = await sample();
   // Sessions end at once on DELETE, within PEER_TIMEOUT_SECONDS (6 s) when vanished; merges of
@@ -258,6 +270,11 @@ async function atRest(what: string): Promise<Sample> {
     heapUsedMiB: Math.min(...samples.map((x) => x.heapUsedMiB)),
     externalMiB: Math.min(...samples.map((x) => x.externalMiB)),
   };
+  if (snapshot) {
+    const file = path.join(workDir, `${what.replace(/\W+/g, "-")}.heapsnapshot`);
+    result.js = readSnapshot((await heap!.take(file)).snapshot);
+    rmSync(file, { force: true });
+  }
   console.log(`[soak] ${what} (at rest after ${Math.round((Date.now() - t0) / 1000)} s, ${rooms.length} room(s) listed): ${JSON.stringify(result)}`);
   return result;
 }
@@ -268,10 +285,12 @@ interface Stats {
   publishes: number;
   /** 409: the room's previous publisher vanished and has not timed out yet. */
   publishesRoomBusy: number;
+  /** Join failures: refused for another reason, or answered 201 and never connected. */
   publishFailures: number;
   plays: number;
   /** 404: between two publishers of the room. */
   playsNoPublisher: number;
+  /** Join failures, as publishFailures. */
   playFailures: number;
   playsWithMedia: number;
   deletes: number;
@@ -371,7 +390,7 @@ it(
     const fresh = await atRest("fresh");
     const warm: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
     await churn(WARMUP_SECONDS, warm);
-    const start = await atRest("start (after warm-up)");
+    const start = await atRest("start (after warm-up)", true);
 
     const stats: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
     const during: Sample[] = [];
@@ -392,14 +411,17 @@ it(
     sampling = false;
     await sampler;
     const churnSeconds = Math.round((Date.now() - t0) / 1000);
-    const end = await atRest("end");
+    const end = await atRest("end", true);
     expect(server!.exitCode, `server exited:\n${serverLog}`).toBeNull();
 
     const growth = (a: number, b: number) => (a === 0 ? 0 : (b - a) / a);
     const row = (name: string, f: (s: Sample) => unknown) => ({ name, fresh: f(fresh), start: f(start), end: f(end), maxDuring: during.length ? Math.max(...during.map((s) => Number(f(s)) || 0)) : undefined });
+    const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 100) / 100;
+    const jsBytes = (x: Sample) => (x.js ? x.js.objectBytes + x.js.stringBytes : 0);
     const table = [
       row("RSS (MiB)", (s) => s.rssMiB),
       row("V8 heap used (MiB)", (s) => s.heapUsedMiB),
+      row("JS objects and strings, snapshot (MiB)", (s) => (s.js ? mib(jsBytes(s)) : undefined)),
       row("open fds", (s) => s.fds),
       row("UDP sockets", (s) => s.sockets.udp),
       row("TCP sockets", (s) => s.sockets.tcp),
@@ -411,6 +433,25 @@ it(
       row("rooms", (s) => s.rooms),
     ];
     console.table(table);
+    const percent = (g: number) => Math.round(g * 1000) / 10;
+    /** Sessions the server made (refusals with 404 and 409 made none). */
+    const ended = stats.publishes - stats.publishesRoomBusy + stats.plays - stats.playsNoPublisher;
+    const joinFailures = (x: Stats) => x.publishFailures + x.playFailures;
+    // The soak's own kept-alive HTTP connections come and go with its fetch pool: not counted.
+    const fds = (x: Sample) => x.fds - x.sockets.tcpFromSoak;
+    const figures = {
+      seconds: churnSeconds,
+      forwardWorkers: Number(process.env.FORWARD_WORKERS ?? 0),
+      sessionsEnded: ended,
+      heapGrowthPercent: percent(growth(jsBytes(start), jsBytes(end))),
+      v8HeapUsedGrowthPercent: percent(growth(start.heapUsedMiB, end.heapUsedMiB)),
+      rssGrowthPercent: percent(growth(start.rssMiB, end.rssMiB)),
+      retainedBytesPerSession: ended === 0 ? 0 : Math.round((end.js!.objectBytes - start.js!.objectBytes) / ended),
+      joinFailures: joinFailures(warm) + joinFailures(stats),
+      leftFds: fds(end) - fds(start),
+      leftSockets: (["udp", "tcp", "other"] as const).reduce((n, k) => n + end.sockets[k] - start.sockets[k], 0),
+      leftChildren: end.children.length,
+    };
     const summary = {
       seconds: churnSeconds,
       rooms: ROOMS,
@@ -418,8 +459,7 @@ it(
       record: RECORD,
       warmup: { seconds: WARMUP_SECONDS, ...warm },
       soak: stats,
-      rssGrowth: Math.round(growth(start.rssMiB, end.rssMiB) * 1000) / 10 + " %",
-      heapGrowth: Math.round(growth(start.heapUsedMiB, end.heapUsedMiB) * 1000) / 10 + " %",
+      figures,
       table,
       endChildren: end.children,
     };
@@ -427,11 +467,14 @@ it(
     mkdirSync(path.join(root, "bench/results"), { recursive: true });
     writeFileSync(path.join(root, "bench/results/soak.json"), JSON.stringify(summary, null, 2));
 
+    console.log(`[soak] figures ${JSON.stringify(figures)}`);
+
     const problems: string[] = [];
-    if (growth(start.rssMiB, end.rssMiB) > GROWTH_LIMIT) problems.push(`RSS grew ${start.rssMiB} -> ${end.rssMiB} MiB`);
-    if (growth(start.heapUsedMiB, end.heapUsedMiB) > GROWTH_LIMIT) problems.push(`heap grew ${start.heapUsedMiB} -> ${end.heapUsedMiB} MiB`);
-    // The soak's own kept-alive HTTP connections come and go with its fetch pool: not counted.
-    const fds = (x: Sample) => x.fds - x.sockets.tcpFromSoak;
+    if (growth(start.rssMiB, end.rssMiB) > RSS_LIMIT) problems.push(`RSS grew ${start.rssMiB} -> ${end.rssMiB} MiB (limit ${percent(RSS_LIMIT)} %)`);
+    if (growth(jsBytes(start), jsBytes(end)) > HEAP_LIMIT) {
+      problems.push(`heap (objects and strings) grew ${mib(jsBytes(start))} -> ${mib(jsBytes(end))} MiB (limit ${percent(HEAP_LIMIT)} %)`);
+    }
+    if (figures.joinFailures > 0) problems.push(`${figures.joinFailures} session(s) did not connect or were refused: ${[...warm.errors, ...stats.errors].join("; ")}`);
     if (fds(end) > fds(start)) problems.push(`open fds ${fds(start)} -> ${fds(end)} (without the soak's own connections)`);
     for (const k of ["udp", "tcp", "other"] as const) if (end.sockets[k] > start.sockets[k]) problems.push(`${k} sockets ${start.sockets[k]} -> ${end.sockets[k]}`);
     if (end.children.length > 0) problems.push(`child processes left: ${end.children.join(", ")}`);
