@@ -3,13 +3,13 @@
 // open fds and sockets, child processes and event-loop delay are sampled at rest after a warm-up
 // (SOAK_WARMUP_SECONDS, default 45, of the same churn: start) and at rest after the soak (end),
 // each after a full GC (the server runs with --expose-gc and a SIGUSR2 handler preloaded by the
-// soak). Fails on heap growth over SOAK_HEAP_LIMIT (default 3 %), RSS growth over SOAK_RSS_LIMIT
+// soak). Fails on heap growth over SOAK_HEAP_LIMIT (default 3 %), growth of anonymous RSS (RSS
+// without the node binary's file-backed pages, which the page cache moves) over SOAK_RSS_LIMIT
 // (default 5 %), any session that did not connect (join failure), and any socket, fd or child
-// process left over once every session has ended. The heap compared is counted in heap snapshots
-// at start and end: JavaScript objects and strings, without V8's compiled code and its bookkeeping
-// (they grow as functions get optimised, not with sessions: test/helpers/heap-probe.ts); V8's
-// used heap is printed next to it. The last line, "[soak] figures", holds the numbers to compare
-// run to run.
+// process left over once every session has ended. The heap compared is V8's used heap after a full
+// GC without its compiled code and bytecode (they grow as functions get optimised, not with
+// sessions; test/helpers/heap-probe.ts); the whole used heap is printed next to it. The last
+// line, "[soak] figures", holds the numbers to compare run to run.
 //
 //   npm run soak                      # 120 s
 //   SOAK_SECONDS=1800 npm run soak    # 30 minutes
@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freeTcpPort, sleep } from "../test/helpers/net.js";
-import { HeapProbe, heapProbeArgs, readSnapshot, type HeapCount } from "../test/helpers/heap-probe.js";
+import { HeapProbe, heapProbeArgs } from "../test/helpers/heap-probe.js";
 import { children as childProcesses, fanoutWorkerPids, isFanoutWorker } from "../test/helpers/procfs.js";
 import { WhepClient } from "../test/helpers/whep-client.js";
 import { WhipClient } from "../test/helpers/whip-client.js";
@@ -107,9 +107,14 @@ async function startServer(): Promise<void> {
 
 interface Sample {
   rssMiB: number;
+  /**
+   * Anonymous RSS: what the process allocated. The rest of RSS is file-backed (the node binary's
+   * pages, about 40 MiB), which comes and goes with the page cache and with the code paths run.
+   */
+  rssAnonMiB: number;
   heapUsedMiB: number;
-  /** From a heap snapshot (atRest with one): JavaScript objects and strings, without V8's code. */
-  js?: HeapCount;
+  /** At rest, after a full GC: V8's used heap without its compiled code and bytecode, in bytes. */
+  heapWithoutCodeBytes?: number;
   /** Memory of Buffers and other objects V8 tracks outside its heap: a Buffer leak shows here, allocator retention does not. */
   externalMiB: number;
   /** Open fds of the server and its fan-out workers. */
@@ -197,6 +202,7 @@ async function sample(): Promise<Sample> {
   const pid = server!.pid!;
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const rssAnonKb = Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const links: string[] = [];
   // Fan-out workers (FORWARD_WORKERS) are part of the server: their fds count as its own.
   for (const p of [pid, ...fanoutWorkerPids(pid)]) {
@@ -230,6 +236,7 @@ async function sample(): Promise<Sample> {
   const p99 = m.get("nodejs_eventloop_lag_p99_seconds");
   return {
     rssMiB: Math.round((rssKb / 1024) * 10) / 10,
+    rssAnonMiB: Math.round((rssAnonKb / 1024) * 10) / 10,
     heapUsedMiB: Math.round(((m.get("nodejs_heap_size_used_bytes") ?? 0) / 2 ** 20) * 10) / 10,
     externalMiB: Math.round(((m.get("nodejs_external_memory_bytes") ?? 0) / 2 ** 20) * 10) / 10,
     fds: links.length,
@@ -243,10 +250,9 @@ async function sample(): Promise<Sample> {
 
 /**
  * The server at rest: no session, no child process, sockets settled. Samples a few times and
- * keeps the lowest memory (a GC between samples is not growth) and the last counts; with
- * `snapshot`, then counts a heap snapshot too.
+ * keeps the lowest memory (a GC between samples is not growth) and the last counts.
  */
-async function atRest(what: string, snapshot = false): Promise<Sample> {
+async function atRest(what: string): Promise<Sample> {
   const t0 = Date.now();
   let s = await sample();
   // Sessions end at once on DELETE, within PEER_TIMEOUT_SECONDS (6 s) when vanished; merges of
@@ -267,14 +273,12 @@ async function atRest(what: string, snapshot = false): Promise<Sample> {
   const result: Sample = {
     ...last,
     rssMiB: Math.min(...samples.map((x) => x.rssMiB)),
+    rssAnonMiB: Math.min(...samples.map((x) => x.rssAnonMiB)),
     heapUsedMiB: Math.min(...samples.map((x) => x.heapUsedMiB)),
     externalMiB: Math.min(...samples.map((x) => x.externalMiB)),
   };
-  if (snapshot) {
-    const file = path.join(workDir, `${what.replace(/\W+/g, "-")}.heapsnapshot`);
-    result.js = readSnapshot((await heap!.take(file)).snapshot);
-    rmSync(file, { force: true });
-  }
+  const figures = await heap!.take();
+  result.heapWithoutCodeBytes = figures.heapUsed - figures.code;
   console.log(`[soak] ${what} (at rest after ${Math.round((Date.now() - t0) / 1000)} s, ${rooms.length} room(s) listed): ${JSON.stringify(result)}`);
   return result;
 }
@@ -390,7 +394,7 @@ it(
     const fresh = await atRest("fresh");
     const warm: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
     await churn(WARMUP_SECONDS, warm);
-    const start = await atRest("start (after warm-up)", true);
+    const start = await atRest("start (after warm-up)");
 
     const stats: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
     const during: Sample[] = [];
@@ -402,7 +406,7 @@ it(
         const s = await sample().catch(() => undefined);
         if (s) {
           during.push(s);
-          console.log(`[soak] +${during.length * 10} s: rss ${s.rssMiB} MiB, heap ${s.heapUsedMiB} MiB, external ${s.externalMiB} MiB, fds ${s.fds}, udp ${s.sockets.udp}, tcp ${s.sockets.tcp}, children ${s.children.length}, rooms ${s.rooms}, lag p99 ${s.eventLoopLagP99Ms} ms`);
+          console.log(`[soak] +${during.length * 10} s: rss ${s.rssMiB} MiB (anon ${s.rssAnonMiB}), heap ${s.heapUsedMiB} MiB, external ${s.externalMiB} MiB, fds ${s.fds}, udp ${s.sockets.udp}, tcp ${s.sockets.tcp}, children ${s.children.length}, rooms ${s.rooms}, lag p99 ${s.eventLoopLagP99Ms} ms`);
         }
       }
     })();
@@ -411,17 +415,18 @@ it(
     sampling = false;
     await sampler;
     const churnSeconds = Math.round((Date.now() - t0) / 1000);
-    const end = await atRest("end", true);
+    const end = await atRest("end");
     expect(server!.exitCode, `server exited:\n${serverLog}`).toBeNull();
 
     const growth = (a: number, b: number) => (a === 0 ? 0 : (b - a) / a);
     const row = (name: string, f: (s: Sample) => unknown) => ({ name, fresh: f(fresh), start: f(start), end: f(end), maxDuring: during.length ? Math.max(...during.map((s) => Number(f(s)) || 0)) : undefined });
     const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 100) / 100;
-    const jsBytes = (x: Sample) => (x.js ? x.js.objectBytes + x.js.stringBytes : 0);
+    const heapBytes = (x: Sample) => x.heapWithoutCodeBytes ?? 0;
     const table = [
       row("RSS (MiB)", (s) => s.rssMiB),
+      row("RSS anonymous (MiB)", (s) => s.rssAnonMiB),
       row("V8 heap used (MiB)", (s) => s.heapUsedMiB),
-      row("JS objects and strings, snapshot (MiB)", (s) => (s.js ? mib(jsBytes(s)) : undefined)),
+      row("V8 heap used without code (MiB)", (s) => (s.heapWithoutCodeBytes === undefined ? undefined : mib(s.heapWithoutCodeBytes))),
       row("open fds", (s) => s.fds),
       row("UDP sockets", (s) => s.sockets.udp),
       row("TCP sockets", (s) => s.sockets.tcp),
@@ -443,10 +448,11 @@ it(
       seconds: churnSeconds,
       forwardWorkers: Number(process.env.FORWARD_WORKERS ?? 0),
       sessionsEnded: ended,
-      heapGrowthPercent: percent(growth(jsBytes(start), jsBytes(end))),
+      heapGrowthPercent: percent(growth(heapBytes(start), heapBytes(end))),
       v8HeapUsedGrowthPercent: percent(growth(start.heapUsedMiB, end.heapUsedMiB)),
       rssGrowthPercent: percent(growth(start.rssMiB, end.rssMiB)),
-      retainedBytesPerSession: ended === 0 ? 0 : Math.round((end.js!.objectBytes - start.js!.objectBytes) / ended),
+      rssAnonGrowthPercent: percent(growth(start.rssAnonMiB, end.rssAnonMiB)),
+      retainedBytesPerSession: ended === 0 ? 0 : Math.round((heapBytes(end) - heapBytes(start)) / ended),
       joinFailures: joinFailures(warm) + joinFailures(stats),
       leftFds: fds(end) - fds(start),
       leftSockets: (["udp", "tcp", "other"] as const).reduce((n, k) => n + end.sockets[k] - start.sockets[k], 0),
@@ -470,9 +476,11 @@ it(
     console.log(`[soak] figures ${JSON.stringify(figures)}`);
 
     const problems: string[] = [];
-    if (growth(start.rssMiB, end.rssMiB) > RSS_LIMIT) problems.push(`RSS grew ${start.rssMiB} -> ${end.rssMiB} MiB (limit ${percent(RSS_LIMIT)} %)`);
-    if (growth(jsBytes(start), jsBytes(end)) > HEAP_LIMIT) {
-      problems.push(`heap (objects and strings) grew ${mib(jsBytes(start))} -> ${mib(jsBytes(end))} MiB (limit ${percent(HEAP_LIMIT)} %)`);
+    if (growth(start.rssAnonMiB, end.rssAnonMiB) > RSS_LIMIT) {
+      problems.push(`anonymous RSS grew ${start.rssAnonMiB} -> ${end.rssAnonMiB} MiB (limit ${percent(RSS_LIMIT)} %; all RSS ${start.rssMiB} -> ${end.rssMiB} MiB)`);
+    }
+    if (growth(heapBytes(start), heapBytes(end)) > HEAP_LIMIT) {
+      problems.push(`heap without code grew ${mib(heapBytes(start))} -> ${mib(heapBytes(end))} MiB (limit ${percent(HEAP_LIMIT)} %)`);
     }
     if (figures.joinFailures > 0) problems.push(`${figures.joinFailures} session(s) did not connect or were refused: ${[...warm.errors, ...stats.errors].join("; ")}`);
     if (fds(end) > fds(start)) problems.push(`open fds ${fds(start)} -> ${fds(end)} (without the soak's own connections)`);

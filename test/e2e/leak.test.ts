@@ -236,8 +236,8 @@ async function atRest(label: string): Promise<HeapProbeResult & HeapCount> {
   // Closing peers' last timers (werift's ICE and DTLS ones run out within a few seconds), merges.
   await sleep(num("LEAK_REST_MS", 8000));
   const p = await heap!.take(path.join(snapshotDir, `${label}.heapsnapshot`));
-  const count = readSnapshot(p.snapshot, PER_SESSION_CLASSES);
-  if (!process.env.LEAK_SNAPSHOT_DIR) rmSync(p.snapshot, { force: true });
+  const count = readSnapshot(p.snapshot!, PER_SESSION_CLASSES);
+  if (!process.env.LEAK_SNAPSHOT_DIR) rmSync(p.snapshot!, { force: true });
   const mib = (b: number) => (b / 2 ** 20).toFixed(2);
   console.log(
     `[leak] ${label}: objects ${mib(count.objectBytes)} MiB, heap ${mib(p.heapUsed)} MiB, external ${mib(p.external)} MiB, rss ${mib(p.rss)} MiB; ` +
@@ -281,6 +281,7 @@ it(`an ended session leaves under ${BOUND_BYTES} B of objects and no peer behind
       churnSeconds,
       retainedObjectBytesPerSession: perSession(before.objectBytes, after.objectBytes),
       heapBytesPerSession: perSession(before.heapUsed, after.heapUsed),
+      heapWithoutCodeBytesPerSession: perSession(before.heapUsed - before.code, after.heapUsed - after.code),
       externalBytesPerSession: perSession(before.external, after.external),
     })}`,
   );

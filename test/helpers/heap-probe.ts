@@ -1,6 +1,8 @@
 // What a server process keeps in its V8 heap, measured from outside: a script preloaded into the
 // server (node --expose-gc --import <probe>) answers a message on its IPC channel with a full GC
-// and a heap snapshot, and SIGUSR2 with a full GC alone; readSnapshot() counts the snapshot.
+// and its heap figures, or a heap snapshot, and SIGUSR2 with a full GC alone; readSnapshot()
+// counts a snapshot. Writing a snapshot takes the process's RSS up by about its size for good
+// (the allocator keeps what the snapshot used): measure RSS before taking one, never after.
 // Used by the leak test (test/e2e/leak.test.ts) and the soak (bench/soak.test.ts).
 import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -14,9 +16,11 @@ process.on("message", async (m) => {
   if (!m || typeof m.heapProbe !== "number") return;
   for (let i = 0; i < 4; i++) { globalThis.gc(); await tick(); }
   try {
-    const snapshot = v8.writeHeapSnapshot(m.file);
+    const snapshot = m.file ? v8.writeHeapSnapshot(m.file) : undefined;
     const u = process.memoryUsage();
-    process.send({ heapProbe: m.heapProbe, probe: { heapUsed: u.heapUsed, external: u.external, rss: u.rss, snapshot } });
+    const c = v8.getHeapCodeStatistics();
+    const code = c.code_and_metadata_size + c.bytecode_and_metadata_size;
+    process.send({ heapProbe: m.heapProbe, probe: { heapUsed: u.heapUsed, code, external: u.external, rss: u.rss, snapshot } });
   } catch (err) {
     process.send({ heapProbe: m.heapProbe, error: String(err) });
   }
@@ -32,13 +36,15 @@ export function heapProbeArgs(dir: string): string[] {
 
 export interface HeapProbeResult {
   heapUsed: number;
+  /** Of heapUsed, V8's compiled code and bytecode with their metadata. */
+  code: number;
   external: number;
   rss: number;
-  /** Path of the heap snapshot written. */
-  snapshot: string;
+  /** Path of the heap snapshot written, when one was asked for. */
+  snapshot?: string;
 }
 
-/** Asks a server started with heapProbeArgs() for a full GC and a heap snapshot. */
+/** Asks a server started with heapProbeArgs() for a full GC, then its heap figures and, given a file, a heap snapshot. */
 export class HeapProbe {
   private next = 0;
   private readonly waiting = new Map<number, (answer: { probe?: HeapProbeResult; error?: string }) => void>();
@@ -51,7 +57,7 @@ export class HeapProbe {
     });
   }
 
-  take(file: string, timeoutMs = 60_000): Promise<HeapProbeResult> {
+  take(file?: string, timeoutMs = 60_000): Promise<HeapProbeResult> {
     const id = ++this.next;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the server did not answer the heap probe within ${timeoutMs} ms`)), timeoutMs);
