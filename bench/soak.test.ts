@@ -312,8 +312,8 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
   /** Stays no longer than the churn lasts. */
   const stay = (s: number) => sleep(Math.max(0, Math.min(s * 1000, until - Date.now())));
   const live = new Set<{ close(o?: { vanish?: boolean }): Promise<void> }>();
-  const note = (err: unknown) => {
-    if (stats.errors.length < 20) stats.errors.push(String((err as Error)?.message ?? err).slice(0, 300));
+  const note = (what: string, err: unknown) => {
+    if (stats.errors.length < 20) stats.errors.push(`${what}: ${String((err as Error)?.message ?? err).slice(0, 300)}`);
   };
   const leave = async (c: { close(o?: { vanish?: boolean }): Promise<void> }) => {
     const vanish = Math.random() < 0.3;
@@ -337,7 +337,7 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
         if (/answered 404/.test(String((err as Error).message))) stats.playsNoPublisher++;
         else {
           stats.playFailures++;
-          note(err);
+          note(`play ${room} at ${new Date().toISOString()}`, err);
         }
         await sleep(rnd(0.5, 2) * 1000);
       }
@@ -359,7 +359,7 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
         if (/answered 409/.test(String((err as Error).message))) stats.publishesRoomBusy++;
         else {
           stats.publishFailures++;
-          note(err);
+          note(`publish ${room} at ${new Date().toISOString()}`, err);
         }
         await sleep(2000);
       }
