@@ -28,7 +28,7 @@ import { freeTcpPort, sleep } from "../test/helpers/net.js";
 import { HeapProbe, heapProbeArgs } from "../test/helpers/heap-probe.js";
 import { children as childProcesses, fanoutWorkerPids, isFanoutWorker } from "../test/helpers/procfs.js";
 import { WhepClient } from "../test/helpers/whep-client.js";
-import { WhipClient } from "../test/helpers/whip-client.js";
+import { waitConnected, WhipClient } from "../test/helpers/whip-client.js";
 
 const num = (name: string, def: number) => {
   const v = process.env[name];
@@ -299,6 +299,8 @@ interface Stats {
   playsNoPublisher: number;
   /** Join failures, as publishFailures. */
   playFailures: number;
+  /** Answered 201, then the room's publisher left before the viewer connected: the room ended, not a failed join. */
+  playsRoomEnded: number;
   playsWithMedia: number;
   deletes: number;
   vanishes: number;
@@ -315,10 +317,14 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
   const note = (what: string, err: unknown) => {
     if (stats.errors.length < 20) stats.errors.push(`${what}: ${String((err as Error)?.message ?? err).slice(0, 300)}`);
   };
-  const leave = async (c: { close(o?: { vanish?: boolean }): Promise<void> }) => {
+  /** When each room's publisher last left, and until when the server may still end the room (a vanished one times out). */
+  const roomLeft = new Map<string, { at: number; endsBy: number }>();
+  const leave = async (c: { close(o?: { vanish?: boolean }): Promise<void> }, room?: string) => {
     const vanish = Math.random() < 0.3;
     if (vanish) stats.vanishes++;
     else stats.deletes++;
+    // PEER_TIMEOUT_SECONDS (6 s) and a second of watchdog and scheduling.
+    if (room) roomLeft.set(room, { at: Date.now(), endsBy: Date.now() + (vanish ? 8000 : 1000) });
     await c.close({ vanish });
     live.delete(c);
   };
@@ -328,13 +334,16 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
       const sub = new WhepClient({ video: ["VP8"], audio: true, connectTimeoutMs: 10_000 });
       live.add(sub);
       stats.plays++;
+      const started = Date.now();
       try {
         await sub.play(`${base}/api/whep/play/${room}`);
         await stay(rnd(3, 15));
         if (sub.video.packets > 0) stats.playsWithMedia++;
       } catch (err) {
         // 404 between two publishers of the room is expected; anything else is noted.
+        const left = roomLeft.get(room);
         if (/answered 404/.test(String((err as Error).message))) stats.playsNoPublisher++;
+        else if (left && left.at <= Date.now() && left.endsBy >= started) stats.playsRoomEnded++;
         else {
           stats.playFailures++;
           note(`play ${room} at ${new Date().toISOString()}`, err);
@@ -350,9 +359,13 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
       const pub = await WhipClient.create({ video: { codec: "VP8" }, audio: true, connectTimeoutMs: 10_000 });
       live.add(pub);
       stats.publishes++;
+      let published = false;
       try {
         pub.startSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300, gop: 15 });
-        await pub.publish(`${base}/api/whip/publish/${room}`);
+        await pub.publish(`${base}/api/whip/publish/${room}`, { waitConnected: false });
+        // From the 201 on this publisher holds the room: its leaving ends it.
+        published = true;
+        await waitConnected(pub.pc, 10_000);
         await stay(rnd(10, 30));
       } catch (err) {
         // 409 while the room's previous (vanished) publisher is not yet timed out is expected.
@@ -363,7 +376,7 @@ async function churn(seconds: number, stats: Stats): Promise<void> {
         }
         await sleep(2000);
       }
-      await leave(pub);
+      await leave(pub, published ? room : undefined);
       await sleep(rnd(0.5, 3) * 1000);
     }
   };
@@ -395,11 +408,11 @@ it(
     build();
     await startServer();
     const fresh = await atRest("fresh");
-    const warm: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
+    const warm: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsRoomEnded: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
     await churn(WARMUP_SECONDS, warm);
     const start = await atRest("start (after warm-up)");
 
-    const stats: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
+    const stats: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsRoomEnded: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
     const during: Sample[] = [];
     let sampling = true;
     const sampler = (async () => {
@@ -459,6 +472,8 @@ it(
       rssAnonGrowthPercent: percent(growth(start.rssAnonMiB, end.rssAnonMiB)),
       retainedBytesPerSession: ended === 0 ? 0 : Math.round((heapBytes(end) - heapBytes(start)) / ended),
       joinFailures: joinFailures(warm) + joinFailures(stats),
+      /** Viewers whose room's publisher left while they connected: not join failures. */
+      playsRoomEnded: warm.playsRoomEnded + stats.playsRoomEnded,
       leftFds: fds(end) - fds(start),
       leftSockets: (["udp", "tcp", "other"] as const).reduce((n, k) => n + end.sockets[k] - start.sockets[k], 0),
       leftChildren: end.children.length,
