@@ -11,7 +11,9 @@
 // - A flight's retransmission loop (up to 11 sends over ~33 s) ends only when the handshake moves
 //   on, not when the peer is closed: a session closed mid-handshake kept its whole werift peer
 //   alive, and sent to the gone client, for that long. Closing moves the handshake past its last
-//   flight, so every loop ends at its next timer.
+//   flight, so every loop ends at its next timer; a peer closed in the 100 ms between werift
+//   making its DTLS client and starting it does not start it at all (starting sets the flight
+//   back to 1).
 import type { RTCDtlsTransport, RTCPeerConnection } from "werift";
 
 const HELLO_VERIFY_REQUEST = 3;
@@ -20,7 +22,13 @@ const COOKIE_SENT = 3;
 /** Past werift's last flight (6, and 7 for a finished client): every retransmission loop stops. */
 const PAST_LAST_FLIGHT = 8;
 
-/** Drops duplicate HelloVerifyRequests for a transport where this side is the DTLS client; call before it starts. */
+/** DTLS transports of closed peers. */
+const ended = new WeakSet<RTCDtlsTransport>();
+
+/**
+ * For a transport where this side is the DTLS client (call before it starts): drops duplicate
+ * HelloVerifyRequests, and does not start the handshake once endDtlsFlights() ended the peer.
+ */
 export function guardDtlsHandshake(transport: RTCDtlsTransport): void {
   transport.onStateChange.subscribe((state) => {
     if (state !== "connecting") return;
@@ -35,6 +43,10 @@ export function guardDtlsHandshake(transport: RTCDtlsTransport): void {
         const rest = assembled.filter((h) => h.msg_type !== HELLO_VERIFY_REQUEST);
         return rest.length > 0 ? handle(rest) : Promise.resolve();
       };
+      if ("connect" in socket && typeof socket.connect === "function") {
+        const connect = socket.connect.bind(socket) as () => Promise<void>;
+        socket.connect = () => (ended.has(transport) ? Promise.resolve() : connect());
+      }
     });
   });
 }
@@ -42,6 +54,7 @@ export function guardDtlsHandshake(transport: RTCDtlsTransport): void {
 /** Ends the DTLS flights a closing peer may still be retransmitting. */
 export function endDtlsFlights(pc: RTCPeerConnection): void {
   for (const t of pc.dtlsTransports) {
+    ended.add(t);
     const context = t.dtls?.dtls;
     if (context) context.flight = PAST_LAST_FLIGHT;
   }

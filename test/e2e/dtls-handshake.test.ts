@@ -88,4 +88,41 @@ describe("DTLS handshake", () => {
     }
     expect(peer.deref(), "the closed session's werift peer is still reachable").toBeUndefined();
   }, 40_000);
+
+  /**
+   * Publishes, and closes the server's session in the 100 ms werift waits between making its
+   * DTLS client and starting it. Returns a weak reference to the session's werift peer; the
+   * test's own frames hold nothing of it once this returns.
+   */
+  async function closeAsDtlsStarts(client: WhipClient, room: string): Promise<WeakRef<object>> {
+    await client.publish(server.whipUrl(room), { waitConnected: false });
+    const session = server.core.rooms.session("whip", client.location!.split("/").pop()!)!.session;
+    const flag = { started: false };
+    for (const t of session.peer.pc.dtlsTransports) {
+      t.onStateChange.subscribe((state) => {
+        if (state !== "connecting") return;
+        flag.started = true;
+        void session.close("delete");
+      });
+    }
+    for (let i = 0; i < 80 && !flag.started; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(flag.started, "the server's DTLS started").toBe(true);
+    return new WeakRef(session.peer.pc);
+  }
+
+  it("a session closed as its DTLS starts never starts the handshake, and lets its peer go", async () => {
+    const client = await WhipClient.create({ video: { codec: "VP8" }, audio: false, connectTimeoutMs: 8000 });
+    let peer: WeakRef<object>;
+    try {
+      peer = await closeAsDtlsStarts(client, "closed-at-start");
+    } finally {
+      await client.close({ vanish: true });
+    }
+    await new Promise((r) => setTimeout(r, 6500));
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(peer.deref(), "the closed session's werift peer is still reachable").toBeUndefined();
+  }, 40_000);
 });
