@@ -116,6 +116,8 @@ interface Sample {
    */
   rssAnonMiB: number;
   heapUsedMiB: number;
+  /** What V8 holds from the system for its heap (used or not): the part of anonymous RSS that is V8's. */
+  heapTotalMiB: number;
   /** At rest, after a full GC: V8's used heap without its compiled code and bytecode, in bytes. */
   heapWithoutCodeBytes?: number;
   /** Memory of Buffers and other objects V8 tracks outside its heap: a Buffer leak shows here, allocator retention does not. */
@@ -241,6 +243,7 @@ async function sample(): Promise<Sample> {
     rssMiB: Math.round((rssKb / 1024) * 10) / 10,
     rssAnonMiB: Math.round((rssAnonKb / 1024) * 10) / 10,
     heapUsedMiB: Math.round(((m.get("nodejs_heap_size_used_bytes") ?? 0) / 2 ** 20) * 10) / 10,
+    heapTotalMiB: Math.round(((m.get("nodejs_heap_size_total_bytes") ?? 0) / 2 ** 20) * 10) / 10,
     externalMiB: Math.round(((m.get("nodejs_external_memory_bytes") ?? 0) / 2 ** 20) * 10) / 10,
     fds: links.length,
     sockets,
@@ -278,6 +281,7 @@ async function atRest(what: string): Promise<Sample> {
     rssMiB: Math.min(...samples.map((x) => x.rssMiB)),
     rssAnonMiB: Math.min(...samples.map((x) => x.rssAnonMiB)),
     heapUsedMiB: Math.min(...samples.map((x) => x.heapUsedMiB)),
+    heapTotalMiB: Math.min(...samples.map((x) => x.heapTotalMiB)),
     externalMiB: Math.min(...samples.map((x) => x.externalMiB)),
   };
   const figures = await heap!.take();
@@ -442,6 +446,7 @@ it(
       row("RSS (MiB)", (s) => s.rssMiB),
       row("RSS anonymous (MiB)", (s) => s.rssAnonMiB),
       row("V8 heap used (MiB)", (s) => s.heapUsedMiB),
+      row("V8 heap total (MiB)", (s) => s.heapTotalMiB),
       row("V8 heap used without code (MiB)", (s) => (s.heapWithoutCodeBytes === undefined ? undefined : mib(s.heapWithoutCodeBytes))),
       row("open fds", (s) => s.fds),
       row("UDP sockets", (s) => s.sockets.udp),
