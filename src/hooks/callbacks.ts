@@ -154,13 +154,21 @@ export class Hooks {
   }
 
   private async post(url: string, body: object, timeoutMs: number): Promise<{ ok: true; status: number; text: string } | { ok: false; error: string }> {
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.aborter.signal]);
+    // A signal of its own per request, ended by its timeout or by close(). Not AbortSignal.any
+    // with the long-lived close signal: Node 20 keeps a reference in that signal per call, for
+    // the life of the server (four per session with every hook on).
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), timeoutMs);
+    timer.unref();
+    const closing = this.aborter.signal;
+    const onClose = (): void => controller.abort(closing.reason);
+    closing.addEventListener("abort", onClose, { once: true });
     try {
       const res = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
-        signal,
+        signal: controller.signal,
         redirect: "error",
       });
       const text = await res.text();
@@ -169,6 +177,9 @@ export class Hooks {
     } catch (err) {
       const e = err as Error;
       return { ok: false, error: e.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : e.message };
+    } finally {
+      clearTimeout(timer);
+      closing.removeEventListener("abort", onClose);
     }
   }
 
@@ -185,12 +196,15 @@ export class Hooks {
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref();
-    signal?.addEventListener("abort", () => {
+    // The listener goes when the delay ends either way: the close signal outlives every retry.
+    const done = (): void => {
       clearTimeout(t);
+      signal?.removeEventListener("abort", done);
       resolve();
-    });
+    };
+    const t = setTimeout(done, ms);
+    t.unref();
+    signal?.addEventListener("abort", done, { once: true });
   });
 }
 

@@ -32,9 +32,12 @@ function take(kind: MediaKind): Storage {
   const reused = pool[kind].pop();
   if (reused) return reused;
   const { slots, bytes } = SIZES[kind];
+  // Written through once (fill) so a ring is resident from the start: left untouched, its pages
+  // became resident one by one as later sessions first wrote each slot, and the process's RSS
+  // crept up by megabytes over hours with nothing leaking.
   return {
-    payloads: Buffer.allocUnsafeSlow(slots * bytes),
-    extensions: Buffer.allocUnsafeSlow(slots * STORED_EXTENSION_BYTES),
+    payloads: Buffer.allocUnsafeSlow(slots * bytes).fill(0),
+    extensions: Buffer.allocUnsafeSlow(slots * STORED_EXTENSION_BYTES).fill(0),
     length: new Uint16Array(slots),
     extensionLength: new Uint8Array(slots),
     sequence: new Int32Array(slots),

@@ -14,7 +14,7 @@ import { mimeTypeOf } from "../media/codecs.js";
 import { errors } from "./errors.js";
 import { FORWARDED_BY_KIND } from "./extensions.js";
 import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js";
-import { dropDefaultStunServer, onIncomingData } from "./werift-adapter.js";
+import { dropDefaultStunServer, guardDtlsHandshakes, onIncomingData } from "./werift-adapter.js";
 
 /** The part of Config that shapes the server's own ICE agent. */
 export type IceSettings = Pick<
@@ -96,6 +96,7 @@ export function createPeer(
   // Media and RTCP prove liveness as much as consent checks do (browsers send consent checks
   // only every few seconds).
   onIncomingData(pc, touch);
+  guardDtlsHandshakes(pc);
   return { pc, lastSeen: () => seen };
 }
 

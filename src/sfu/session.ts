@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { endDtlsFlights } from "./werift-adapter.js";
 import { completeAnswer, type IceSettings, type PeerHandle } from "./peer.js";
 import type { SdpFragment } from "./sdpfrag.js";
 
@@ -118,6 +119,7 @@ export abstract class PeerSession {
         // A listener's failure must not keep the peer open.
       }
     }
+    endDtlsFlights(this.peer.pc);
     this.peer.pc.close().then(peerClosed, peerClosed);
     return this.closing;
   }
