@@ -32,12 +32,28 @@ async function startBenchServer(env: Record<string, string> = {}, pin = false): 
   // Pinned to core 0 (taskset) when the bench process is pinned to the other one.
   const [cmd, args] = pin ? ["taskset", ["-c", "0", process.execPath, "dist/main.js"]] : [process.execPath, ["dist/main.js"]];
   const proc = spawn(cmd, args, {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", RATE_LIMIT_RPS: "1000", RATE_LIMIT_BURST: "1000", ...env },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      ICE_HOSTS: "127.0.0.1",
+      ICE_ADDITIONAL_HOSTS: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      RATE_LIMIT_RPS: "1000",
+      RATE_LIMIT_BURST: "1000",
+      ...env,
+    },
     stdio: "inherit",
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return { proc, base: url };
+    if (
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return { proc, base: url };
     await sleep(100);
   }
   proc.kill("SIGKILL");
@@ -74,9 +90,17 @@ function markdown(r: Record<string, unknown>): string {
   const fwd = r.forwarding as Record<string, Row[] | unknown> | undefined;
   if (fwd) {
     const cols: [string, string][] = [
-      ["subscribers", "N"], ["serverCpuPercent", "server CPU %"], ["packetsInPerSecond", "packets in/s"],
-      ["marginalCpuUsPerForwardedPacket", "µs/forwarded packet"], ["eventLoopP50Ms", "loop delay p50 ms"], ["eventLoopP99Ms", "loop delay p99 ms"],
-      ["lossPercent", "loss %"], ["nacksPerSecond", "NACKed/s"], ["retransmittedPerSecond", "resent/s"], ["rssPerSubscriberKiB", "RSS KiB/sub"], ["subscribersConnected", "connected"],
+      ["subscribers", "N"],
+      ["serverCpuPercent", "server CPU %"],
+      ["packetsInPerSecond", "packets in/s"],
+      ["marginalCpuUsPerForwardedPacket", "µs/forwarded packet"],
+      ["eventLoopP50Ms", "loop delay p50 ms"],
+      ["eventLoopP99Ms", "loop delay p99 ms"],
+      ["lossPercent", "loss %"],
+      ["nacksPerSecond", "NACKed/s"],
+      ["retransmittedPerSecond", "resent/s"],
+      ["rssPerSubscriberKiB", "RSS KiB/sub"],
+      ["subscribersConnected", "connected"],
     ];
     for (const pathName of FORWARD_PATHS.map(([name]) => name)) {
       const rows = fwd[pathName] as Row[] | undefined;
@@ -84,7 +108,10 @@ function markdown(r: Record<string, unknown>): string {
       const workerCols: [string, string][] = pathName.includes("workers") ? [["marginalMainCpuUsPerForwardedPacket", "of which server process µs"]] : [];
       const shown = [...cols.slice(0, 4), ...workerCols, ...cols.slice(4)];
       const [path, workers] = pathName.split("+");
-      out.push(`Forwarding, FORWARD_PATH=${path}${workers ? " FORWARD_WORKERS=2" : ""} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`, "");
+      out.push(
+        `Forwarding, FORWARD_PATH=${path}${workers ? " FORWARD_WORKERS=2" : ""} (${String(fwd.videoKbps)} kbit/s VP8, ${fwd.pinned ? "server and peers pinned to separate cores" : "not pinned"})`,
+        "",
+      );
       out.push(`| ${shown.map((c) => c[1]).join(" | ")} |`, `|${shown.map(() => "---").join("|")}|`);
       for (const row of rows) out.push(`| ${shown.map(([k]) => String(row[k] ?? "–")).join(" | ")} |`);
       out.push("");
@@ -92,12 +119,20 @@ function markdown(r: Record<string, unknown>): string {
     const j = r.join as { withoutGopCache: Row; withGopCache: Row } | undefined;
     if (j) {
       out.push("| join (WHEP POST → first keyframe, 20 joins) | p50 ms | p95 ms |", "|---|---|---|");
-      out.push(`| without GOP cache | ${j.withoutGopCache.p50} | ${j.withoutGopCache.p95} |`, `| with GOP_CACHE | ${j.withGopCache.p50} | ${j.withGopCache.p95} |`, "");
+      out.push(
+        `| without GOP cache | ${j.withoutGopCache.p50} | ${j.withoutGopCache.p95} |`,
+        `| with GOP_CACHE | ${j.withGopCache.p50} | ${j.withGopCache.p95} |`,
+        "",
+      );
     }
     const w = r.workers as { rows: WorkerCapacityRow[]; ratio: number } | undefined;
     if (w) {
-      out.push("| fan-out workers (40 outputs, offered 8000 packets/s) | packets sent/s | worker µs/packet | feeder CPU % | batches dropped |", "|---|---|---|---|---|");
-      for (const row of w.rows) out.push(`| ${row.workers} | ${row.sentPerSecond} | ${row.workerUsPerPacket} | ${row.feederCpuPercent} | ${row.droppedBatches} |`);
+      out.push(
+        "| fan-out workers (40 outputs, offered 8000 packets/s) | packets sent/s | worker µs/packet | feeder CPU % | batches dropped |",
+        "|---|---|---|---|---|",
+      );
+      for (const row of w.rows)
+        out.push(`| ${row.workers} | ${row.sentPerSecond} | ${row.workerUsPerPacket} | ${row.feederCpuPercent} | ${row.droppedBatches} |`);
       out.push("", `2 workers send ${w.ratio}× the packets per second of 1`, "");
     }
     const last = (name: string) => (fwd[name] as Row[] | undefined)?.at(-1);
@@ -107,7 +142,9 @@ function markdown(r: Record<string, unknown>): string {
       const ratio = (x: Row) => Math.round(((x.marginalCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100;
       const withWorkers = (name: string, label: string) => {
         const x = last(name);
-        return x ? `, ${label} with 2 workers ${ratio(x)}× (server process ${Math.round(((x.marginalMainCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100}×)` : "";
+        return x
+          ? `, ${label} with 2 workers ${ratio(x)}× (server process ${Math.round(((x.marginalMainCpuUsPerForwardedPacket as number) / floor.floorUs) * 100) / 100}×)`
+          : "";
       };
       const n = last("native");
       const native = n ? `native ${ratio(n)}×, ` : "";
@@ -116,18 +153,29 @@ function markdown(r: Record<string, unknown>): string {
       );
       if (n) {
         const us = (x: Row) => x.marginalCpuUsPerForwardedPacket as number;
-        out.push(`werift/native CPU per forwarded packet at N = ${String(n.subscribers)}: ${Math.round((us(w) / us(n)) * 10) / 10}× (fast/native ${Math.round((us(f) / us(n)) * 10) / 10}×)`);
+        out.push(
+          `werift/native CPU per forwarded packet at N = ${String(n.subscribers)}: ${Math.round((us(w) / us(n)) * 10) / 10}× (fast/native ${Math.round((us(f) / us(n)) * 10) / 10}×)`,
+        );
       }
     }
   }
   const capacity = r.capacity as Record<string, CapacityRow[] | unknown> | undefined;
   if (capacity) {
-    out.push("", `Capacity (cheap viewers: ICE + DTLS, then SRTP counted and dropped; ${String(capacity.videoKbps)} kbit/s VP8, server pinned to one core)`, "");
-    out.push("| path | N | connected | server CPU % | packets in/s | µs/forwarded packet | viewers per core | loop delay p99 ms | loss % | RSS KiB/viewer |", "|---|---|---|---|---|---|---|---|---|---|");
+    out.push(
+      "",
+      `Capacity (cheap viewers: ICE + DTLS, then SRTP counted and dropped; ${String(capacity.videoKbps)} kbit/s VP8, server pinned to one core)`,
+      "",
+    );
+    out.push(
+      "| path | N | connected | server CPU % | packets in/s | µs/forwarded packet | viewers per core | loop delay p99 ms | loss % | RSS KiB/viewer |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+    );
     for (const [name, rows] of Object.entries(capacity)) {
       if (!Array.isArray(rows)) continue;
       for (const row of rows as CapacityRow[]) {
-        out.push(`| ${name} | ${row.viewers} | ${row.connected} | ${row.serverCpuPercent} | ${row.packetsInPerSecond} | ${row.usPerForwardedPacket ?? "–"} | ${row.viewersPerCore ?? "–"} | ${row.eventLoopP99Ms} | ${row.lossPercent} | ${row.rssPerViewerKiB ?? "–"} |`);
+        out.push(
+          `| ${name} | ${row.viewers} | ${row.connected} | ${row.serverCpuPercent} | ${row.packetsInPerSecond} | ${row.usPerForwardedPacket ?? "–"} | ${row.viewersPerCore ?? "–"} | ${row.eventLoopP99Ms} | ${row.lossPercent} | ${row.rssPerViewerKiB ?? "–"} |`,
+        );
       }
     }
   }
@@ -212,11 +260,41 @@ function encodedVp8(): string {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `vp8-${VIDEO_KBPS}k.webm`);
   if (!existsSync(file)) {
-    execFileSync(resolveFfmpeg(), [
-      "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "20",
-      "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-auto-alt-ref", "0", "-g", "60",
-      "-b:v", `${VIDEO_KBPS}k`, "-minrate", `${VIDEO_KBPS}k`, "-maxrate", `${VIDEO_KBPS}k`, "-bufsize", `${VIDEO_KBPS}k`, "-y", file,
-    ], { stdio: "inherit" });
+    execFileSync(
+      resolveFfmpeg(),
+      [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-t",
+        "20",
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-auto-alt-ref",
+        "0",
+        "-g",
+        "60",
+        "-b:v",
+        `${VIDEO_KBPS}k`,
+        "-minrate",
+        `${VIDEO_KBPS}k`,
+        "-maxrate",
+        `${VIDEO_KBPS}k`,
+        "-bufsize",
+        `${VIDEO_KBPS}k`,
+        "-y",
+        file,
+      ],
+      { stdio: "inherit" },
+    );
   }
   return file;
 }
@@ -245,7 +323,6 @@ interface ForwardRow {
   /** FORWARD_WORKERS only: the server process's own part of the marginal µs (the rest is the workers'). */
   marginalMainCpuUsPerForwardedPacket?: number | null;
 }
-
 
 /** Server CPU per forwarded packet for one forwarding path, against its own server process. */
 async function forwardTable(

@@ -10,9 +10,13 @@ const HEADER = 12;
 
 /** A process that binds a UDP port and drops what it reads (its cost is not the server's). */
 async function udpSink(): Promise<{ port: number; stop(): void }> {
-  const child = spawn(process.execPath, ["-e", `const s=require("dgram").createSocket("udp4");s.on("message",()=>{});s.bind(0,"127.0.0.1",()=>console.log(s.address().port));`], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["-e", `const s=require("dgram").createSocket("udp4");s.on("message",()=>{});s.bind(0,"127.0.0.1",()=>console.log(s.address().port));`],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once("data", (d) => resolve(Number(String(d).trim())));
     child.once("exit", () => reject(new Error("UDP sink exited")));
@@ -42,7 +46,10 @@ function aesCm(): Protect {
     const out = Buffer.allocUnsafe(HEADER + body.length + 10);
     packet.copy(out, 0, 0, HEADER);
     body.copy(out, HEADER);
-    const tag = createHmac("sha1", authKey).update(out.subarray(0, HEADER + body.length)).update(roc).digest();
+    const tag = createHmac("sha1", authKey)
+      .update(out.subarray(0, HEADER + body.length))
+      .update(roc)
+      .digest();
     tag.copy(out, HEADER + body.length, 0, 10);
     return out;
   };

@@ -62,7 +62,10 @@ const workDir = mkdtempSync(path.join(tmpdir(), "sfu-soak-"));
 function build(): void {
   rmSync(distDir, { recursive: true, force: true });
   try {
-    execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", distDir], { cwd: root, stdio: "pipe" });
+    execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", distDir], {
+      cwd: root,
+      stdio: "pipe",
+    });
   } catch (err) {
     // Type errors elsewhere in a shared checkout still emit JavaScript; only a missing entry point stops the soak.
     if (!existsSync(path.join(distDir, "main.js"))) throw err;
@@ -99,7 +102,13 @@ async function startServer(): Promise<void> {
   server.stderr?.on("data", keep);
   base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
-    if (await get("/healthz").then((b) => b === "ok", () => false)) return;
+    if (
+      await get("/healthz").then(
+        (b) => b === "ok",
+        () => false,
+      )
+    )
+      return;
     if (server.exitCode !== null) break;
     await sleep(100);
   }
@@ -412,11 +421,35 @@ it(
     build();
     await startServer();
     const fresh = await atRest("fresh");
-    const warm: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsRoomEnded: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
+    const warm: Stats = {
+      publishes: 0,
+      publishesRoomBusy: 0,
+      publishFailures: 0,
+      plays: 0,
+      playsNoPublisher: 0,
+      playFailures: 0,
+      playsRoomEnded: 0,
+      playsWithMedia: 0,
+      deletes: 0,
+      vanishes: 0,
+      errors: [],
+    };
     await churn(WARMUP_SECONDS, warm);
     const start = await atRest("start (after warm-up)");
 
-    const stats: Stats = { publishes: 0, publishesRoomBusy: 0, publishFailures: 0, plays: 0, playsNoPublisher: 0, playFailures: 0, playsRoomEnded: 0, playsWithMedia: 0, deletes: 0, vanishes: 0, errors: [] };
+    const stats: Stats = {
+      publishes: 0,
+      publishesRoomBusy: 0,
+      publishFailures: 0,
+      plays: 0,
+      playsNoPublisher: 0,
+      playFailures: 0,
+      playsRoomEnded: 0,
+      playsWithMedia: 0,
+      deletes: 0,
+      vanishes: 0,
+      errors: [],
+    };
     const during: Sample[] = [];
     let sampling = true;
     const sampler = (async () => {
@@ -426,7 +459,9 @@ it(
         const s = await sample().catch(() => undefined);
         if (s) {
           during.push(s);
-          console.log(`[soak] +${during.length * 10} s: rss ${s.rssMiB} MiB (anon ${s.rssAnonMiB}), heap ${s.heapUsedMiB} MiB, external ${s.externalMiB} MiB, fds ${s.fds}, udp ${s.sockets.udp}, tcp ${s.sockets.tcp}, children ${s.children.length}, rooms ${s.rooms}, lag p99 ${s.eventLoopLagP99Ms} ms`);
+          console.log(
+            `[soak] +${during.length * 10} s: rss ${s.rssMiB} MiB (anon ${s.rssAnonMiB}), heap ${s.heapUsedMiB} MiB, external ${s.externalMiB} MiB, fds ${s.fds}, udp ${s.sockets.udp}, tcp ${s.sockets.tcp}, children ${s.children.length}, rooms ${s.rooms}, lag p99 ${s.eventLoopLagP99Ms} ms`,
+          );
         }
       }
     })();
@@ -439,7 +474,13 @@ it(
     expect(server!.exitCode, `server exited:\n${serverLog}`).toBeNull();
 
     const growth = (a: number, b: number) => (a === 0 ? 0 : (b - a) / a);
-    const row = (name: string, f: (s: Sample) => unknown) => ({ name, fresh: f(fresh), start: f(start), end: f(end), maxDuring: during.length ? Math.max(...during.map((s) => Number(f(s)) || 0)) : undefined });
+    const row = (name: string, f: (s: Sample) => unknown) => ({
+      name,
+      fresh: f(fresh),
+      start: f(start),
+      end: f(end),
+      maxDuring: during.length ? Math.max(...during.map((s) => Number(f(s)) || 0)) : undefined,
+    });
     const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 100) / 100;
     const heapBytes = (x: Sample) => x.heapWithoutCodeBytes ?? 0;
     const table = [
@@ -502,14 +543,18 @@ it(
 
     const problems: string[] = [];
     if (growth(start.rssAnonMiB, end.rssAnonMiB) > RSS_LIMIT) {
-      problems.push(`anonymous RSS grew ${start.rssAnonMiB} -> ${end.rssAnonMiB} MiB (limit ${percent(RSS_LIMIT)} %; all RSS ${start.rssMiB} -> ${end.rssMiB} MiB)`);
+      problems.push(
+        `anonymous RSS grew ${start.rssAnonMiB} -> ${end.rssAnonMiB} MiB (limit ${percent(RSS_LIMIT)} %; all RSS ${start.rssMiB} -> ${end.rssMiB} MiB)`,
+      );
     }
     if (growth(heapBytes(start), heapBytes(end)) > HEAP_LIMIT) {
       problems.push(`heap without code grew ${mib(heapBytes(start))} -> ${mib(heapBytes(end))} MiB (limit ${percent(HEAP_LIMIT)} %)`);
     }
-    if (figures.joinFailures > 0) problems.push(`${figures.joinFailures} session(s) did not connect or were refused: ${[...warm.errors, ...stats.errors].join("; ")}`);
+    if (figures.joinFailures > 0)
+      problems.push(`${figures.joinFailures} session(s) did not connect or were refused: ${[...warm.errors, ...stats.errors].join("; ")}`);
     if (fds(end) > fds(start)) problems.push(`open fds ${fds(start)} -> ${fds(end)} (without the soak's own connections)`);
-    for (const k of ["udp", "tcp", "other"] as const) if (end.sockets[k] > start.sockets[k]) problems.push(`${k} sockets ${start.sockets[k]} -> ${end.sockets[k]}`);
+    for (const k of ["udp", "tcp", "other"] as const)
+      if (end.sockets[k] > start.sockets[k]) problems.push(`${k} sockets ${start.sockets[k]} -> ${end.sockets[k]}`);
     if (end.children.length > 0) problems.push(`child processes left: ${end.children.join(", ")}`);
     if (end.rooms > 0) problems.push(`${end.rooms} room(s) still live`);
     if (stats.plays > 0 && stats.playsWithMedia === 0) problems.push("no subscriber received media");

@@ -58,7 +58,6 @@ async function stoppedSink(): Promise<{ port: number; kill: () => void }> {
   return { port, kill: () => child.kill("SIGKILL") };
 }
 
-
 async function measure(count: number, sinkPort: number): Promise<WorkerCapacityRow> {
   const dist = path.resolve("dist/sfu");
   const { FanoutWorkers, workerStats } = (await import(pathToFileURL(path.join(dist, "fanout-workers.js")).href)) as typeof WorkersModule;
@@ -113,7 +112,7 @@ async function measure(count: number, sinkPort: number): Promise<WorkerCapacityR
     const seconds = (performance.now() - t0) / 1000;
     const feeder = process.cpuUsage(feeder0);
     const sent = (await workers.counters()).reduce((a, c) => a + c.sent, 0) - sent0;
-    const cpu = (cpuSeconds(pids)) - cpu0;
+    const cpu = cpuSeconds(pids) - cpu0;
     clearInterval(timer);
     return {
       workers: count,

@@ -64,7 +64,8 @@ function clientErrorHandler(rateLimit: RateLimit, origin: string, log: Logger) {
     const ip = socket.remoteAddress ?? "unknown";
     log.info({ ip, code: err.code, status }, "malformed request");
     rateLimit.take(ip).then(
-      (retryAfter) => (retryAfter === undefined ? answer(status, reason, message) : answer(429, "Too Many Requests", "too many requests", `Retry-After: ${retryAfter}\r\n`)),
+      (retryAfter) =>
+        retryAfter === undefined ? answer(status, reason, message) : answer(429, "Too Many Requests", "too many requests", `Retry-After: ${retryAfter}\r\n`),
       () => answer(status, reason, message),
     );
   };
@@ -150,7 +151,14 @@ export async function buildApp(server: Server, options: AppOptions = {}): Promis
   await registerOpenApiRoutes(app);
   registerStatusRoutes(app, { config, rooms, auth, metrics: server.metrics, cluster: server.cluster });
   const cluster = server.cluster;
-  await app.register(sessionRoutes, { rooms, auth, iceServers: config.iceServers, hooks: server.hooks, ice: config, sessionId: cluster ? () => cluster.sessionId() : undefined });
+  await app.register(sessionRoutes, {
+    rooms,
+    auth,
+    iceServers: config.iceServers,
+    hooks: server.hooks,
+    ice: config,
+    sessionId: cluster ? () => cluster.sessionId() : undefined,
+  });
   await app.register(playerStatsRoutes, { rooms, auth, players: server.players });
   registerEventRoutes(app, { rooms, auth });
 

@@ -235,7 +235,10 @@ function parseIceServers(env: Env): IceServerConfig[] {
 function parseHosts(env: Env, name: string): string[] {
   const v = str(env, name);
   if (v === undefined) return [];
-  const hosts = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const hosts = v
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   for (const h of hosts) {
     const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
     const ok = ipv4 ? ipv4.slice(1).every((o) => Number(o) <= 255) : /^[0-9a-fA-F:]+$/.test(h) && h.includes(":");
@@ -325,7 +328,10 @@ function mediaDir(env: Env): string {
 function ingestAllowedHosts(env: Env): string[] {
   const v = str(env, "INGEST_ALLOWED_HOSTS");
   if (v === undefined) return [];
-  const hosts = v.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
+  const hosts = v
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== "");
   for (const h of hosts) {
     if (!isHostPattern(h)) throw new ConfigError("INGEST_ALLOWED_HOSTS", `"${h.slice(0, 80)}" is not a host name or IP address`);
   }
@@ -370,7 +376,8 @@ function cluster(env: Env, port: number): ClusterConfig | undefined {
   } catch {
     throw new ConfigError("REDIS_URL", "not a URL (expected redis://host:port)");
   }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") throw new ConfigError("REDIS_URL", `expected redis:// or rediss://, got "${parsed.protocol}"`);
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:")
+    throw new ConfigError("REDIS_URL", `expected redis:// or rediss://, got "${parsed.protocol}"`);
   const advertiseUrl = httpUrl(env, "CLUSTER_ADVERTISE_URL");
   if (advertiseUrl === undefined) throw new ConfigError("CLUSTER_ADVERTISE_URL", "is required with REDIS_URL (the URL other nodes reach this node at)");
   const secret = str(env, "CLUSTER_SECRET");
@@ -428,7 +435,10 @@ export function loadConfig(env: Env = process.env): Config {
     startStreamProbeMs: int(env, "START_STREAM_PROBE_MS", 3000, 200, 60_000),
     maxFfmpegJobs: int(env, "MAX_FFMPEG_JOBS", 16, 0, 10_000),
     relayKey: relayKey(env),
-    relayAccounts: (str(env, "RELAY_ACCOUNTS") ?? "").split(",").map((a) => a.trim()).filter((a) => a !== ""),
+    relayAccounts: (str(env, "RELAY_ACCOUNTS") ?? "")
+      .split(",")
+      .map((a) => a.trim())
+      .filter((a) => a !== ""),
     relayStateFile: str(env, "RELAY_STATE_FILE") ?? "./data/relay-tasks.json",
     relayMinWindowSeconds: int(env, "RELAY_MIN_WINDOW_SECONDS", 300, 0, 86_400),
     relayResumeHours: num(env, "RELAY_RESUME_HOURS", 48, 0, 8760),

@@ -188,6 +188,8 @@ export function createServer(config: Config, log: PinoLogger = createLogger(conf
 function persistRelays(cluster: ClusterNode, records: TaskRecord[], log: Logger): void {
   for (const rec of records) {
     if (!cluster.jobs.holds("relay", rec.spec.id)) continue;
-    cluster.jobs.put("relay", rec.spec.id, JSON.stringify(rec)).catch((err: Error) => log.warn({ relay: rec.spec.id, err: err.message }, "relay task not stored"));
+    cluster.jobs
+      .put("relay", rec.spec.id, JSON.stringify(rec))
+      .catch((err: Error) => log.warn({ relay: rec.spec.id, err: err.message }, "relay task not stored"));
   }
 }

@@ -5,7 +5,13 @@ const ADMIN_KEY = "whipsfu.adminToken";
 const POLL_MS = 2000;
 
 const state = (window.__state = {
-  page: "rooms", status: "loading", error: "", rooms: [], updatedAt: null, authEnabled: false, closeError: "",
+  page: "rooms",
+  status: "loading",
+  error: "",
+  rooms: [],
+  updatedAt: null,
+  authEnabled: false,
+  closeError: "",
 });
 
 const adminInput = $("#admin-token");
@@ -39,26 +45,43 @@ function roomCard(r) {
   const q = `?room=${encodeURIComponent(r.name)}`;
   const live = r.hasPublisher;
   const codecs = Array.isArray(r.codecs) ? r.codecs : [];
-  return h("article", { class: "panel card", dataset: { room: r.name } },
-    h("div", { class: "card-head" },
+  return h(
+    "article",
+    { class: "panel card", dataset: { room: r.name } },
+    h(
+      "div",
+      { class: "card-head" },
       h("h3", {}, r.name),
-      h("span", { class: "pill", "data-status": live ? "live" : "waiting" }, live ? "live" : "no publisher")),
-    h("div", { class: "meta" },
+      h("span", { class: "pill", "data-status": live ? "live" : "waiting" }, live ? "live" : "no publisher"),
+    ),
+    h(
+      "div",
+      { class: "meta" },
       h("span", {}, h("b", {}, String(r.tracks ?? 0)), " tracks"),
       h("span", { class: "subs" }, h("b", {}, String(r.subscribers ?? 0)), " watching"),
-      r.since && h("span", {}, "up ", h("b", {}, timeAgo(r.since)))),
+      r.since && h("span", {}, "up ", h("b", {}, timeAgo(r.since))),
+    ),
     codecs.length > 0 && h("div", { class: "meta" }, ...codecs.map((c) => h("span", { class: "tag" }, c))),
-    h("div", { class: "actions" },
+    h(
+      "div",
+      { class: "actions" },
       h("a", { class: "btn primary small watch", href: `play.html${q}` }, "Watch"),
       h("a", { class: "btn small publish", href: `publish.html${q}` }, "Publish"),
-      adminToken() && h("button", { class: "danger small close-room", type: "button", onclick: () => closeRoom(r.name) }, "Close")));
+      adminToken() && h("button", { class: "danger small close-room", type: "button", onclick: () => closeRoom(r.name) }, "Close"),
+    ),
+  );
 }
 
 function render() {
   const list = $("#rooms");
   if (state.rooms.length === 0) {
-    list.replaceChildren(h("div", { class: "empty", style: "grid-column: 1 / -1" },
-      state.status === "error" ? "Rooms are unavailable right now." : "No live rooms. Start one above, or point OBS at the WHIP endpoint."));
+    list.replaceChildren(
+      h(
+        "div",
+        { class: "empty", style: "grid-column: 1 / -1" },
+        state.status === "error" ? "Rooms are unavailable right now." : "No live rooms. Start one above, or point OBS at the WHIP endpoint.",
+      ),
+    );
     return;
   }
   list.replaceChildren(...state.rooms.map(roomCard));
@@ -84,7 +107,8 @@ async function closeRoom(room) {
   state.closeError = "";
   try {
     const res = await fetch(`/api/admin/rooms/${encodeURIComponent(room)}/close`, {
-      method: "POST", headers: authHeaders(adminToken()),
+      method: "POST",
+      headers: authHeaders(adminToken()),
     });
     if (!res.ok) {
       const body = await res.json().catch(() => ({}));
@@ -99,8 +123,7 @@ async function closeRoom(room) {
 getBootstrap().then((b) => {
   state.authEnabled = !!b.authEnabled;
   if (!b.unreachable) {
-    $("#server-info").textContent =
-      `Auth ${b.authEnabled ? "on" : "off"} · recording ${b.recordEnabled ? "on" : "off"}`;
+    $("#server-info").textContent = `Auth ${b.authEnabled ? "on" : "off"} · recording ${b.recordEnabled ? "on" : "off"}`;
   }
 });
 poll();

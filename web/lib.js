@@ -25,16 +25,22 @@ export function sentenceFor(status, serverMessage = "", context = "stream") {
       if (context === "admin") return "The admin token was not accepted.";
       if (context === "records") return "A valid token is needed to see the recordings.";
       return "This room needs a valid token.";
-    case 403: return "The room is full.";
+    case 403:
+      return "The room is full.";
     case 404:
       if (context === "admin") return "That room is already gone.";
       if (context === "publish") return "The server has no publish route here.";
       return "Nobody is publishing in this room yet.";
-    case 409: return "Someone is already publishing in this room.";
-    case 413: return "The browser's offer is too large for the server.";
-    case 415: return "The server did not accept the request format.";
-    case 422: return serverMessage ? capitalize(serverMessage) + "." : "The server cannot forward this codec.";
-    case 429: return "Too many requests — wait a moment and try again.";
+    case 409:
+      return "Someone is already publishing in this room.";
+    case 413:
+      return "The browser's offer is too large for the server.";
+    case 415:
+      return "The server did not accept the request format.";
+    case 422:
+      return serverMessage ? capitalize(serverMessage) + "." : "The server cannot forward this codec.";
+    case 429:
+      return "Too many requests — wait a moment and try again.";
     default:
       if (status >= 500) return "The server ran into a problem. Try again shortly.";
       return `The server answered with status ${status}.`;
@@ -93,7 +99,11 @@ let bootstrapPromise;
 /** `/api/bootstrap`, fetched once; falls back to "no auth, no ICE servers" when unreachable. */
 export function getBootstrap() {
   bootstrapPromise ??= getJson("/api/bootstrap").catch(() => ({
-    authEnabled: false, recordEnabled: false, iceServers: [], features: {}, unreachable: true,
+    authEnabled: false,
+    recordEnabled: false,
+    iceServers: [],
+    features: {},
+    unreachable: true,
   }));
   return bootstrapPromise;
 }

@@ -3,8 +3,20 @@
 // reconnect), keeps its session while the publisher reconnects, and when the session is lost
 // starts a new one with back-off.
 import {
-  $, ROOM_RE, HttpError, createPeer, negotiate, deleteSession, whepUrl, describeError, setStatus,
-  setupTokenField, queryParam, humanBitrate, rateMeter, authHeaders,
+  $,
+  ROOM_RE,
+  HttpError,
+  createPeer,
+  negotiate,
+  deleteSession,
+  whepUrl,
+  describeError,
+  setStatus,
+  setupTokenField,
+  queryParam,
+  humanBitrate,
+  rateMeter,
+  authHeaders,
 } from "./lib.js";
 
 const RETRY_MS = 3000;
@@ -17,13 +29,37 @@ const RETRY_STATUSES = new Set([404, 429, 500, 502, 503, 504]);
 const REPORT_EVERY = 2; // stats ticks (seconds) between two playback reports (docs/api.md, "Player statistics")
 
 const state = (window.__state = {
-  page: "play", room: "", status: "idle", error: "", retrying: false, retries: 0, resource: null,
-  framesDecoded: 0, framesDropped: 0, width: 0, height: 0, fps: 0, bitrateKbps: 0,
-  packetsReceived: 0, packetsLost: 0, packetLoss: 0, latencyMs: null, hasAudio: false, muted: true,
-  audioPacketsReceived: 0, codec: "", mode: "webrtc", hlsPlaying: false,
-  frozenSeconds: 0, reportsSent: 0, reportsAccepted: 0,
+  page: "play",
+  room: "",
+  status: "idle",
+  error: "",
+  retrying: false,
+  retries: 0,
+  resource: null,
+  framesDecoded: 0,
+  framesDropped: 0,
+  width: 0,
+  height: 0,
+  fps: 0,
+  bitrateKbps: 0,
+  packetsReceived: 0,
+  packetsLost: 0,
+  packetLoss: 0,
+  latencyMs: null,
+  hasAudio: false,
+  muted: true,
+  audioPacketsReceived: 0,
+  codec: "",
+  mode: "webrtc",
+  hlsPlaying: false,
+  frozenSeconds: 0,
+  reportsSent: 0,
+  reportsAccepted: 0,
   // From the WHEP events: "live" or "waiting" (no publication), the audience, event streams open.
-  publisher: null, viewers: null, events: [], eventStream: false,
+  publisher: null,
+  viewers: null,
+  events: [],
+  eventStream: false,
   // WHEP sessions (RTCPeerConnections) this page has made.
   sessions: 0,
 });
@@ -97,7 +133,20 @@ async function connect(isRetry = false) {
   try {
     const pc = await createPeer();
     if (gen !== generation) return pc.close();
-    s = session = { pc, resource: null, token, timer: 0, stall: 0, downSince: 0, ticks: 0, reports: true, frames: 0, framesAt: 0, events: null, publisherLive: true };
+    s = session = {
+      pc,
+      resource: null,
+      token,
+      timer: 0,
+      stall: 0,
+      downSince: 0,
+      ticks: 0,
+      reports: true,
+      frames: 0,
+      framesAt: 0,
+      events: null,
+      publisherLive: true,
+    };
     state.sessions++;
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
@@ -159,7 +208,13 @@ async function playHls(room, token, gen, why) {
   state.retrying = false;
   $("#placeholder").hidden = true;
   setStatus(state, "live", `Playing the HLS stream instead (a few seconds behind): ${why}`);
-  video.addEventListener("loadeddata", () => { state.hlsPlaying = true; }, { once: true });
+  video.addEventListener(
+    "loadeddata",
+    () => {
+      state.hlsPlaying = true;
+    },
+    { once: true },
+  );
   return true;
 }
 
@@ -213,7 +268,13 @@ let lastJitter = null;
 async function updateStats(s, gen) {
   const report = await s.pc.getStats();
   if (gen !== generation) return;
-  let bytes = 0, received = 0, lost = 0, ts = 0, v = null, a = null, rtt;
+  let bytes = 0,
+    received = 0,
+    lost = 0,
+    ts = 0,
+    v = null,
+    a = null,
+    rtt;
   report.forEach((r) => {
     if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime;
     if (r.type !== "inbound-rtp") return;
@@ -233,13 +294,19 @@ async function updateStats(s, gen) {
     lastJitter = { delay: v.jitterBufferDelay, count: v.jitterBufferEmittedCount };
   }
   Object.assign(state, {
-    framesDecoded: v?.framesDecoded ?? 0, framesDropped: v?.framesDropped ?? 0,
-    width: v?.frameWidth ?? video.videoWidth ?? 0, height: v?.frameHeight ?? video.videoHeight ?? 0,
-    fps: Math.round(v?.framesPerSecond ?? 0), bitrateKbps: Math.round(kbps),
-    packetsReceived: received, packetsLost: lost, audioPacketsReceived: a?.packetsReceived ?? 0,
+    framesDecoded: v?.framesDecoded ?? 0,
+    framesDropped: v?.framesDropped ?? 0,
+    width: v?.frameWidth ?? video.videoWidth ?? 0,
+    height: v?.frameHeight ?? video.videoHeight ?? 0,
+    fps: Math.round(v?.framesPerSecond ?? 0),
+    bitrateKbps: Math.round(kbps),
+    packetsReceived: received,
+    packetsLost: lost,
+    audioPacketsReceived: a?.packetsReceived ?? 0,
     codec: v ? (report.get(v.codecId)?.mimeType ?? "").replace(/^video\//, "") : "",
     packetLoss: received + lost > 0 ? +((100 * lost) / (received + lost)).toFixed(2) : 0,
-    latencyMs: latency === null ? null : Math.round(latency * 1000), muted: video.muted,
+    latencyMs: latency === null ? null : Math.round(latency * 1000),
+    muted: video.muted,
   });
   const overlay = $("#stats");
   overlay.hidden = false;
@@ -287,12 +354,22 @@ async function followEvents(s, gen) {
     // The server sends `active` first thing when someone publishes, and no initial `inactive`
     // (the draft): a stream that opens without one means the room waits for its publisher.
     let heard = false;
-    source.addEventListener("active", () => { heard = true; }, { once: true });
-    source.addEventListener("open", () => {
-      setTimeout(() => {
-        if (!heard && gen === generation && session === s) onWhepEvent(s, "inactive", "{}");
-      }, 1000);
-    }, { once: true });
+    source.addEventListener(
+      "active",
+      () => {
+        heard = true;
+      },
+      { once: true },
+    );
+    source.addEventListener(
+      "open",
+      () => {
+        setTimeout(() => {
+          if (!heard && gen === generation && session === s) onWhepEvent(s, "inactive", "{}");
+        }, 1000);
+      },
+      { once: true },
+    );
     // A stream that ends for good (404: the session is gone) means the session was lost.
     source.addEventListener("error", () => {
       if (gen !== generation || session !== s || source.readyState !== EventSource.CLOSED) return;
@@ -346,24 +423,36 @@ function onWhepEvent(s, type, data) {
 function sendReport(s, v, received, lost, rtt) {
   if (!s.reports || !s.resource || s.pc.connectionState !== "connected") return;
   const body = {
-    packetsReceived: received, packetsLost: lost, roundTripTime: rtt,
-    ...(v ? {
-      freezeCount: v.freezeCount, totalFreezesDuration: v.totalFreezesDuration,
-      framesDecoded: v.framesDecoded ?? 0, framesDropped: v.framesDropped,
-      jitterBufferDelay: v.jitterBufferDelay, jitterBufferEmittedCount: v.jitterBufferEmittedCount,
-      frameWidth: v.frameWidth, frameHeight: v.frameHeight, frozenSeconds: state.frozenSeconds,
-    } : {}),
+    packetsReceived: received,
+    packetsLost: lost,
+    roundTripTime: rtt,
+    ...(v
+      ? {
+          freezeCount: v.freezeCount,
+          totalFreezesDuration: v.totalFreezesDuration,
+          framesDecoded: v.framesDecoded ?? 0,
+          framesDropped: v.framesDropped,
+          jitterBufferDelay: v.jitterBufferDelay,
+          jitterBufferEmittedCount: v.jitterBufferEmittedCount,
+          frameWidth: v.frameWidth,
+          frameHeight: v.frameHeight,
+          frozenSeconds: state.frozenSeconds,
+        }
+      : {}),
   };
   state.reportsSent++;
   fetch(`${s.resource}/stats`, {
     method: "POST",
     headers: authHeaders(s.token, { "Content-Type": "application/json" }),
     body: JSON.stringify(body),
-  }).then((res) => {
-    if (res.ok) state.reportsAccepted++;
-    // The server does not take reports (an older one, or the session is gone): stop asking.
-    else if (res.status === 404 || res.status === 405 || res.status === 400) s.reports = false;
-  }, () => {});
+  }).then(
+    (res) => {
+      if (res.ok) state.reportsAccepted++;
+      // The server does not take reports (an older one, or the session is gone): stop asking.
+      else if (res.status === 404 || res.status === 405 || res.status === 400) s.reports = false;
+    },
+    () => {},
+  );
 }
 
 // ---- controls ----

@@ -1,15 +1,39 @@
 // WHIP publisher page: capture, codec preference, negotiate, stats every second, OBS settings.
 import {
-  $, ROOM_RE, createPeer, negotiate, deleteSession, whipUrl, describeError, setStatus,
-  setupTokenField, queryParam, copyText, humanBitrate, rateMeter,
+  $,
+  ROOM_RE,
+  createPeer,
+  negotiate,
+  deleteSession,
+  whipUrl,
+  describeError,
+  setStatus,
+  setupTokenField,
+  queryParam,
+  copyText,
+  humanBitrate,
+  rateMeter,
 } from "./lib.js";
 
 const SIZES = { 360: [640, 360], 720: [1280, 720], 1080: [1920, 1080] };
 
 const state = (window.__state = {
-  page: "publish", room: "", status: "idle", error: "", resource: null, codec: "",
-  bitrateKbps: 0, packetsSent: 0, packetsLost: 0, packetLoss: 0, rttMs: null,
-  framesEncoded: 0, framesSent: 0, width: 0, height: 0, fps: 0,
+  page: "publish",
+  room: "",
+  status: "idle",
+  error: "",
+  resource: null,
+  codec: "",
+  bitrateKbps: 0,
+  packetsSent: 0,
+  packetsLost: 0,
+  packetLoss: 0,
+  rttMs: null,
+  framesEncoded: 0,
+  framesSent: 0,
+  width: 0,
+  height: 0,
+  fps: 0,
 });
 
 const video = $("#video");
@@ -164,7 +188,12 @@ const meter = rateMeter();
 async function updateStats(s) {
   if (!s.pc || s.pc.connectionState === "closed") return;
   const report = await s.pc.getStats();
-  let bytes = 0, sent = 0, lost = 0, ts = 0, rtt = null, v = null;
+  let bytes = 0,
+    sent = 0,
+    lost = 0,
+    ts = 0,
+    rtt = null,
+    v = null;
   const codecs = new Map();
   report.forEach((r) => {
     if (r.type === "codec") codecs.set(r.id, r.mimeType);
@@ -181,11 +210,16 @@ async function updateStats(s) {
   });
   const kbps = meter(bytes, ts);
   Object.assign(state, {
-    bitrateKbps: Math.round(kbps), packetsSent: sent, packetsLost: lost,
+    bitrateKbps: Math.round(kbps),
+    packetsSent: sent,
+    packetsLost: lost,
     packetLoss: sent + lost > 0 ? +((100 * lost) / (sent + lost)).toFixed(2) : 0,
     rttMs: rtt === null ? null : Math.round(rtt),
-    framesEncoded: v?.framesEncoded ?? 0, framesSent: v?.framesSent ?? 0,
-    width: v?.frameWidth ?? 0, height: v?.frameHeight ?? 0, fps: Math.round(v?.framesPerSecond ?? 0),
+    framesEncoded: v?.framesEncoded ?? 0,
+    framesSent: v?.framesSent ?? 0,
+    width: v?.frameWidth ?? 0,
+    height: v?.frameHeight ?? 0,
+    fps: Math.round(v?.framesPerSecond ?? 0),
     codec: (v && codecs.get(v.codecId)?.replace(/^video\//, "")) ?? state.codec,
   });
   $("#stat-bitrate").textContent = humanBitrate(kbps);

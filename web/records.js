@@ -6,7 +6,14 @@
 import { $, h, getJson, describeError, setStatus, setupTokenField, humanBytes, humanTime } from "./lib.js";
 
 const state = (window.__state = {
-  page: "records", status: "loading", error: "", records: [], playing: "", currentTime: 0, paused: true, playError: "",
+  page: "records",
+  status: "loading",
+  error: "",
+  records: [],
+  playing: "",
+  currentTime: 0,
+  paused: true,
+  playError: "",
 });
 const tokenInput = $("#token");
 const getToken = () => tokenInput.value.trim();
@@ -65,18 +72,35 @@ function render() {
     const first = rec.playback && !seen.has(rec.playback);
     if (rec.playback) seen.add(rec.playback);
     const current = first && fileName(rec.playback) === state.playing;
-    return h("tr", { dataset: { name: rec.name } },
+    return h(
+      "tr",
+      { dataset: { name: rec.name } },
       h("td", { class: "name mono" }, rec.name),
       h("td", { class: "num", title: `${rec.size} bytes` }, humanBytes(rec.size)),
       h("td", { class: "time" }, h("time", { datetime: rec.modTime }, humanTime(rec.modTime))),
-      h("td", { class: "num actions-cell" },
-        h("span", { class: "actions" },
-          first && h("button", {
-            class: `small play${current ? " primary" : ""}`, type: "button",
-            title: `Play ${fileName(rec.playback)}`, "aria-pressed": current ? "true" : "false",
-            dataset: { playback: rec.playback }, onclick: () => play(rec.playback),
-          }, "Play"),
-          h("a", { class: "btn small download", href: downloadUrl(rec), download: rec.name }, "Download"))));
+      h(
+        "td",
+        { class: "num actions-cell" },
+        h(
+          "span",
+          { class: "actions" },
+          first &&
+            h(
+              "button",
+              {
+                class: `small play${current ? " primary" : ""}`,
+                type: "button",
+                title: `Play ${fileName(rec.playback)}`,
+                "aria-pressed": current ? "true" : "false",
+                dataset: { playback: rec.playback },
+                onclick: () => play(rec.playback),
+              },
+              "Play",
+            ),
+          h("a", { class: "btn small download", href: downloadUrl(rec), download: rec.name }, "Download"),
+        ),
+      ),
+    );
   });
   $("#records").replaceChildren(...rows);
   $("#empty").hidden = rows.length > 0 || state.status !== "ok";

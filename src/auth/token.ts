@@ -40,11 +40,7 @@ function clean(v: string | undefined): string | undefined {
  * one; an Authorization header of another scheme (Basic …) or a malformed one (`Bearer` alone,
  * `Bearer a b`) is not a token source and the next source is tried.
  */
-export function extractToken(
-  headers: Headers,
-  query: Record<string, unknown> | undefined,
-  allowQuery: boolean,
-): string | undefined {
+export function extractToken(headers: Headers, query: Record<string, unknown> | undefined, allowQuery: boolean): string | undefined {
   const authz = header(headers, "authorization");
   if (authz !== undefined) {
     const m = BEARER_RE.exec(authz);

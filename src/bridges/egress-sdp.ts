@@ -8,7 +8,6 @@ import type { CodecName } from "../media/codecs.js";
 /** Codecs FFmpeg 5.x can depacketize from RTP (no AV1 depacketizer before FFmpeg 7). */
 export const EGRESS_CODECS: readonly CodecName[] = ["H264", "VP8", "VP9", "opus"];
 
-
 export interface SdpTrack {
   kind: "audio" | "video";
   codecName: CodecName;

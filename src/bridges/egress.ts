@@ -162,15 +162,18 @@ export class RoomEgress {
     this.sdpPath = path.join(this.dir, "room.sdp");
     const interval = opts.keyframeIntervalMs ?? 0;
     if (interval > 0) {
-      this.paceTimer = setInterval(() => {
-        const now = performance.now();
-        for (const s of this.sinks) {
-          if (s.track.kind === "video" && s.armed && now - s.lastKeyframeAt > interval) {
-            s.track.keyframes.request();
-            s.lastKeyframeAt = now; // one request per interval, not one per tick
+      this.paceTimer = setInterval(
+        () => {
+          const now = performance.now();
+          for (const s of this.sinks) {
+            if (s.track.kind === "video" && s.armed && now - s.lastKeyframeAt > interval) {
+              s.track.keyframes.request();
+              s.lastKeyframeAt = now; // one request per interval, not one per tick
+            }
           }
-        }
-      }, Math.min(500, interval));
+        },
+        Math.min(500, interval),
+      );
       this.paceTimer.unref();
     }
   }
@@ -189,13 +192,7 @@ export class RoomEgress {
     // missing packet (the SFU NACKs the publisher, retransmissions arrive late). A 2 MB socket
     // buffer (the kernel caps it at net.core.rmem_max) rides out a few seconds of FFmpeg being
     // starved of CPU: a lost video packet costs everything up to the next keyframe.
-    return [
-      "-analyzeduration", "1000000",
-      "-probesize", "1000000",
-      "-max_delay", "500000",
-      "-buffer_size", String(2 * 1024 * 1024),
-      "-i", this.sdpPath,
-    ];
+    return ["-analyzeduration", "1000000", "-probesize", "1000000", "-max_delay", "500000", "-buffer_size", String(2 * 1024 * 1024), "-i", this.sdpPath];
   }
 
   /** Per track, what was sent to the current FFmpeg run. */

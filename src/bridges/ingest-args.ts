@@ -18,7 +18,6 @@ export const INGEST_TRACKS: readonly RtpTrackSpec[] = [
   { kind: "audio", codec: { payloadType: AUDIO_PAYLOAD_TYPE, name: "opus", clockRate: 48000, channels: 2, fmtp: "", rtcpFeedback: [] } },
 ];
 
-
 /** Network reads that block longer than this fail (and the job restarts): -rw_timeout, in µs. */
 const RW_TIMEOUT_US = 10_000_000;
 const PACKET_SIZE = 1200;
@@ -84,10 +83,30 @@ export function ingestArgs(o: IngestArgsOptions): string[] {
       // Re-encoded, so B-frames and high profiles never reach a WebRTC viewer, and keyframes come
       // every GOP frames (joiners get the room's GOP cache). At most 1280x720.
       args.push(
-        "-vf", "scale=w='min(iw,1280)':h='min(ih,720)':force_original_aspect_ratio=decrease:force_divisible_by=2",
-        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0",
-        "-g", String(GOP), "-keyint_min", String(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-        "-maxrate", "2500k", "-bufsize", "2500k",
+        "-vf",
+        "scale=w='min(iw,1280)':h='min(ih,720)':force_original_aspect_ratio=decrease:force_divisible_by=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-tune",
+        "zerolatency",
+        "-profile:v",
+        "baseline",
+        "-bf",
+        "0",
+        "-g",
+        String(GOP),
+        "-keyint_min",
+        String(GOP),
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-maxrate",
+        "2500k",
+        "-bufsize",
+        "2500k",
       );
     }
     args.push("-payload_type", String(VIDEO_PAYLOAD_TYPE), "-ssrc", String(o.ssrcs[0]), ...rtpOutput(videoPort));

@@ -20,7 +20,6 @@ import type { Job } from "./job.js";
 import type { JobInfo, JobSpec, JobState } from "./job-spec.js";
 import type { Supervisor } from "./supervisor.js";
 
-
 /** Who started an ingest: the API, or an SRS / nginx-rtmp publish callback. */
 export type IngestOrigin = "api" | "srs" | "nginx-rtmp";
 
@@ -143,7 +142,9 @@ export class Ingests {
     if (probed && !probed.video && !probed.audio) throw fail("unsupported_codec", "the source has neither video nor audio");
     // A looped file is re-encoded: FFmpeg (5.1) ends a copied stream's bitstream filters at its
     // first -stream_loop, so copied video would stop after one pass.
-    const streams: IngestStreams = probed ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: !loop && copiesIntoRoom(probed) } : BOTH_STREAMS;
+    const streams: IngestStreams = probed
+      ? { video: probed.video !== undefined, audio: probed.audio !== undefined, copyVideo: !loop && copiesIntoRoom(probed) }
+      : BOTH_STREAMS;
     // Rooms.ingest's errors ("conflict": the room has a publisher, "capacity", "shutting_down") reach the caller as they are.
     const rtp: RtpSource = await rooms.ingest(room, tracksFor(streams));
     const id = randomBytes(8).toString("hex");

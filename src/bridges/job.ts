@@ -17,15 +17,7 @@ import { withWhitelist } from "./protocols.js";
 import { StartWaiters } from "./start-waiters.js";
 
 /** Arguments every job starts with: quiet banner, no stdin, tagged warnings, progress on stdout. */
-export const GLOBAL_ARGS: readonly string[] = [
-  "-hide_banner",
-  "-nostdin",
-  "-loglevel",
-  "level+warning",
-  "-nostats",
-  "-progress",
-  "pipe:1",
-];
+export const GLOBAL_ARGS: readonly string[] = ["-hide_banner", "-nostdin", "-loglevel", "level+warning", "-nostats", "-progress", "pipe:1"];
 
 /** Delay of the second SIGTERM of a stop (see Job.signalStop). */
 const SECOND_SIGNAL_MS = 200;
@@ -240,14 +232,17 @@ export class Job {
     child.stdout?.on("data", (chunk: string) => this.progress.push(chunk));
     if (this.spec.stallTimeoutMs) {
       const limit = this.spec.stallTimeoutMs;
-      this.stallTimer = setInterval(() => {
-        if (this.stateValue === "running" && performance.now() - this.progress.lastAdvanceAt > limit) {
-          this.lastErrorValue = `stalled: no output for ${Math.round(limit / 1000)} s`;
-          this.sup.log.warn({ job: this.id, kind: this.kind, ...this.spec.meta, pid: child.pid }, "ffmpeg stalled, killing");
-          this.stalled = true;
-          child.kill("SIGKILL");
-        }
-      }, Math.min(1000, limit));
+      this.stallTimer = setInterval(
+        () => {
+          if (this.stateValue === "running" && performance.now() - this.progress.lastAdvanceAt > limit) {
+            this.lastErrorValue = `stalled: no output for ${Math.round(limit / 1000)} s`;
+            this.sup.log.warn({ job: this.id, kind: this.kind, ...this.spec.meta, pid: child.pid }, "ffmpeg stalled, killing");
+            this.stalled = true;
+            child.kill("SIGKILL");
+          }
+        },
+        Math.min(1000, limit),
+      );
     }
     this.stalled = false;
     try {

@@ -65,7 +65,10 @@ export function isHostPattern(entry: string): boolean {
  */
 export function hostAllowed(hostname: string, allowed: readonly string[]): boolean {
   if (allowed.length === 0) return true;
-  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
+  const h = hostname
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1")
+    .replace(/\.$/, "");
   return allowed.some((entry) => {
     const e = entry.toLowerCase();
     if (e.startsWith("*.")) return h.endsWith(e.slice(1)) && h.length > e.length - 1;
@@ -108,8 +111,7 @@ export type FileProblem = "colon" | "dot_segment" | "outside" | "file_type" | "m
 
 export type FileVerdict =
   /** `real`: the resolved path (symlinks followed); `display`: the path as given, relative to MEDIA_DIR. */
-  | { ok: true; real: string; display: string }
-  | { ok: false; problem: FileProblem; display: string };
+  { ok: true; real: string; display: string } | { ok: false; problem: FileProblem; display: string };
 
 function within(root: string, p: string): boolean {
   const rel = path.relative(root, p);

@@ -29,7 +29,11 @@ export function maskRtmpUrl(raw: string): string {
 /** A redactor for log lines and errors that replaces the URL (and its key) with the masked form. */
 export function urlRedactor(raw: string): (text: string) => string {
   const masked = maskRtmpUrl(raw);
-  const key = raw.replace(/[?#].*$/, "").split("/").pop() ?? "";
+  const key =
+    raw
+      .replace(/[?#].*$/, "")
+      .split("/")
+      .pop() ?? "";
   return (text) => {
     let out = text.split(raw).join(masked);
     // FFmpeg sometimes prints the key alone or a rebuilt URL (e.g. "playpath").

@@ -165,7 +165,11 @@ export class EdgeSource extends PeerSession implements RoomSource {
     }
     // The upstream frees its session at once rather than after its silence timeout.
     if (this.location) {
-      fetch(this.location, { method: "DELETE", headers: { [SECRET_HEADER]: this.opts.secret, [NODE_HEADER]: this.opts.nodeId }, signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+      fetch(this.location, {
+        method: "DELETE",
+        headers: { [SECRET_HEADER]: this.opts.secret, [NODE_HEADER]: this.opts.nodeId },
+        signal: AbortSignal.timeout(3000),
+      }).catch(() => undefined);
     }
   }
 }

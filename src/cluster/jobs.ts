@@ -43,7 +43,12 @@ export class ClusterJobs {
     private readonly log: Logger,
     private readonly isUp: () => boolean,
   ) {
-    this.leases = new RoomLeases(redis, nodeId, log, (name) => this.lost(name), { what: "job", owner: keys.jobOwner, epoch: keys.jobEpoch, meta: keys.jobMeta });
+    this.leases = new RoomLeases(redis, nodeId, log, (name) => this.lost(name), {
+      what: "job",
+      owner: keys.jobOwner,
+      epoch: keys.jobEpoch,
+      meta: keys.jobMeta,
+    });
     this.timer = setInterval(() => void this.scan(), SCAN_MS);
     this.timer.unref();
   }

@@ -84,7 +84,9 @@ export class RoomLeases {
 
   /** Takes the room: true when it was free, false when another holder has it. Throws when Redis is away. */
   async claim(room: string, meta = "{}"): Promise<boolean> {
-    const value = (await this.redis.eval(CLAIM, 3, this.space.owner(room), this.space.epoch(room), this.space.meta(room), this.nodeId, LEASE_MS, meta)) as string | null;
+    const value = (await this.redis.eval(CLAIM, 3, this.space.owner(room), this.space.epoch(room), this.space.meta(room), this.nodeId, LEASE_MS, meta)) as
+      | string
+      | null;
     if (value === null) return false;
     this.held.set(room, { value, meta });
     return true;

@@ -153,7 +153,12 @@ export class ClusterNode implements RoomDirectory {
     let nodes: NodeState[];
     let edges: Record<string, string>;
     try {
-      [owner, meta, nodes, edges] = await Promise.all([this.leases.owner(room), this.leases.meta(room), this.registry.alive(), this.redis.hgetall(keys.edges(room))]);
+      [owner, meta, nodes, edges] = await Promise.all([
+        this.leases.owner(room),
+        this.leases.meta(room),
+        this.registry.alive(),
+        this.redis.hgetall(keys.edges(room)),
+      ]);
     } catch {
       throw unavailable();
     }
@@ -206,7 +211,12 @@ export class ClusterNode implements RoomDirectory {
     const pull: Pull = { source, upstream };
     this.pulls.set(room, pull);
     this.log.info({ room, upstream }, "pulling room");
-    this.redis.multi().hset(keys.edges(room), this.id, upstream).pexpire(keys.edges(room), LEASE_MS).exec().catch(() => undefined);
+    this.redis
+      .multi()
+      .hset(keys.edges(room), this.id, upstream)
+      .pexpire(keys.edges(room), LEASE_MS)
+      .exec()
+      .catch(() => undefined);
     source.onEnd((reason) => {
       if (this.pulls.get(room) === pull) this.pulls.delete(room);
       this.log.info({ room, upstream, reason }, "pull ended");

@@ -137,7 +137,12 @@ export class NodeRegistry {
     clearInterval(this.timer);
     if (this.nudged) clearTimeout(this.nudged);
     this.loop.disable();
-    await this.redis.multi().del(keys.node(this.self.id)).srem(keys.nodes, this.self.id).exec().catch(() => undefined);
+    await this.redis
+      .multi()
+      .del(keys.node(this.self.id))
+      .srem(keys.nodes, this.self.id)
+      .exec()
+      .catch(() => undefined);
   }
 
   close(): void {

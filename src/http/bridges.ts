@@ -77,19 +77,23 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
 
   // ---- RTMP restreams ---------------------------------------------------------------------------
 
-  app.post<{ Params: { room: string }; Body: unknown }>("/api/rooms/:room/restreams", { schema: SCHEMAS.restreamAdd, attachValidation: true }, async (request, reply) => {
-    const { room } = request.params;
-    if (!admitRoomManager(auth, request, reply, room)) return reply;
-    const body = request.body as { url?: unknown } | undefined;
-    const url = parseRtmpUrl(body?.url);
-    if (url === undefined) return sendError(reply, 400, "invalid restream url: only rtmp:// and rtmps:// URLs are accepted");
-    try {
-      const info = roomBridges.addRestream(room, url);
-      return reply.code(201).send(info);
-    } catch (err) {
-      return bridgeError(reply, err);
-    }
-  });
+  app.post<{ Params: { room: string }; Body: unknown }>(
+    "/api/rooms/:room/restreams",
+    { schema: SCHEMAS.restreamAdd, attachValidation: true },
+    async (request, reply) => {
+      const { room } = request.params;
+      if (!admitRoomManager(auth, request, reply, room)) return reply;
+      const body = request.body as { url?: unknown } | undefined;
+      const url = parseRtmpUrl(body?.url);
+      if (url === undefined) return sendError(reply, 400, "invalid restream url: only rtmp:// and rtmps:// URLs are accepted");
+      try {
+        const info = roomBridges.addRestream(room, url);
+        return reply.code(201).send(info);
+      } catch (err) {
+        return bridgeError(reply, err);
+      }
+    },
+  );
 
   app.get<{ Params: { room: string } }>("/api/rooms/:room/restreams", { schema: SCHEMAS.restreamList }, async (request, reply) => {
     const { room } = request.params;
@@ -184,7 +188,9 @@ export async function registerBridgeRoutes(app: FastifyInstance, deps: BridgeRou
         return transcoderError(reply, 500, `Failed to start FFmpeg process for stream ${streamId}. Reason: ${sentence}`);
       }
       const spec: StreamJobSpec = { rtmpUrl };
-      await jobs?.jobs.put("stream", streamId, JSON.stringify(spec)).catch((err: Error) => request.log.warn({ streamId, err: err.message }, "stream job not stored"));
+      await jobs?.jobs
+        .put("stream", streamId, JSON.stringify(spec))
+        .catch((err: Error) => request.log.warn({ streamId, err: err.message }, "stream job not stored"));
       return { status: "success", message: `Stream ${streamId} started.` };
     });
 

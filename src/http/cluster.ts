@@ -50,14 +50,7 @@ async function readBody(request: FastifyRequest): Promise<Buffer | undefined> {
 }
 
 /** Sends the request on to another node and relays its answer (sent on `reply`); 502 when that node cannot be reached. */
-export async function forwardRequest(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  base: string,
-  secret: string,
-  nodeId: string,
-  body?: Buffer,
-): Promise<void> {
+export async function forwardRequest(request: FastifyRequest, reply: FastifyReply, base: string, secret: string, nodeId: string, body?: Buffer): Promise<void> {
   const headers: Record<string, string> = { [SECRET_HEADER]: secret, [NODE_HEADER]: nodeId };
   for (const h of REQUEST_HEADERS) {
     const v = request.headers[h];

@@ -178,21 +178,25 @@ export function registerEventRoutes(app: FastifyInstance, deps: EventRouteDeps):
     return stream;
   };
 
-  app.post<{ Params: { id: string }; Body: unknown }>("/api/whep/session/:id/sse", { schema: SCHEMAS.eventsCreate, attachValidation: true }, async (request, reply) => {
-    const entry = sessionOf(request, reply);
-    if (!entry) return reply;
-    let wanted = new Set<RoomEventType>(ROOM_EVENT_TYPES);
-    if (Array.isArray(request.body)) {
-      // Types this server does not send are ignored; an empty list wants nothing.
-      wanted = new Set(ROOM_EVENT_TYPES.filter((t) => (request.body as unknown[]).includes(t)));
-    } else if (request.body !== undefined && request.body !== null && request.body !== "") {
-      return sendError(reply, 400, "expected a JSON array of event types");
-    }
-    const id = randomBytes(12).toString("base64url");
-    streams.set(id, new EventStream(id, request.params.id, entry, wanted, (s) => streams.delete(s.id)));
-    reply.header("Location", `/api/whep/session/${request.params.id}/sse/${id}`);
-    return reply.code(201).send();
-  });
+  app.post<{ Params: { id: string }; Body: unknown }>(
+    "/api/whep/session/:id/sse",
+    { schema: SCHEMAS.eventsCreate, attachValidation: true },
+    async (request, reply) => {
+      const entry = sessionOf(request, reply);
+      if (!entry) return reply;
+      let wanted = new Set<RoomEventType>(ROOM_EVENT_TYPES);
+      if (Array.isArray(request.body)) {
+        // Types this server does not send are ignored; an empty list wants nothing.
+        wanted = new Set(ROOM_EVENT_TYPES.filter((t) => (request.body as unknown[]).includes(t)));
+      } else if (request.body !== undefined && request.body !== null && request.body !== "") {
+        return sendError(reply, 400, "expected a JSON array of event types");
+      }
+      const id = randomBytes(12).toString("base64url");
+      streams.set(id, new EventStream(id, request.params.id, entry, wanted, (s) => streams.delete(s.id)));
+      reply.header("Location", `/api/whep/session/${request.params.id}/sse/${id}`);
+      return reply.code(201).send();
+    },
+  );
 
   app.get<{ Params: { id: string; stream: string } }>("/api/whep/session/:id/sse/:stream", { schema: SCHEMAS.eventsStream }, async (request, reply) => {
     const stream = streamOf(request, reply);

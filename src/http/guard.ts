@@ -77,7 +77,14 @@ export function createRateLimit(rps: number, burst: number, redis?: Redis): Rate
   const limiter = (keyPrefix: string, points: number, duration: number) => {
     const memory = new RateLimiterMemory({ keyPrefix, points, duration });
     if (!redis) return memory;
-    return new RateLimiterRedis({ storeClient: redis, keyPrefix: `whipsfu:rl:${keyPrefix}`, points, duration, rejectIfRedisNotReady: true, insuranceLimiter: memory });
+    return new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix: `whipsfu:rl:${keyPrefix}`,
+      points,
+      duration,
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: memory,
+    });
   };
   const steady = limiter("steady", steadyPoints, steadyDuration);
   const limiterOrBursty = reservePoints > 0 ? new BurstyRateLimiter(steady, limiter("reserve", reservePoints, reserveDuration)) : steady;

@@ -21,7 +21,6 @@ export interface IngestRouteDeps {
   ingests: Ingests;
 }
 
-
 /** The body's `url` and `loop`, or the reason it is not acceptable. */
 export function parseIngestBody(body: unknown): { url: unknown; loop: boolean } | string {
   if (typeof body !== "object" || body === null || Array.isArray(body)) return 'body must be a JSON object: {"url": "…", "loop": false}';

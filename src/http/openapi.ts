@@ -43,8 +43,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       info: {
         title: "whipsfu",
         version: packageVersion(),
-        description:
-          "WHIP/WHEP WebRTC SFU with recording, FFmpeg bridges and hooks. The contract in words: docs/api.md, docs/bridges.md, docs/hooks.md.",
+        description: "WHIP/WHEP WebRTC SFU with recording, FFmpeg bridges and hooks. The contract in words: docs/api.md, docs/bridges.md, docs/hooks.md.",
       },
       tags: TAGS,
       components: { securitySchemes: SECURITY_SCHEMES },

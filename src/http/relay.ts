@@ -47,7 +47,10 @@ const RELAY_STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
 };
 
 const reply = (res: FastifyReply, status: number, msg: string): FastifyReply =>
-  res.code(status).type("application/json; charset=utf-8").send({ http_code: String(status), msg, call_time: Date.now() });
+  res
+    .code(status)
+    .type("application/json; charset=utf-8")
+    .send({ http_code: String(status), msg, call_time: Date.now() });
 
 export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRouteDeps): Promise<void> {
   const { relays, config, jobs } = deps;
@@ -71,7 +74,9 @@ export async function registerRelayRoutes(app: FastifyInstance, deps: RelayRoute
       await reply(res, 403, "forbidden: unknown account");
       return false;
     }
-    const expected = createHash("md5").update(r + key, "utf8").digest("hex");
+    const expected = createHash("md5")
+      .update(r + key, "utf8")
+      .digest("hex");
     if (!tokenMatches(k.toLowerCase(), expected)) {
       await reply(res, 403, "forbidden: k does not match md5(r + key)");
       return false;

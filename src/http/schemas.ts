@@ -37,7 +37,11 @@ const obj = (properties: Record<string, Schema>, required: string[] = Object.key
 /** The API's error (docs/api.md, "Errors"). */
 export const ERROR_SCHEMA: Schema = { ...obj({ error: str() }), additionalProperties: false };
 /** The relay API's answer, errors included (docs/bridges.md, "Relay tasks"). */
-const RELAY_ANSWER: Schema = obj({ http_code: str("the HTTP status, as a string"), msg: str(), call_time: { type: "integer", description: "ms since the epoch" } });
+const RELAY_ANSWER: Schema = obj({
+  http_code: str("the HTTP status, as a string"),
+  msg: str(),
+  call_time: { type: "integer", description: "ms since the epoch" },
+});
 /** The /start-stream API's answer (docs/bridges.md, "/start-stream jobs"). */
 const TRANSCODER_ANSWER: Schema = obj({ status: { type: "string", enum: ["success", "error"] }, message: str() });
 
@@ -54,18 +58,24 @@ const JOB_FIELDS: Record<string, Schema> = {
   outSeconds: { type: "number" },
   lastError: str(),
 };
-const job = (extra: Record<string, Schema>): Schema =>
-  obj({ ...JOB_FIELDS, ...extra }, ["id", "kind", "state", "restarts", ...Object.keys(extra)]);
+const job = (extra: Record<string, Schema>): Schema => obj({ ...JOB_FIELDS, ...extra }, ["id", "kind", "state", "restarts", ...Object.keys(extra)]);
 const BRIDGE_INFO = job({ room: str(), createdAt: str(), url: str("HLS: the playlist; restream: the target, stream key masked") });
-const STREAM_INFO = obj(
-  { ...JOB_FIELDS, streamId: str(), createdAt: str(), hlsUrl: str(), node: str("the node running the job (a cluster only)") },
-  ["id", "kind", "state", "restarts", "streamId", "createdAt", "hlsUrl"],
-);
+const STREAM_INFO = obj({ ...JOB_FIELDS, streamId: str(), createdAt: str(), hlsUrl: str(), node: str("the node running the job (a cluster only)") }, [
+  "id",
+  "kind",
+  "state",
+  "restarts",
+  "streamId",
+  "createdAt",
+  "hlsUrl",
+]);
 
-const LAYER: Schema = obj(
-  { rid: str(), ssrc: { type: "integer" }, bitrate: { type: "number" }, active: { type: "boolean" }, forwarded: { type: "boolean" } },
-  ["rid", "bitrate", "active", "forwarded"],
-);
+const LAYER: Schema = obj({ rid: str(), ssrc: { type: "integer" }, bitrate: { type: "number" }, active: { type: "boolean" }, forwarded: { type: "boolean" } }, [
+  "rid",
+  "bitrate",
+  "active",
+  "forwarded",
+]);
 const ROOM_INFO: Schema = obj(
   {
     name: str(),
@@ -154,7 +164,7 @@ const RETRY_AFTER = { "Retry-After": str("seconds") };
 const WWW_AUTHENTICATE = { "WWW-Authenticate": str('Bearer realm="whip-whep"') };
 const UNAUTHORIZED: Answer = { ...error("`unauthorized`: a missing or refused credential"), headers: WWW_AUTHENTICATE };
 const CAPACITY = (what: string): Answer => ({ ...error(what), headers: RETRY_AFTER });
-const TOO_MANY: Answer = { ...error("`too many requests`: the client's rate limit is spent (docs/api.md, \"Rate limits\")"), headers: RETRY_AFTER };
+const TOO_MANY: Answer = { ...error('`too many requests`: the client\'s rate limit is spent (docs/api.md, "Rate limits")'), headers: RETRY_AFTER };
 const INVALID_ROOM = error("`invalid room name`");
 const METHOD_NOT_ALLOWED = (allow: string): Answer => ({
   ...error("`method not allowed`"),
@@ -321,7 +331,12 @@ const sessionSchemas = (kind: "whip" | "whep") => {
       security: TOKEN,
       rateLimited: true,
       readsBody: true,
-      responses: { 200: empty("ended; empty body"), 401: UNAUTHORIZED, 404: error("`session not found`"), 502: error("cluster only: `node unreachable`, the session's node did not answer") },
+      responses: {
+        200: empty("ended; empty body"),
+        401: UNAUTHORIZED,
+        404: error("`session not found`"),
+        502: error("cluster only: `node unreachable`, the session's node did not answer"),
+      },
     }),
     sessionPatch: route({
       tags,
@@ -635,7 +650,8 @@ export const SCHEMAS = {
   whipBackup: route({
     tags: ["WHIP"],
     summary: "Join a room as its hot standby: kept warm, forwarded when the primary fails",
-    description: 'docs/api.md, "Hot standby". The same checks and answers as publishing; 409 while the room has a live backup, 422 when its codecs differ from the room\'s.',
+    description:
+      'docs/api.md, "Hot standby". The same checks and answers as publishing; 409 while the room has a live backup, 422 when its codecs differ from the room\'s.',
     params: ROOM_PARAM,
     body: sdpBody("application/sdp"),
     security: TOKEN,

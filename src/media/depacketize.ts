@@ -15,10 +15,7 @@ export { Vp8Assembler } from "./vp8.js";
 export { Vp9Assembler } from "./vp9.js";
 
 /** One assembler per received stream; `spropParameterSets` is used by H.264 only. */
-export function createAssembler(
-  codec: CodecName,
-  options: AssemblerOptions & H264AssemblerOptions = {},
-): FrameAssembler {
+export function createAssembler(codec: CodecName, options: AssemblerOptions & H264AssemblerOptions = {}): FrameAssembler {
   switch (codec) {
     case "VP8":
       return new Vp8Assembler(options);

@@ -166,10 +166,7 @@ export class H264Assembler extends VideoAssembler {
     // An IDR is only a usable starting point with its parameter sets right before it.
     if (!hasSps || !hasPps) {
       if (this.spsById.size === 0 || this.ppsById.size === 0) return undefined;
-      const params = [
-        ...(hasSps ? [] : this.spsById.values()),
-        ...(hasPps ? [] : this.ppsById.values()),
-      ];
+      const params = [...(hasSps ? [] : this.spsById.values()), ...(hasPps ? [] : this.ppsById.values())];
       const at = (nals[0][0] & 0x1f) === NAL_AUD ? 1 : 0;
       nals.splice(at, 0, ...params);
     }

@@ -212,10 +212,7 @@ export class OggOpusWriter {
       o = tags.writeUInt32LE(c.length, o);
       o += c.copy(tags, o);
     }
-    return Buffer.concat([
-      this.stream.pages([{ data: head, granule: 0n }], OGG_BOS),
-      this.stream.pages([{ data: tags, granule: 0n }]),
-    ]);
+    return Buffer.concat([this.stream.pages([{ data: head, granule: 0n }], OGG_BOS), this.stream.pages([{ data: tags, granule: 0n }])]);
   }
 
   /** Adds one Opus packet; returns the pages it completes (often none). */
@@ -256,8 +253,7 @@ export class OggOpusWriter {
   private add(data: Uint8Array, out: Buffer[], samples = opusPacketSamples(data) ?? 0, timeline = true): void {
     const lacing = lacingValues(data.length).length;
     // Pages end on packet boundaries where possible: FFmpeg and libopusfile seek page by page.
-    const full =
-      this.pendingSamples >= (this.options.pageSamples ?? 48000) || this.pendingLacing + lacing > 255;
+    const full = this.pendingSamples >= (this.options.pageSamples ?? 48000) || this.pendingLacing + lacing > 255;
     if (this.pending.length > 0 && full) {
       out.push(this.stream.pages(this.pending));
       this.pending = [];
@@ -288,7 +284,12 @@ export function concealmentPackets(gap: number, channels: 1 | 2): Buffer[] {
     left -= 5760;
   }
   // Configs 31, 30, 29, 28: CELT FB 20, 10, 5, 2.5 ms.
-  for (const [config, size] of [[31, 960], [30, 480], [29, 240], [28, 120]] as const) {
+  for (const [config, size] of [
+    [31, 960],
+    [30, 480],
+    [29, 240],
+    [28, 120],
+  ] as const) {
     while (left >= size) {
       out.push(Buffer.from([(config << 3) | stereo]));
       left -= size;

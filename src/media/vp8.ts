@@ -96,9 +96,7 @@ export function vp8StartsKeyframe(p: Uint8Array): boolean {
 }
 
 /** Keyframe flag and, for a keyframe, the size from the VP8 frame header (RFC 6386 §9.1). */
-export function parseVp8FrameHeader(
-  frame: Uint8Array,
-): { keyframe: boolean; width?: number; height?: number } | undefined {
+export function parseVp8FrameHeader(frame: Uint8Array): { keyframe: boolean; width?: number; height?: number } | undefined {
   if (frame.length < 3) return undefined;
   // P (bit 0 of the frame tag) is 0 for a keyframe.
   if (frame[0] & 0x01) return { keyframe: false };

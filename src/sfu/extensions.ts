@@ -75,12 +75,7 @@ export function targetIds(agreed: readonly NegotiatedExtension[]): Uint8Array {
  * STORED_EXTENSION_BYTES; returns the bytes written. Elements the one-byte form cannot carry
  * (empty or over 16 bytes) are left out.
  */
-export function storeExtensions(
-  elements: readonly { id: number; payload: Uint8Array }[],
-  indexes: Uint8Array,
-  out: Uint8Array,
-  at: number,
-): number {
+export function storeExtensions(elements: readonly { id: number; payload: Uint8Array }[], indexes: Uint8Array, out: Uint8Array, at: number): number {
   let n = 0;
   for (let i = 0; i < elements.length; i++) {
     const e = elements[i]!;

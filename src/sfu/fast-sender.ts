@@ -14,16 +14,7 @@ import { NativeOutput, NativeTrack } from "./native-output.js";
 import { OutboundStream, type OutboundIdentity, type ViewerOutput } from "./outbound.js";
 import { nackedSequences } from "./sequence.js";
 import { SrtpProtector, type SrtpSessionKeys } from "./srtp.js";
-import {
-  localSrtpKeys,
-  nominatedPath,
-  rtxOf,
-  sendOverIce,
-  setSenderReport,
-  startSenderReports,
-  weriftProtect,
-  type SendPath,
-} from "./werift-adapter.js";
+import { localSrtpKeys, nominatedPath, rtxOf, sendOverIce, setSenderReport, startSenderReports, weriftProtect, type SendPath } from "./werift-adapter.js";
 
 /** One viewer's track as a fan-out worker needs it. */
 export interface RemoteOutputRequest {

@@ -73,7 +73,8 @@ export class PacketHistory {
     const header = packet.header;
     const slot = this.store(s, header.sequenceNumber, header.timestamp, header.marker, packet.payload);
     if (slot < 0) return;
-    s.extensionLength[slot] = header.extensions.length === 0 ? 0 : storeExtensions(header.extensions, this.indexes, s.extensions, slot * STORED_EXTENSION_BYTES);
+    s.extensionLength[slot] =
+      header.extensions.length === 0 ? 0 : storeExtensions(header.extensions, this.indexes, s.extensions, slot * STORED_EXTENSION_BYTES);
   }
 
   /** Keeps a packet whose extensions are already in stored form (another history's copyStoredExtensions). */

@@ -103,19 +103,25 @@ function load(): { addon: NativeAddon | undefined; reason: string } {
   if (process.env.WHIPSFU_NATIVE === "off") return { addon: undefined, reason: "WHIPSFU_NATIVE=off" };
   if (process.platform !== "linux") return { addon: undefined, reason: `the native forwarding addon is built for Linux only (this is ${process.platform})` };
   const file = addonPath();
-  if (!existsSync(file)) return { addon: undefined, reason: `the native forwarding addon was not built (${file} is missing; npm install builds it where a C++ compiler is installed)` };
+  if (!existsSync(file))
+    return {
+      addon: undefined,
+      reason: `the native forwarding addon was not built (${file} is missing; npm install builds it where a C++ compiler is installed)`,
+    };
   let addon: NativeAddon;
   try {
     addon = createRequire(import.meta.url)(file) as NativeAddon;
   } catch (err) {
     return { addon: undefined, reason: `the native forwarding addon does not load: ${err instanceof Error ? err.message : String(err)}` };
   }
-  if (addon.version !== 1 || typeof addon.Group !== "function") return { addon: undefined, reason: "the native forwarding addon is of another version: run npm install again" };
+  if (addon.version !== 1 || typeof addon.Group !== "function")
+    return { addon: undefined, reason: "the native forwarding addon is of another version: run npm install again" };
   // The descriptor is read from a Node internal: a socket made now must show it (-1 until bound).
   const probe = dgram.createSocket("udp4");
   const fd = stateOf(probe)?.handle?.fd;
   probe.close();
-  if (typeof fd !== "number") return { addon: undefined, reason: `this Node (${process.version}) does not show a UDP socket's descriptor, which the native path needs` };
+  if (typeof fd !== "number")
+    return { addon: undefined, reason: `this Node (${process.version}) does not show a UDP socket's descriptor, which the native path needs` };
   return { addon, reason: "" };
 }
 

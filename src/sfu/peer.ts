@@ -17,10 +17,7 @@ import { rewriteAnswerCandidates, type MediaKind, type SdpCodec } from "./sdp.js
 import { dropDefaultStunServer, guardDtlsHandshakes, onIncomingData } from "./werift-adapter.js";
 
 /** The part of Config that shapes the server's own ICE agent. */
-export type IceSettings = Pick<
-  Config,
-  "iceServers" | "iceAdditionalHosts" | "iceHosts" | "icePublicIps" | "icePortRange" | "iceTcp" | "iceGatherServers"
->;
+export type IceSettings = Pick<Config, "iceServers" | "iceAdditionalHosts" | "iceHosts" | "icePublicIps" | "icePortRange" | "iceTcp" | "iceGatherServers">;
 
 const VIDEO_FEEDBACK = [
   { type: "nack" },

@@ -5,16 +5,7 @@ import { KeyframeRequester } from "./keyframes.js";
 import { agreedExtensions, sourceIndexes } from "./extensions.js";
 import { applyOffer, completeAnswer, createPeer, toWeriftCodec, type IceSettings } from "./peer.js";
 import { canonicalName, type CodecName } from "../media/codecs.js";
-import {
-  FORWARDABLE,
-  narrowOffer,
-  rtxFor,
-  usableMedia,
-  type MediaKind,
-  type ParsedSdp,
-  type SdpCodec,
-  type SdpMedia,
-} from "./sdp.js";
+import { FORWARDABLE, narrowOffer, rtxFor, usableMedia, type MediaKind, type ParsedSdp, type SdpCodec, type SdpMedia } from "./sdp.js";
 import { PeerSession, type EndReason, type Liveness } from "./session.js";
 import { SimulcastSelector } from "./simulcast.js";
 import { TwccRecorder } from "./twcc.js";
@@ -157,11 +148,7 @@ export interface PublisherOptions {
 export class Publisher extends PeerSession {
   readonly tracks: PublishedTrack[];
 
-  private constructor(
-    handle: ReturnType<typeof createPeer>,
-    opts: PublisherOptions,
-    choices: Choice[],
-  ) {
+  private constructor(handle: ReturnType<typeof createPeer>, opts: PublisherOptions, choices: Choice[]) {
     super(handle, opts.liveness, opts.id);
     const counts = { audio: 0, video: 0 };
     this.tracks = choices.map((c) => {
@@ -169,7 +156,12 @@ export class Publisher extends PeerSession {
       const fanout = new TrackFanout(c.kind, c.codecName, () => keyframes.request(), opts.gopCachePackets);
       const simulcast =
         c.kind === "video" && c.section.rids.length > 1
-          ? new SimulcastSelector(c.codecName, c.codec.clockRate, (packet) => fanout.forward(packet), () => keyframes.request())
+          ? new SimulcastSelector(
+              c.codecName,
+              c.codec.clockRate,
+              (packet) => fanout.forward(packet),
+              () => keyframes.request(),
+            )
           : undefined;
       return { kind: c.kind, codecName: c.codecName, codec: c.codec, index: counts[c.kind]++, fanout, keyframes, simulcast };
     });

@@ -44,7 +44,13 @@ export class Room {
   async closeConsumers(): Promise<void> {
     const consumers = this.consumers;
     this.consumers = [];
-    await Promise.all(consumers.map((c) => Promise.resolve().then(() => c.close()).catch(() => undefined)));
+    await Promise.all(
+      consumers.map((c) =>
+        Promise.resolve()
+          .then(() => c.close())
+          .catch(() => undefined),
+      ),
+    );
   }
 
   /** Ends the room: its publisher, then every subscriber, then recorders and bridges; once. */
@@ -57,7 +63,11 @@ export class Room {
     for (const s of this.subscribers.values()) pending.push(s.close(subReason));
     for (const c of this.consumers) {
       // One consumer failing to close must not keep the others open.
-      pending.push(Promise.resolve().then(() => c.close()).catch(() => undefined));
+      pending.push(
+        Promise.resolve()
+          .then(() => c.close())
+          .catch(() => undefined),
+      );
     }
     this.consumers = [];
     this.events.close();

@@ -341,10 +341,7 @@ export class Rooms {
       t.unref();
       this.grace.set(room, t);
     });
-    this.opts.log.info(
-      { room: room.name, session: publisher.id, role, tracks: publisher.tracks.map((t) => `${t.kind}:${t.codecName}`) },
-      "publisher joined",
-    );
+    this.opts.log.info({ room: room.name, session: publisher.id, role, tracks: publisher.tracks.map((t) => `${t.kind}:${t.codecName}`) }, "publisher joined");
   }
 
   async subscribe(roomName: string, offerText: string, sessionId?: string): Promise<{ session: Subscriber; answer: string }> {

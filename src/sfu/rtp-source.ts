@@ -69,10 +69,7 @@ export class RtpSource {
   /** Ports FFmpeg must send each track to, in the order of `tracks`. */
   readonly ports: number[] = [];
 
-  private constructor(
-    specs: RtpTrackSpec[],
-    gopCachePackets: number,
-  ) {
+  private constructor(specs: RtpTrackSpec[], gopCachePackets: number) {
     const counts = { audio: 0, video: 0 };
     this.tracks = specs.map((s) => {
       const name = canonicalName(s.codec.name);

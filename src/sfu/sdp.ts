@@ -181,9 +181,7 @@ export function fmtpParams(fmtp: string): Map<string, string> {
  * data channels ignored).
  */
 export function usableMedia(sdp: ParsedSdp): SdpMedia[] {
-  return sdp.media.filter(
-    (m) => (m.kind === "audio" || m.kind === "video") && (m.port !== 0 || m.bundleOnly) && m.proto.includes("RTP"),
-  );
+  return sdp.media.filter((m) => (m.kind === "audio" || m.kind === "video") && (m.port !== 0 || m.bundleOnly) && m.proto.includes("RTP"));
 }
 
 // ---- codec identity -------------------------------------------------------------------------
@@ -236,10 +234,7 @@ export function codecMatches(source: SdpCodec, candidate: SdpCodec): boolean {
   if (!a || a !== canonicalName(candidate.name) || source.clockRate !== candidate.clockRate) return false;
   switch (a) {
     case "H264":
-      return (
-        h264Profile(source.fmtp) === h264Profile(candidate.fmtp) &&
-        h264PacketizationMode(source.fmtp) === h264PacketizationMode(candidate.fmtp)
-      );
+      return h264Profile(source.fmtp) === h264Profile(candidate.fmtp) && h264PacketizationMode(source.fmtp) === h264PacketizationMode(candidate.fmtp);
     case "VP9":
       return vp9ProfileId(source.fmtp) === vp9ProfileId(candidate.fmtp);
     case "AV1":

@@ -1,9 +1,4 @@
-import {
-  RtcpPayloadSpecificFeedback,
-  type RTCRtpCodecParameters,
-  type RTCRtpSender,
-  type RtpPacket,
-} from "werift";
+import { RtcpPayloadSpecificFeedback, type RTCRtpCodecParameters, type RTCRtpSender, type RtpPacket } from "werift";
 import { errors } from "./errors.js";
 import { agreedExtensions, targetIds } from "./extensions.js";
 import { FastSender, type RemoteOutputs } from "./fast-sender.js";
@@ -115,10 +110,7 @@ export class Subscriber extends PeerSession {
     const handle = createPeer(ice, { video: byKind("video"), audio: byKind("audio") });
     const subscriber = new Subscriber(handle, opts);
     try {
-      const narrowed = narrowOffer(
-        offer,
-        new Map(matches.map((m) => [m.section, [m.codec.payloadType, ...(rtxOf(m) ? [rtxOf(m)!.payloadType] : [])]])),
-      );
+      const narrowed = narrowOffer(offer, new Map(matches.map((m) => [m.section, [m.codec.payloadType, ...(rtxOf(m) ? [rtxOf(m)!.payloadType] : [])]])));
       await applyOffer(handle.pc, narrowed);
       const transceivers = handle.pc.getTransceivers();
       for (const m of matches) {
@@ -153,7 +145,17 @@ export class Subscriber extends PeerSession {
     if (this.closed) return;
     for (const o of this.outputs) {
       // The codec and SRTP keys exist only now.
-      o.sink = this.opts.forwardPath === "werift" ? new WeriftSenderSink(o.sender) : new FastSender(o.sender, o.sender.dtlsTransport, o.track.fanout.history, o.extensionIds, this.opts.workers ? { outputs: this.opts.workers, onLost: () => void this.close("error") } : undefined, this.opts.forwardPath === "native");
+      o.sink =
+        this.opts.forwardPath === "werift"
+          ? new WeriftSenderSink(o.sender)
+          : new FastSender(
+              o.sender,
+              o.sender.dtlsTransport,
+              o.track.fanout.history,
+              o.extensionIds,
+              this.opts.workers ? { outputs: this.opts.workers, onLost: () => void this.close("error") } : undefined,
+              this.opts.forwardPath === "native",
+            );
       o.track.fanout.add(o.sink, { viewer: true });
     }
   }

@@ -23,15 +23,7 @@
 // (the nominated socket in a worker), dtls-handshake.test.ts (the DTLS guards) and
 // test/fuzz/regressions.test.ts (the STUN server).
 import type dgram from "node:dgram";
-import {
-  RtpHeader,
-  type RTCDtlsTransport,
-  type RTCPeerConnection,
-  type RTCRtpReceiver,
-  type RTCRtpSender,
-  type RtpPacket,
-  type SrtpSession,
-} from "werift";
+import { RtpHeader, type RTCDtlsTransport, type RTCPeerConnection, type RTCRtpReceiver, type RTCRtpSender, type RtpPacket, type SrtpSession } from "werift";
 import type { Protect } from "./outbound.js";
 import type { PlainHeader, SrtpSessionKeys } from "./srtp.js";
 

@@ -16,15 +16,26 @@ const b64 = (v: unknown): string => Buffer.from(typeof v === "string" ? v : JSON
 /** A JWT built by hand: any header, any payload (even non-objects), HMAC-SHA256 or a given signature. */
 function craft(header: unknown, payload: unknown, opts: { secret?: string; signature?: string } = {}): string {
   const input = `${b64(header)}.${b64(payload)}`;
-  const sig = opts.signature ?? createHmac("sha256", opts.secret ?? SECRET).update(input).digest("base64url");
+  const sig =
+    opts.signature ??
+    createHmac("sha256", opts.secret ?? SECRET)
+      .update(input)
+      .digest("base64url");
   return `${input}.${sig}`;
 }
 
-const sign = (payload: object, opts: jwt.SignOptions = {}, secret = SECRET): string =>
-  jwt.sign(payload, secret, { algorithm: "HS256", ...opts });
+const sign = (payload: object, opts: jwt.SignOptions = {}, secret = SECRET): string => jwt.sign(payload, secret, { algorithm: "HS256", ...opts });
 
 describe("room token and global token", () => {
-  const auth = new Authorizer(settings({ roomTokens: new Map([["a", "tokA"], ["b", "tokB"]]), authToken: "global" }));
+  const auth = new Authorizer(
+    settings({
+      roomTokens: new Map([
+        ["a", "tokA"],
+        ["b", "tokB"],
+      ]),
+      authToken: "global",
+    }),
+  );
 
   it("accepts a room token for its own room, for both actions", () => {
     expect(auth.enabled).toBe(true);
@@ -340,9 +351,7 @@ describe("disabled mode", () => {
 });
 
 describe("allowsRead", () => {
-  const auth = new Authorizer(
-    settings({ roomTokens: new Map([["a", "tokA"]]), authToken: "global", adminToken: "adm", jwtSecret: SECRET }),
-  );
+  const auth = new Authorizer(settings({ roomTokens: new Map([["a", "tokA"]]), authToken: "global", adminToken: "adm", jwtSecret: SECRET }));
 
   it("global and admin tokens read every room and the full listing", () => {
     for (const t of ["global", "adm"]) {

@@ -68,7 +68,6 @@ function rawGet(base: string, rawPath: string): Promise<{ status: number; body: 
   });
 }
 
-
 const need = requireOrSkip("ffmpeg", "ffprobe", "nginx-rtmp");
 
 describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start-stream"), () => {
@@ -85,7 +84,12 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
   beforeAll(async () => {
     hlsDir = mkdtempSync(path.join(tmpdir(), "sfu-hls-"));
     nginx = await startNginxRtmp();
-    server = await startServer({ HLS_DIR: hlsDir, TRANSCODER_API_KEY: API_KEY, START_STREAM_PROBE_MS: "1500", LOG_LEVEL: process.env.BRIDGES_LOG_LEVEL ?? "warn" });
+    server = await startServer({
+      HLS_DIR: hlsDir,
+      TRANSCODER_API_KEY: API_KEY,
+      START_STREAM_PROBE_MS: "1500",
+      LOG_LEVEL: process.env.BRIDGES_LOG_LEVEL ?? "warn",
+    });
     ffmpegPids = new PidWatch(() => bridges().supervisor.pids());
   });
 
@@ -118,7 +122,11 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const file = path.join(hlsDir, room, "stream.m3u8");
     const first = await waitPlaylist(file, 1, 15_000);
     const firstSegmentMs = Math.round(performance.now() - t0);
-    const startInfo = JSON.stringify({ postMs: Math.round(postMs), job: bridges().rooms.link(room)?.hls?.info(), egress: bridges().rooms.link(room)?.hlsEgress?.stats() });
+    const startInfo = JSON.stringify({
+      postMs: Math.round(postMs),
+      job: bridges().rooms.link(room)?.hls?.info(),
+      egress: bridges().rooms.link(room)?.hlsEgress?.stats(),
+    });
     console.log(`[bridges] ${codec} room → HLS: first segment listed ${firstSegmentMs} ms after POST /hls ${startInfo}`);
     // Copy: ~2 s. Transcoding decodes VP8 and encodes x264 in real time: ~2–4 s, more when the
     // machine is starved of CPU (seen 9 s at load 8 on 2 cores with other suites running).
@@ -325,7 +333,17 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const room = "bad-input";
     const client = await publish(room, "VP8");
     const before = bridges().supervisor.pids().length;
-    for (const url of [undefined, "", "http://example.com/live", "file:/etc/passwd", "file:///etc/passwd", "concat:a|b", "rtmp://", "rtmp://h/app/k extra", "udp://127.0.0.1:1234"]) {
+    for (const url of [
+      undefined,
+      "",
+      "http://example.com/live",
+      "file:/etc/passwd",
+      "file:///etc/passwd",
+      "concat:a|b",
+      "rtmp://",
+      "rtmp://h/app/k extra",
+      "udp://127.0.0.1:1234",
+    ]) {
       const r = await requestJson(server.url, "POST", `/api/rooms/${room}/restreams`, url === undefined ? {} : { url });
       expect(r.status, String(url)).toBe(400);
       expect(r.json).toEqual({ error: "invalid restream url: only rtmp:// and rtmps:// URLs are accepted" });
@@ -418,7 +436,9 @@ describe.skipIf(!need.ok)(need.title("FFmpeg bridges: HLS, RTMP restream, /start
     const source = pushRtmp(nginx.url("close-src"));
     children.push(source);
     await sleep(500);
-    expect((await requestJson(server.url, "POST", "/start-stream", { streamId: "cam9", rtmpUrl: nginx.url("close-src") }, { "X-API-Key": API_KEY })).status).toBe(200);
+    expect(
+      (await requestJson(server.url, "POST", "/start-stream", { streamId: "cam9", rtmpUrl: nginx.url("close-src") }, { "X-API-Key": API_KEY })).status,
+    ).toBe(200);
     const live = ffmpegPids.look();
     expect(live.length).toBeGreaterThanOrEqual(3);
     await server.close();
@@ -499,7 +519,12 @@ describe("bridges with auth on (no media needed)", () => {
   });
 
   it("room bridge routes need publish or admin rights; /hls needs a read token (header or ?token=); /start-stream is off without TRANSCODER_API_KEY", async () => {
-    for (const [method, p] of [["POST", "/api/rooms/r1/hls"], ["DELETE", "/api/rooms/r1/hls"], ["GET", "/api/rooms/r1/restreams"], ["POST", "/api/rooms/r1/restreams"]] as const) {
+    for (const [method, p] of [
+      ["POST", "/api/rooms/r1/hls"],
+      ["DELETE", "/api/rooms/r1/hls"],
+      ["GET", "/api/rooms/r1/restreams"],
+      ["POST", "/api/rooms/r1/restreams"],
+    ] as const) {
       const r = await fetch(`${server.url}${p}`, { method });
       expect(r.status, `${method} ${p}`).toBe(401);
       expect(await r.json()).toEqual({ error: "unauthorized" });
@@ -568,7 +593,10 @@ describe.skipIf(!need.ok)(need.title("MAX_FFMPEG_JOBS"), () => {
     }
     expect(refusals[0].json).toEqual({ error: "FFmpeg job limit reached (1 running)" });
     expect(refusals[1].json).toEqual({ error: "FFmpeg job limit reached (1 running)" });
-    expect(refusals[2].json).toEqual({ status: "error", message: "Failed to start FFmpeg process for stream cam1. Reason: FFmpeg job limit reached (1 running)." });
+    expect(refusals[2].json).toEqual({
+      status: "error",
+      message: "Failed to start FFmpeg process for stream cam1. Reason: FFmpeg job limit reached (1 running).",
+    });
     // The refused ingest left no room behind, the refused stream no entry.
     expect(await liveRooms(server.url)).not.toContain("other");
     expect((await requestJson(server.url, "GET", "/streams", undefined, { "X-API-Key": API_KEY })).json.streams).toEqual([]);

@@ -121,7 +121,12 @@ describe("loopback ports", () => {
 
 describe("rtmp URLs", () => {
   it("accepts rtmp:// and rtmps:// with a host and a path", () => {
-    for (const u of ["rtmp://a.example/live/key", "rtmps://live-api-s.facebook.com:443/rtmp/FB-123", "RTMP://127.0.0.1:1935/app", "rtmp://user:pw@h/app/k?x=1"]) {
+    for (const u of [
+      "rtmp://a.example/live/key",
+      "rtmps://live-api-s.facebook.com:443/rtmp/FB-123",
+      "RTMP://127.0.0.1:1935/app",
+      "rtmp://user:pw@h/app/k?x=1",
+    ]) {
       expect(parseRtmpUrl(u)).toBe(u);
     }
   });

@@ -2,13 +2,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  clearFfmpegPathCache,
-  resolveFfmpeg,
-  resolveFfprobe,
-  resolveTool,
-  type FfmpegTool,
-} from "../../src/bridges/ffmpeg-path.js";
+import { clearFfmpegPathCache, resolveFfmpeg, resolveFfprobe, resolveTool, type FfmpegTool } from "../../src/bridges/ffmpeg-path.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "ffmpeg-path-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,9 +78,7 @@ describe("resolveTool", () => {
 
   it("gives up on a binary that hangs", () => {
     const slow = fake("slow", 'sleep 5; echo "ffmpeg version slow"');
-    expect(() => resolveTool("ffmpeg", { env: { FFMPEG_PATH: slow, PATH: "" }, npmPath: noNpm, timeoutMs: 200 })).toThrow(
-      /did not finish within 200 ms/,
-    );
+    expect(() => resolveTool("ffmpeg", { env: { FFMPEG_PATH: slow, PATH: "" }, npmPath: noNpm, timeoutMs: 200 })).toThrow(/did not finish within 200 ms/);
   });
 
   it("rejects a binary that prints no version line", () => {

@@ -63,7 +63,11 @@ describe("ingest URL policy", () => {
       display: "https://cdn.example/x/index.m3u8?****",
       protocols: ["http", "https", "tcp", "tls", "crypto"],
     });
-    expect(await resolveIngestSource("http://cdn.example/v.MP4", policy)).toMatchObject({ kind: "http", live: false, protocols: ["http", "https", "tcp", "tls"] });
+    expect(await resolveIngestSource("http://cdn.example/v.MP4", policy)).toMatchObject({
+      kind: "http",
+      live: false,
+      protocols: ["http", "https", "tcp", "tls"],
+    });
     expect((await resolveIngestSource("http://cdn.example/v.flv", policy)).kind).toBe("http");
     const file = await resolveIngestSource("clip.mp4", policy);
     expect(file).toMatchObject({ kind: "file", display: "clip.mp4", protocols: ["file"], live: false });
@@ -171,8 +175,28 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
   beforeAll(async () => {
     // A 3 s clip with B-frames and AAC, as files come.
     await makeMedia(path.join(media, "clip3s.mp4"), [
-      "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100",
-      "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac",
+      "-f",
+      "lavfi",
+      "-i",
+      "testsrc2=size=320x240:rate=25",
+      "-f",
+      "lavfi",
+      "-i",
+      "sine=sample_rate=44100",
+      "-t",
+      "3",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-bf",
+      "2",
+      "-g",
+      "50",
+      "-pix_fmt",
+      "yuv420p",
+      "-c:a",
+      "aac",
     ]);
     server = await startServer({ MEDIA_DIR: media });
     nginx = await startNginxRtmp();
@@ -196,7 +220,9 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     }
     expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", {})).json).toEqual({ error: '"url" is required and must be a string' });
     expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", { url: "x.mp4", loop: 1 })).status).toBe(400);
-    expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", { url: "rtmp://h/live/x", loop: true })).json.error).toMatch(/loop applies to files/);
+    expect((await requestJson(server.url, "POST", "/api/rooms/bad/ingest", { url: "rtmp://h/live/x", loop: true })).json.error).toMatch(
+      /loop applies to files/,
+    );
     const raw = await fetch(`${server.url}/api/rooms/bad/ingest`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{nope" });
     expect(raw.status).toBe(400);
     expect((await requestJson(server.url, "POST", "/api/rooms/bad%20room/ingest", { url: "clip3s.mp4" })).json).toEqual({ error: "invalid room name" });
@@ -234,8 +260,10 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
     expect(client.video.codec?.name.toUpperCase()).toBe("H264");
     // The SPS the viewer got: Constrained Baseline (profile_idc 66), whatever the source was.
     expect(client.video.spsProfileLevelId).toMatch(/^42/);
-    console.log(`[ingest] RTMP ingest POST → first WHEP keyframe ${Math.round(firstKeyframe)} ms; ` +
-      `viewer POST → first keyframe ${Math.round(client.video.firstKeyframeMs ?? -1)} ms`);
+    console.log(
+      `[ingest] RTMP ingest POST → first WHEP keyframe ${Math.round(firstKeyframe)} ms; ` +
+        `viewer POST → first keyframe ${Math.round(client.video.firstKeyframeMs ?? -1)} ms`,
+    );
 
     // The job reports "running" once FFmpeg's first progress report arrives, which on a busy
     // machine can come after the viewer's first frames.
@@ -300,7 +328,32 @@ describe.skipIf(!need.ok)(need.title("ingest end to end: nginx-rtmp and MEDIA_DI
       make("tone.mp4", ["-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac"]),
       make("mute.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p"]),
       // Long enough to be viewed unlooped.
-      make("baseline.mp4", ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac"], 30),
+      make(
+        "baseline.mp4",
+        [
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=320x240:rate=25",
+          "-f",
+          "lavfi",
+          "-i",
+          "sine=sample_rate=44100",
+          "-c:v",
+          "libx264",
+          "-preset",
+          "ultrafast",
+          "-profile:v",
+          "baseline",
+          "-g",
+          "25",
+          "-pix_fmt",
+          "yuv420p",
+          "-c:a",
+          "aac",
+        ],
+        30,
+      ),
     ]);
     const tone = await requestJson(server.url, "POST", "/api/rooms/tone/ingest", { url: "tone.mp4", loop: true });
     const mute = await requestJson(server.url, "POST", "/api/rooms/mute/ingest", { url: "mute.mp4", loop: true });

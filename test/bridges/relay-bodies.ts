@@ -5,7 +5,10 @@ import { createHash } from "node:crypto";
 // The forwardRequest API's own signature example: key 012f37a3f2952, r 1409284800 → k b9fed80be752551834eec3e52fa94115.
 export const KEY = "012f37a3f2952";
 export const API_AUTH = "n=portal&r=1409284800&k=b9fed80be752551834eec3e52fa94115";
-export const auth = (r = String(Date.now() % 1e10)) => `n=portal&r=${r}&k=${createHash("md5").update(r + KEY).digest("hex")}`;
+export const auth = (r = String(Date.now() % 1e10)) =>
+  `n=portal&r=${r}&k=${createHash("md5")
+    .update(r + KEY)
+    .digest("hex")}`;
 
 // The forwardRequest API's example bodies, unchanged (docs/bridges.md, "Relay tasks").
 export const API_START = `{ "transcallbackurl": "http://www.callback.com/api", "cmd": "1", "type": "video", "list": [{ "id": "123", "src": [{ "url": "http://www.video.com/live/abc.mp4" }, { "url": "http://www.video.com/live/1.flv", "absofftime": "20181022153000-20181022155000" }, { "url": "http://www.video.com/live/2.mp4", "relofftime": "300-500" } ], "forward": [{ "url": "rtmp://www.push1.com/live/test" }, { "url": "rtmp://www.push2.com/live/test2" } ], "extendParam": { "loop": "1", "index": "1", "callBackFileInfo": "0" } }] }`;

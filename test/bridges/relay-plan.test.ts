@@ -75,7 +75,12 @@ describe("relay requests: loops, schedules and windows", () => {
 
   it("loop: absent plays until stopped, 1 to 1,000,000 passes otherwise; index is 1-based into src", () => {
     expect(spec({ extendParam: {} })).toMatchObject({ loop: undefined, index: 0, callBackFileInfo: false, waitCrtUrlFinish: false });
-    expect(spec({ extendParam: { loop: 3, index: "3", callBackFileInfo: "1", waitCrtUrlFinish: 1 } })).toMatchObject({ loop: 3, index: 2, callBackFileInfo: true, waitCrtUrlFinish: true });
+    expect(spec({ extendParam: { loop: 3, index: "3", callBackFileInfo: "1", waitCrtUrlFinish: 1 } })).toMatchObject({
+      loop: 3,
+      index: 2,
+      callBackFileInfo: true,
+      waitCrtUrlFinish: true,
+    });
     expect(spec({ extendParam: { loop: "1000000" } }).loop).toBe(1_000_000);
     expect(reason(task({ extendParam: { loop: "0" } }))).toMatch(/loop must be between 1 and 1000000/);
     expect(reason(task({ extendParam: { loop: "-1" } }))).toMatch(/loop must be an integer/);
@@ -100,7 +105,10 @@ describe("relay requests: loops, schedules and windows", () => {
   });
 
   it("relofftime and absofftime: several windows, real dates only, ends after starts", () => {
-    expect(parseRelOffTime("0-10; 20.5 - 30.25")).toEqual([{ from: 0, to: 10 }, { from: 20.5, to: 30.25 }]);
+    expect(parseRelOffTime("0-10; 20.5 - 30.25")).toEqual([
+      { from: 0, to: 10 },
+      { from: 20.5, to: 30.25 },
+    ]);
     expect(() => parseRelOffTime("10-10")).toThrow(/the end must be after the start/);
     expect(() => parseRelOffTime("10-")).toThrow(/expected seconds like 300-500/);
     expect(parseStamp("20240229120000")).toBe(Date.UTC(2024, 1, 29, 12));
@@ -132,11 +140,23 @@ describe("relay requests: loops, schedules and windows", () => {
     expect(reason({ ...base, list: [base.list[0], base.list[0]] })).toMatch(/list\[1\]\.id "123" appears twice/);
     expect(reason(task({ id: "has space" }))).toMatch(/id is required/);
     expect(reason({ ...base, list: Array.from({ length: 21 }, (_, i) => ({ ...base.list[0], id: `t${i}` })) })).toMatch(/at most 20 tasks/);
-    for (const url of ["ftp://x/y", "not a url", "http://"]) expect(reason({ ...base, transcallbackurl: url }), url).toMatch(/transcallbackurl must be an http\(s\) URL/);
+    for (const url of ["ftp://x/y", "not a url", "http://"])
+      expect(reason({ ...base, transcallbackurl: url }), url).toMatch(/transcallbackurl must be an http\(s\) URL/);
     expect(parseRelayRequest({ ...base, transcallbackurl: "" }, limits).callbackUrl).toBeUndefined();
-    expect(reason(task({ src: [{ url: "a.mp4", wmimage: "a.png" }, { url: "b.mp4", wmimage: "b.png" }] }))).toMatch(/same watermark/);
+    expect(
+      reason(
+        task({
+          src: [
+            { url: "a.mp4", wmimage: "a.png" },
+            { url: "b.mp4", wmimage: "b.png" },
+          ],
+        }),
+      ),
+    ).toMatch(/same watermark/);
     expect(spec({ src: [{ url: "a.mp4", wmimage: "a.png" }] }).watermark).toEqual({ image: "a.png", gravity: "TOP_LEFT" });
-    expect(reason(task({ src: [{ url: "a.mp4", wmimage: "a.png" }], fops: { vcodec: "libvpx" } }))).toMatch(/cannot be carried over RTMP|watermark needs fops.vcodec libx264/);
+    expect(reason(task({ src: [{ url: "a.mp4", wmimage: "a.png" }], fops: { vcodec: "libvpx" } }))).toMatch(
+      /cannot be carried over RTMP|watermark needs fops.vcodec libx264/,
+    );
   });
 });
 
@@ -150,7 +170,12 @@ describe("relay plan", () => {
     const entries = planEntries(files, [
       {},
       { absWindows: [{ fromMs: Date.UTC(2018, 9, 22, 15, 1), toMs: Date.UTC(2018, 9, 22, 15, 2) }] },
-      { windows: [{ from: 20, to: 30 }, { from: 90, to: 200 }] },
+      {
+        windows: [
+          { from: 20, to: 30 },
+          { from: 90, to: 200 },
+        ],
+      },
     ]);
     expect(entries.map((e) => [e.file, e.from, e.to, e.seconds])).toEqual([
       [0, 0, undefined, 10],
@@ -170,7 +195,16 @@ describe("relay plan", () => {
   it("clips windows to the file, drops those past its end, and leaves lengths unknown without a duration", () => {
     const entries = planEntries(
       [{ input: "a", duration: 50 }, { input: "b" }, { input: "c", duration: 5, creationMs: 10_000 }],
-      [{ windows: [{ from: 40, to: 90 }, { from: 60, to: 70 }] }, { windows: [{ from: 3 }] }, { absWindows: [{ fromMs: 0, toMs: 12_000 }] }],
+      [
+        {
+          windows: [
+            { from: 40, to: 90 },
+            { from: 60, to: 70 },
+          ],
+        },
+        { windows: [{ from: 3 }] },
+        { absWindows: [{ fromMs: 0, toMs: 12_000 }] },
+      ],
     );
     expect(entries).toEqual([
       { file: 0, input: "a", from: 40, to: 50, seconds: 10 },
@@ -179,9 +213,9 @@ describe("relay plan", () => {
       { file: 2, input: "c", from: 0, to: 2, seconds: 2 },
     ]);
     // relofftime wins over absofftime on the same file.
-    expect(planEntries([{ input: "d", duration: 100, creationMs: 0 }], [{ windows: [{ from: 1, to: 2 }], absWindows: [{ fromMs: 0, toMs: 50_000 }] }])).toEqual([
-      { file: 0, input: "d", from: 1, to: 2, seconds: 1 },
-    ]);
+    expect(planEntries([{ input: "d", duration: 100, creationMs: 0 }], [{ windows: [{ from: 1, to: 2 }], absWindows: [{ fromMs: 0, toMs: 50_000 }] }])).toEqual(
+      [{ file: 0, input: "d", from: 1, to: 2, seconds: 1 }],
+    );
   });
 
   it("walks a position through entries: exact ends move on, an entry of unknown length holds it, the pass is kept", () => {
@@ -272,7 +306,12 @@ describe("relay run arguments", () => {
     expect(args.slice(7, 9)).toEqual(["-i", "file:/m/logo.png"]);
     expect(flagValue(args, "-filter_complex")).toBe("[0:v:0]scale=320:180[base];[base][1:v:0]overlay=W-w-10:H-h-10[v]");
     expect(flagValue(args, "-map")).toBe("[v]");
-    expect(flagValue(runArgs({ listFile: "l", target: { kind: "rtmp", url: "rtmp://h/a/k" }, watermark: { input: "w.png", gravity: "TOP_LEFT" } }), "-filter_complex")).toBe("[0:v:0][1:v:0]overlay=10:10[v]");
+    expect(
+      flagValue(
+        runArgs({ listFile: "l", target: { kind: "rtmp", url: "rtmp://h/a/k" }, watermark: { input: "w.png", gravity: "TOP_LEFT" } }),
+        "-filter_complex",
+      ),
+    ).toBe("[0:v:0][1:v:0]overlay=10:10[v]");
   });
 
   it("into a room: at most 720p, Constrained Baseline at 2.5 Mbps, RTP with the room's payload types, SSRCs and ports", () => {

@@ -34,9 +34,26 @@ describe.skipIf(!need.ok)(need.title("relay loops without a seam"), () => {
     media = mkdtempSync(path.join(tmpdir(), "relay-seamless-media-"));
     stateDir = mkdtempSync(path.join(tmpdir(), "relay-seamless-state-"));
     await makeMedia(path.join(media, "clip.mp4"), [
-      "-f", "lavfi", "-i", `testsrc2=size=320x240:rate=${FPS}`,
-      "-f", "lavfi", "-i", "sine=sample_rate=48000",
-      "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", String(FPS), "-pix_fmt", "yuv420p", "-c:a", "aac",
+      "-f",
+      "lavfi",
+      "-i",
+      `testsrc2=size=320x240:rate=${FPS}`,
+      "-f",
+      "lavfi",
+      "-i",
+      "sine=sample_rate=48000",
+      "-t",
+      "3",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-g",
+      String(FPS),
+      "-pix_fmt",
+      "yuv420p",
+      "-c:a",
+      "aac",
     ]);
     server = await startServer({ MEDIA_DIR: media, RELAY_KEY: KEY, RELAY_STATE_FILE: path.join(stateDir, "relay.json"), LOG_LEVEL: "warn" });
   });
@@ -48,7 +65,11 @@ describe.skipIf(!need.ok)(need.title("relay loops without a seam"), () => {
 
   const startRelay = async (id: string, room: string, extendParam: Record<string, string>) => {
     const body = { cmd: "1", type: "video", list: [{ id, src: [{ url: "clip.mp4" }], forward: [{ url: `room:${room}` }], extendParam }] };
-    const res = await fetch(`${server.url}/api/relay?${auth()}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const res = await fetch(`${server.url}/api/relay?${auth()}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
     expect(res.status).toBe(200);
   };
   const task = async (id: string) => (await (await fetch(`${server.url}/api/relay/${encodeURIComponent(id)}?${auth()}`)).json()) as { state: string };
@@ -82,32 +103,40 @@ describe.skipIf(!need.ok)(need.title("relay loops without a seam"), () => {
     }
   }, 60_000);
 
-  it.skipIf(!needChromium.ok)("Chromium decodes about as many frames of a looping relay over 14 s as of an ingest looping the same file", async () => {
-    await startRelay("forever", "relayed", {});
-    const ingest = await fetch(`${server.url}/api/rooms/ingested/ingest`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ url: "clip.mp4", loop: true }) });
-    expect(ingest.status).toBe(201);
-    await expect.poll(() => liveRooms(server.url), { timeout: 10_000 }).toEqual(expect.arrayContaining(["relayed", "ingested"]));
-    const browser = await launchChromium();
-    try {
-      const decoded = (page: Page) => page.evaluate(() => (window as unknown as { __state: { framesDecoded: number } }).__state.framesDecoded);
-      const open = async (room: string) => {
-        const page = await browser.newPage();
-        await page.goto(`${server.url}/play.html?room=${room}`);
-        await page.waitForFunction(`window.__state.status === "live" && window.__state.framesDecoded > 0`, undefined, { timeout: 20_000 });
-        return page;
-      };
-      const pages = await Promise.all([open("relayed"), open("ingested")]);
-      const before = await Promise.all(pages.map(decoded));
-      await new Promise((r) => setTimeout(r, 14_000));
-      const after = await Promise.all(pages.map(decoded));
-      const [relayed, ingested] = [after[0]! - before[0]!, after[1]! - before[1]!];
-      // Four pass boundaries in 14 s. Measured here under load: 308-327 against 346-355; an FFmpeg per
-      // pass with its own numbering made Chromium stop decoding (35), one spliced on cost 13 % (300).
-      expect(ingested).toBeGreaterThan(14 * FPS * 0.6);
-      expect(relayed).toBeGreaterThanOrEqual(ingested * 0.8);
-    } finally {
-      await browser.close();
-      await fetch(`${server.url}/api/rooms/ingested/ingest`, { method: "DELETE" });
-    }
-  }, 90_000);
+  it.skipIf(!needChromium.ok)(
+    "Chromium decodes about as many frames of a looping relay over 14 s as of an ingest looping the same file",
+    async () => {
+      await startRelay("forever", "relayed", {});
+      const ingest = await fetch(`${server.url}/api/rooms/ingested/ingest`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ url: "clip.mp4", loop: true }),
+      });
+      expect(ingest.status).toBe(201);
+      await expect.poll(() => liveRooms(server.url), { timeout: 10_000 }).toEqual(expect.arrayContaining(["relayed", "ingested"]));
+      const browser = await launchChromium();
+      try {
+        const decoded = (page: Page) => page.evaluate(() => (window as unknown as { __state: { framesDecoded: number } }).__state.framesDecoded);
+        const open = async (room: string) => {
+          const page = await browser.newPage();
+          await page.goto(`${server.url}/play.html?room=${room}`);
+          await page.waitForFunction(`window.__state.status === "live" && window.__state.framesDecoded > 0`, undefined, { timeout: 20_000 });
+          return page;
+        };
+        const pages = await Promise.all([open("relayed"), open("ingested")]);
+        const before = await Promise.all(pages.map(decoded));
+        await new Promise((r) => setTimeout(r, 14_000));
+        const after = await Promise.all(pages.map(decoded));
+        const [relayed, ingested] = [after[0]! - before[0]!, after[1]! - before[1]!];
+        // Four pass boundaries in 14 s. Measured here under load: 308-327 against 346-355; an FFmpeg per
+        // pass with its own numbering made Chromium stop decoding (35), one spliced on cost 13 % (300).
+        expect(ingested).toBeGreaterThan(14 * FPS * 0.6);
+        expect(relayed).toBeGreaterThanOrEqual(ingested * 0.8);
+      } finally {
+        await browser.close();
+        await fetch(`${server.url}/api/rooms/ingested/ingest`, { method: "DELETE" });
+      }
+    },
+    90_000,
+  );
 });

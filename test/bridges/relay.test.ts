@@ -21,7 +21,12 @@ import { startNginxRtmp, type NginxRtmp } from "../helpers/nginx-rtmp.js";
 import { API_AUTH, API_START, API_STOP, auth, KEY } from "./relay-bodies.js";
 
 /** A listener for the relay's callbacks: answers 200 "ok" (or what `answer` says) and keeps each body. */
-async function callbackListener(): Promise<{ url: string; bodies: Record<string, string>[]; answer: { status: number; body: string }; close(): Promise<void> }> {
+async function callbackListener(): Promise<{
+  url: string;
+  bodies: Record<string, string>[];
+  answer: { status: number; body: string };
+  close(): Promise<void>;
+}> {
   const bodies: Record<string, string>[] = [];
   const state = { status: 200, body: "ok" };
   const server = http.createServer((req, res) => {
@@ -43,9 +48,26 @@ async function callbackListener(): Promise<{ url: string; bodies: Record<string,
 
 function makeClip(file: string, color: string, seconds: number): Promise<void> {
   return makeMedia(file, [
-    "-f", "lavfi", "-i", `color=c=${color}:size=320x240:rate=25`,
-    "-f", "lavfi", "-i", "sine=sample_rate=44100",
-    "-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+    "-f",
+    "lavfi",
+    "-i",
+    `color=c=${color}:size=320x240:rate=25`,
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=sample_rate=44100",
+    "-t",
+    String(seconds),
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-g",
+    "25",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
   ]);
 }
 
@@ -58,7 +80,15 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   let stateDir: string;
   let cb: Awaited<ReturnType<typeof callbackListener>>;
   const viewers: WhepClient[] = [];
-  const env = () => ({ MEDIA_DIR: media, RELAY_KEY: KEY, RELAY_STATE_FILE: path.join(stateDir, "relay.json"), RELAY_MIN_WINDOW_SECONDS: "5", RELAY_CALLBACK_TIMEOUT_MS: "2000", RELAY_RATE_LIMIT: "100000", LOG_LEVEL: process.env.RELAY_LOG ?? "warn" });
+  const env = () => ({
+    MEDIA_DIR: media,
+    RELAY_KEY: KEY,
+    RELAY_STATE_FILE: path.join(stateDir, "relay.json"),
+    RELAY_MIN_WINDOW_SECONDS: "5",
+    RELAY_CALLBACK_TIMEOUT_MS: "2000",
+    RELAY_RATE_LIMIT: "100000",
+    LOG_LEVEL: process.env.RELAY_LOG ?? "warn",
+  });
 
   beforeAll(async () => {
     media = mkdtempSync(path.join(tmpdir(), "relay-media-"));
@@ -78,10 +108,19 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   });
 
   const post = async (body: unknown, query = auth(), p = "/api/relay") => {
-    const res = await fetch(`${server.url}${p}?${query}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+    const res = await fetch(`${server.url}${p}?${query}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
     return { status: res.status, json: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get("retry-after") };
   };
-  const task = async (id: string) => (await (await fetch(`${server.url}/api/relay/${encodeURIComponent(id)}?${auth()}`)).json()) as { state: string; src: string[]; targets: { url: string; state: string; file?: number; pass: number; offsetSeconds: number; lastError?: string; resumableUntil?: string }[] };
+  const task = async (id: string) =>
+    (await (await fetch(`${server.url}/api/relay/${encodeURIComponent(id)}?${auth()}`)).json()) as {
+      state: string;
+      src: string[];
+      targets: { url: string; state: string; file?: number; pass: number; offsetSeconds: number; lastError?: string; resumableUntil?: string }[];
+    };
   const startBody = (id: string, src: string[], forward: string[], extend: Record<string, string> = {}) => ({
     transcallbackurl: cb.url,
     cmd: "1",
@@ -95,7 +134,14 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(ok.status).toBe(400);
     expect(ok.json).toMatchObject({ http_code: "400", msg: 'no relay task with id "123"' });
     expect(typeof ok.json.call_time).toBe("number");
-    for (const q of ["", "n=portal&r=1409284800", "n=portal&r=1409284800&k=00000000000000000000000000000000", `n=portal&r=12345678901&k=${createHash("md5").update("12345678901" + KEY).digest("hex")}`]) {
+    for (const q of [
+      "",
+      "n=portal&r=1409284800",
+      "n=portal&r=1409284800&k=00000000000000000000000000000000",
+      `n=portal&r=12345678901&k=${createHash("md5")
+        .update("12345678901" + KEY)
+        .digest("hex")}`,
+    ]) {
       const res = await post(API_START, q);
       expect(res.status).toBe(403);
       expect(res.json.http_code).toBe("403");
@@ -157,7 +203,11 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(running.state).toBe("running");
     expect(running.targets.map((t) => t.url).sort()).toEqual(["room:cinema", "rtmp://127.0.0.1:" + nginx.port + "/live/****"].sort());
     // 2 passes × (2 s + 2 s), in real time: finished well within 30 s.
-    await waitFor(() => cb.bodies.filter((b) => b.msg === "Push finished!").length === 2, { timeoutMs: 30_000, what: "both targets finished", describe: () => JSON.stringify(cb.bodies.map((b) => b.msg)) });
+    await waitFor(() => cb.bodies.filter((b) => b.msg === "Push finished!").length === 2, {
+      timeoutMs: 30_000,
+      what: "both targets finished",
+      describe: () => JSON.stringify(cb.bodies.map((b) => b.msg)),
+    });
     const done = await task("loop2");
     expect(done.state).toBe("finished");
     await expect.poll(() => liveRooms(server.url), { timeout: 5000 }).not.toContain("cinema");
@@ -174,7 +224,20 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
   }, 60_000);
 
   it("files without audio relay into a room with a video track only, which a viewer decodes", async () => {
-    await makeMedia(path.join(media, "silent.mp4"), ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+    await makeMedia(path.join(media, "silent.mp4"), [
+      "-f",
+      "lavfi",
+      "-i",
+      "testsrc2=size=320x240:rate=25",
+      "-t",
+      "3",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-pix_fmt",
+      "yuv420p",
+    ]);
     expect((await post(startBody("silent", ["silent.mp4"], ["room:silent"], { loop: "1" }))).status).toBe(200);
     await expect.poll(() => liveRooms(server.url), { timeout: 10_000 }).toContain("silent");
     const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; codecs: string[] }[];
@@ -190,12 +253,14 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const body = {
       cmd: "1",
       type: "video",
-      list: [{
-        id: "fops",
-        src: [{ url: "red.mp4", wmimage: "logo.png", wmgravity: "BOTTOM_RIGHT" }, { url: "blue.mp4" }],
-        forward: [{ url: nginx.url("fops") }],
-        fops: { bps: "300", res: "320x180", fps: "15", vcodec: "libx264", acodec: "libmp3lame" },
-      }],
+      list: [
+        {
+          id: "fops",
+          src: [{ url: "red.mp4", wmimage: "logo.png", wmgravity: "BOTTOM_RIGHT" }, { url: "blue.mp4" }],
+          forward: [{ url: nginx.url("fops") }],
+          fops: { bps: "300", res: "320x180", fps: "15", vcodec: "libx264", acodec: "libmp3lame" },
+        },
+      ],
     };
     expect((await post(body)).status).toBe(200);
     await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 15_000, what: "the relay running" });
@@ -231,7 +296,10 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const a = nginx.url("relayA");
     const b = nginx.url("relayB");
     expect((await post(startBody("forever", ["red.mp4", "blue.mp4"], [a, b]))).status).toBe(200);
-    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, { timeoutMs: 15_000, what: "two relay jobs running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 2, {
+      timeoutMs: 15_000,
+      what: "two relay jobs running",
+    });
     const stop = await post({ transcallbackurl: cb.url, cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }] }] });
     expect(stop.status).toBe(200);
     let t = await task("forever");
@@ -241,22 +309,37 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     expect(ta.resumableUntil).toBeDefined();
     expect(tb.state).toBe("running");
     expect(server.core.bridges.supervisor.list("relay")).toHaveLength(1);
-    await waitFor(() => cb.bodies.some((x) => x.cmd === "2" && x.msg === "Stop pushing!" && x.forwardurl === a), { timeoutMs: 5000, what: "the stop callback" });
+    await waitFor(() => cb.bodies.some((x) => x.cmd === "2" && x.msg === "Stop pushing!" && x.forwardurl === a), {
+      timeoutMs: 5000,
+      what: "the stop callback",
+    });
     // A forward url the task does not have: 400, nothing changes.
     const wrong = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: nginx.url("other") }] }] });
     expect(wrong.status).toBe(400);
     expect(String(wrong.json.msg)).toMatch(/has no forward url/);
 
-    const update = await post({ cmd: "3", type: "video", list: [{ id: "forever", src: [{ url: "blue.mp4" }], forward: [{ url: b }], extendParam: { waitCrtUrlFinish: "0" } }] });
+    const update = await post({
+      cmd: "3",
+      type: "video",
+      list: [{ id: "forever", src: [{ url: "blue.mp4" }], forward: [{ url: b }], extendParam: { waitCrtUrlFinish: "0" } }],
+    });
     expect(update.status).toBe(200);
     t = await task("forever");
     expect(t.src).toEqual(["blue.mp4"]);
     await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.state === "running"), { timeoutMs: 10_000, what: "B playing the new list" });
 
-    const resume = await post({ transcallbackurl: cb.url, cmd: "5", type: "video", list: [{ id: "forever", src: [{ url: "red.mp4" }, { url: "blue.mp4" }], forward: [{ url: a }] }] });
+    const resume = await post({
+      transcallbackurl: cb.url,
+      cmd: "5",
+      type: "video",
+      list: [{ id: "forever", src: [{ url: "red.mp4" }, { url: "blue.mp4" }], forward: [{ url: a }] }],
+    });
     expect(resume.status).toBe(200);
     await expect.poll(async () => (await task("forever")).targets[0]?.state, { timeout: 10_000 }).toBe("running");
-    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, { timeoutMs: 15_000, what: "A's job running" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").filter((j) => j.state === "running").length === 1, {
+      timeoutMs: 15_000,
+      what: "A's job running",
+    });
     const p = await probe(a, { extraArgs: ["-read_intervals", "%+1"], timeoutMs: 20_000 });
     expect(p.streams.map((s) => s.codec_name)).toContain("h264");
     const stopAll = await post({ cmd: "2", type: "video", list: [{ id: "forever", src: [{ url: "" }], forward: [{ url: a }, { url: b }] }] });
@@ -284,7 +367,10 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     const saved = JSON.parse(readFileSync(path.join(stateDir, "relay.json"), "utf8")) as { tasks: { spec: { id: string }; targets: { state: string }[] }[] };
     expect(saved.tasks.find((t) => t.spec.id === "persist")?.targets[0]?.state).toBe("running");
     server = await startServer({ ...env(), RELAY_RATE_LIMIT: "3" });
-    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), { timeoutMs: 15_000, what: "the relay restored" });
+    await waitFor(() => server.core.bridges.supervisor.list("relay").some((j) => j.id.startsWith("relay:persist:")), {
+      timeoutMs: 15_000,
+      what: "the relay restored",
+    });
     // Stopped tasks stay stopped across the restart.
     expect((await task("forever")).state).toBe("stopped");
     expect((await task("persist")).state).toBe("running");
@@ -293,7 +379,10 @@ describe.skipIf(!need.ok)(need.title("relay tasks end to end"), () => {
     // GET above spent calls of the account's window too: 3 per window here.
     const statuses: number[] = [];
     let last: Awaited<ReturnType<typeof post>> | undefined;
-    for (let i = 0; i < 3; i++) statuses.push((last = await post({ cmd: "2", type: "video", list: [{ id: "persist", src: [{ url: "" }], forward: [{ url: nginx.url("persist") }] }] })).status);
+    for (let i = 0; i < 3; i++)
+      statuses.push(
+        (last = await post({ cmd: "2", type: "video", list: [{ id: "persist", src: [{ url: "" }], forward: [{ url: nginx.url("persist") }] }] })).status,
+      );
     expect(statuses.at(-1)).toBe(429);
     expect(last?.json.http_code).toBe("429");
     expect(Number(last?.retryAfter)).toBeGreaterThan(0);

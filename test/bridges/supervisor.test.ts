@@ -61,9 +61,19 @@ describe("withWhitelist", () => {
   it("puts the job's whitelist before every input and keeps outputs' own", () => {
     const args = withWhitelist(["-i", "a.sdp", "-i", "b.sdp", "-c", "copy", "-protocol_whitelist", "file", "out.m3u8"], ["file", "udp", "rtp"]);
     expect(args).toEqual([
-      "-protocol_whitelist", "file,udp,rtp", "-i", "a.sdp",
-      "-protocol_whitelist", "file,udp,rtp", "-i", "b.sdp",
-      "-c", "copy", "-protocol_whitelist", "file", "out.m3u8",
+      "-protocol_whitelist",
+      "file,udp,rtp",
+      "-i",
+      "a.sdp",
+      "-protocol_whitelist",
+      "file,udp,rtp",
+      "-i",
+      "b.sdp",
+      "-c",
+      "copy",
+      "-protocol_whitelist",
+      "file",
+      "out.m3u8",
     ]);
     // An input's own whitelist is replaced, never doubled.
     expect(withWhitelist(["-protocol_whitelist", "rtmp", "-i", "x"], ["tcp"])).toEqual(["-protocol_whitelist", "tcp", "-i", "x"]);
@@ -313,7 +323,10 @@ describe.skipIf(!need.ok)(need.title("Supervisor with real FFmpeg"), () => {
   it("stop ends an FFmpeg blocked on an input that sends nothing (second SIGTERM), long before the SIGKILL grace", async () => {
     const port = await freeUdpPort();
     const sdp = path.join(dir, "idle.sdp");
-    writeFileSync(sdp, `v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=idle\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n`);
+    writeFileSync(
+      sdp,
+      `v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=idle\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n`,
+    );
     const sup = make({ log: memoryLog(), stopGraceMs: 10_000 });
     const job = sup.start({ id: "idle", kind: "test", protocols: ["file", "udp", "rtp"], args: () => ["-i", sdp, "-f", "null", "-"] });
     await job.waitStarted(800); // alive after the probe window: counts as started
@@ -341,7 +354,10 @@ describe.skipIf(!need.ok)(need.title("Supervisor with real FFmpeg"), () => {
   });
 
   it("rate-limits stderr in the log but keeps the last error line", async () => {
-    const chatty = script("chatty", 'i=0; while [ $i -lt 200 ]; do echo "[x @ 0x1] [warning] line $i" >&2; i=$((i+1)); done; echo "[error] the real reason" >&2; exit 3');
+    const chatty = script(
+      "chatty",
+      'i=0; while [ $i -lt 200 ]; do echo "[x @ 0x1] [warning] line $i" >&2; i=$((i+1)); done; echo "[error] the real reason" >&2; exit 3',
+    );
     const log = memoryLog();
     const sup = make({ log, ffmpegPath: () => chatty, stderrLinesPerWindow: 10, stderrWindowMs: 60_000 });
     const job = sup.start({ id: "chatty", kind: "test", protocols: ["file"], args: () => [], restart: "never" });
@@ -381,7 +397,27 @@ describe.skipIf(!need.ok)(need.title("Supervisor with real FFmpeg"), () => {
     });
     await sleep(300); // the job binds its port
     // Our own FFmpeg feeds MPEG-TS over UDP for 2.5 s, then goes quiet: the job blocks on its input.
-    const feeder = spawn(resolveFfmpeg(), ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15", "-t", "2.5", "-c:v", "mpeg2video", "-f", "mpegts", `udp://127.0.0.1:${port}?pkt_size=1316`], { stdio: "ignore" });
+    const feeder = spawn(
+      resolveFfmpeg(),
+      [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=15",
+        "-t",
+        "2.5",
+        "-c:v",
+        "mpeg2video",
+        "-f",
+        "mpegts",
+        `udp://127.0.0.1:${port}?pkt_size=1316`,
+      ],
+      { stdio: "ignore" },
+    );
     try {
       await waitFor(() => job.state === "running", { timeoutMs: 5000, what: "running", describe: () => `${job.state} ${job.lastError}` });
       await waitFor(() => job.state === "retrying", { timeoutMs: 8000, what: "killed for stalling" });

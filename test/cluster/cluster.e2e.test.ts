@@ -85,7 +85,13 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
 
   beforeAll(async () => {
     redis = await startRedis();
-    const env = { MAX_SUBS_PER_ROOM: "4", ADMIN_TOKEN: "admin-token-for-tests", DRAIN_SECONDS: "4", CLUSTER_MAX_DIRECT_EDGES: "1", LOG_LEVEL: process.env.CLUSTER_TEST_LOGS ? "info" : "warn" };
+    const env = {
+      MAX_SUBS_PER_ROOM: "4",
+      ADMIN_TOKEN: "admin-token-for-tests",
+      DRAIN_SECONDS: "4",
+      CLUSTER_MAX_DIRECT_EDGES: "1",
+      LOG_LEVEL: process.env.CLUSTER_TEST_LOGS ? "info" : "warn",
+    };
     [a, b, c] = await Promise.all([startNode("node-a", redis.url, env), startNode("node-b", redis.url, env), startNode("node-c", redis.url, env)]);
   }, 120_000);
 
@@ -136,7 +142,11 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
     expect(await metric(a, "cluster_nodes_alive")).toBe(3);
     // Every node lists the room with its owner and its viewers over the cluster.
     for (const node of [a, b, c]) {
-      const list = await eventually("viewers in /api/rooms", () => rooms(node), (l) => l[0]?.subscribers === 3);
+      const list = await eventually(
+        "viewers in /api/rooms",
+        () => rooms(node),
+        (l) => l[0]?.subscribers === 3,
+      );
       expect(list).toHaveLength(1);
       expect(list[0]).toMatchObject({ name: "show", owner: "node-a", subscribers: 3, viewers: { "node-b": 2, "node-c": 1 } });
     }
@@ -145,7 +155,11 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
   it("MAX_SUBS_PER_ROOM counts viewers on every node", async () => {
     const { client } = await play(a.whep("show"));
     viewers.push(keep(client));
-    await eventually("four viewers", () => rooms(c), (l) => l[0]?.subscribers === 4);
+    await eventually(
+      "four viewers",
+      () => rooms(c),
+      (l) => l[0]?.subscribers === 4,
+    );
     const res = await fetch(c.whep("show"), { method: "POST", headers: { "content-type": "application/sdp" }, body: await viewers[0]!.createOffer() });
     expect(res.status).toBe(403);
     expect(await res.json()).toEqual({ error: "subscriber limit reached" });
@@ -154,18 +168,28 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
   it("session URLs work on any node: PATCH and DELETE sent to the wrong node are forwarded", async () => {
     const v = viewers.pop()!; // the viewer on a
     const wrong = v.location!.replace(a.base, c.base);
-    const patch = await fetch(wrong, { method: "PATCH", headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" }, body: "a=end-of-candidates\r\n" });
+    const patch = await fetch(wrong, {
+      method: "PATCH",
+      headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": "*" },
+      body: "a=end-of-candidates\r\n",
+    });
     expect(patch.status).toBe(204);
     const del = await fetch(wrong, { method: "DELETE" });
     expect(del.status).toBe(200);
     expect((await fetch(wrong, { method: "DELETE" })).status).toBe(404);
-    await eventually("three viewers", () => rooms(b), (l) => l[0]?.subscribers === 3);
+    await eventually(
+      "three viewers",
+      () => rooms(b),
+      (l) => l[0]?.subscribers === 3,
+    );
   }, 30_000);
 
   it("only nodes carry CLUSTER_SECRET; a wrong one is refused", async () => {
     const res = await fetch(`${a.base}/api/rooms`, { headers: { "x-cluster-secret": "not-the-cluster-secret" } });
     expect(res.status).toBe(401);
-    expect((await fetch(`${a.base}/api/admin/rooms/show/close`, { method: "POST", headers: { "x-cluster-secret": "cluster-secret-for-tests" } })).status).toBe(401);
+    expect((await fetch(`${a.base}/api/admin/rooms/show/close`, { method: "POST", headers: { "x-cluster-secret": "cluster-secret-for-tests" } })).status).toBe(
+      401,
+    );
   });
 
   it("recordings of every node are listed and served on any node", async () => {
@@ -186,8 +210,17 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
     const res = await fetch(`${c.base}/api/admin/rooms/show/close`, { method: "POST", headers: ADMIN });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ closed: "show" });
-    for (const node of [a, b, c]) await eventually("no rooms", () => rooms(node), (l) => l.length === 0);
-    await eventually("pulls ended", () => metric(b, "cluster_edge_pulls"), (n) => n === 0);
+    for (const node of [a, b, c])
+      await eventually(
+        "no rooms",
+        () => rooms(node),
+        (l) => l.length === 0,
+      );
+    await eventually(
+      "pulls ended",
+      () => metric(b, "cluster_edge_pulls"),
+      (n) => n === 0,
+    );
     await pub.close({ vanish: true });
   }, 30_000);
 
@@ -208,16 +241,28 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
     keep(again);
     expect(result.location).toMatch(/node-b\./);
     expect(performance.now() - killedAt).toBeLessThan(15_000);
-    const list = await eventually("node-a gone", () => rooms(c), (l) => l.some((r) => r.name === "phoenix" && r.owner === "node-b"));
+    const list = await eventually(
+      "node-a gone",
+      () => rooms(c),
+      (l) => l.some((r) => r.name === "phoenix" && r.owner === "node-b"),
+    );
     expect(list.find((r) => r.name === "phoenix")?.owner).toBe("node-b");
-    await eventually("two nodes", () => metric(c, "cluster_nodes_alive"), (n) => n === 2);
+    await eventually(
+      "two nodes",
+      () => metric(c, "cluster_nodes_alive"),
+      (n) => n === 2,
+    );
   }, 60_000);
 
   it("kill -9 of Redis: nodes stay up and serve their rooms, /healthz says degraded, keys come back", async () => {
     const port = redis.port;
     await redis.kill();
     for (const node of [b, c]) {
-      const health = await eventually("degraded", () => fetch(`${node.base}/healthz`).then(async (r) => [r.status, await r.text()] as const), ([, t]) => t === "degraded");
+      const health = await eventually(
+        "degraded",
+        () => fetch(`${node.base}/healthz`).then(async (r) => [r.status, await r.text()] as const),
+        ([, t]) => t === "degraded",
+      );
       expect(health[0]).toBe(200);
     }
     // The room published on b still plays on b.
@@ -227,9 +272,18 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
     // Rate limits fall back to each node's own: no 500s.
     expect((await fetch(`${c.base}/api/rooms`)).status).toBe(200);
     redis = await startRedis(port);
-    for (const node of [b, c]) await eventually("ok again", () => fetch(`${node.base}/healthz`).then((r) => r.text()), (t) => t === "ok");
+    for (const node of [b, c])
+      await eventually(
+        "ok again",
+        () => fetch(`${node.base}/healthz`).then((r) => r.text()),
+        (t) => t === "ok",
+      );
     // b re-took its lease: c sees the room and its owner again, and a publish on c is refused.
-    await eventually("rebuilt", () => rooms(c), (l) => l.some((r) => r.name === "phoenix" && r.owner === "node-b"));
+    await eventually(
+      "rebuilt",
+      () => rooms(c),
+      (l) => l.some((r) => r.name === "phoenix" && r.owner === "node-b"),
+    );
     const res = await fetch(c.whip("phoenix"), { method: "POST", headers: { "content-type": "application/sdp" }, body: await client.createOffer() });
     expect(res.status).toBe(409);
   }, 60_000);
@@ -237,15 +291,32 @@ describe.skipIf(!need.ok)(need.title("a cluster of three nodes on one Redis"), (
   it("drain: new sessions go to a live node, viewers are closed after the grace", async () => {
     const { client: viewer } = await play(c.whep("phoenix"));
     keep(viewer);
-    await eventually("a viewer on c", () => rooms(b), (l) => l.find((r) => r.name === "phoenix")?.viewers["node-c"] === 1);
+    await eventually(
+      "a viewer on c",
+      () => rooms(b),
+      (l) => l.find((r) => r.name === "phoenix")?.viewers["node-c"] === 1,
+    );
     const res = await fetch(`${c.base}/api/admin/drain`, { method: "POST", headers: ADMIN });
     expect(res.status).toBe(202);
-    await eventually("c draining", () => metric(c, "cluster_draining"), (n) => n === 1);
-    const redirected = await fetch(c.whep("phoenix"), { method: "POST", headers: { "content-type": "application/sdp" }, body: await viewer.createOffer(), redirect: "manual" });
+    await eventually(
+      "c draining",
+      () => metric(c, "cluster_draining"),
+      (n) => n === 1,
+    );
+    const redirected = await fetch(c.whep("phoenix"), {
+      method: "POST",
+      headers: { "content-type": "application/sdp" },
+      body: await viewer.createOffer(),
+      redirect: "manual",
+    });
     expect(redirected.status).toBe(307);
     expect(redirected.headers.get("location")).toBe(`${b.base}/api/whep/play/phoenix`);
     // After the grace (up to 5 s) c's viewer is closed; b's publisher is untouched.
-    await eventually("c's viewer closed", () => rooms(b), (l) => l.find((r) => r.name === "phoenix")?.viewers["node-c"] === undefined);
+    await eventually(
+      "c's viewer closed",
+      () => rooms(b),
+      (l) => l.find((r) => r.name === "phoenix")?.viewers["node-c"] === undefined,
+    );
     expect((await rooms(b)).find((r) => r.name === "phoenix")?.owner).toBe("node-b");
   }, 30_000);
 });

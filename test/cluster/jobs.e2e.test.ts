@@ -64,9 +64,26 @@ describe.skipIf(!need.ok)(need.title("jobs survive their node"), () => {
     media = mkdtempSync(path.join(tmpdir(), "jobs-media-"));
     dirs.push(media);
     await makeMedia(path.join(media, "clip.mp4"), [
-      "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-      "-f", "lavfi", "-i", "sine=sample_rate=44100",
-      "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+      "-f",
+      "lavfi",
+      "-i",
+      "testsrc2=size=320x240:rate=25",
+      "-f",
+      "lavfi",
+      "-i",
+      "sine=sample_rate=44100",
+      "-t",
+      "4",
+      "-c:v",
+      "libx264",
+      "-preset",
+      "ultrafast",
+      "-g",
+      "25",
+      "-pix_fmt",
+      "yuv420p",
+      "-c:a",
+      "aac",
     ]);
     [redis, nginx] = await Promise.all([startRedis(), startNginxRtmp()]);
     source = pushRtmp(nginx.url("cam-src"));
@@ -101,8 +118,17 @@ describe.skipIf(!need.ok)(need.title("jobs survive their node"), () => {
   it("a /start-stream job and a relay task started on A run on another node within 15 s of kill -9 of A; a stop from a third node stops them", async () => {
     const { "node-a": a, "node-b": b, "node-c": c } = nodes as Record<string, NodeProc>;
     // The source is up before the job pulls it.
-    await eventually("the RTMP source", () => probe(nginx.url("cam-src"), { extraArgs: ["-read_intervals", "%+0.5"], timeoutMs: 5000 }), () => true, 20_000);
-    const started = await fetch(`${a.base}/start-stream`, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ streamId: "cam", rtmpUrl: nginx.url("cam-src") }) });
+    await eventually(
+      "the RTMP source",
+      () => probe(nginx.url("cam-src"), { extraArgs: ["-read_intervals", "%+0.5"], timeoutMs: 5000 }),
+      () => true,
+      20_000,
+    );
+    const started = await fetch(`${a.base}/start-stream`, {
+      method: "POST",
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ streamId: "cam", rtmpUrl: nginx.url("cam-src") }),
+    });
     expect(started.status).toBe(200);
     const relayStart = await relayCommand(a, {
       cmd: "1",
@@ -113,12 +139,30 @@ describe.skipIf(!need.ok)(need.title("jobs survive their node"), () => {
 
     // Every node lists both, run by A; A's HLS is served through C.
     for (const node of [a, b, c]) {
-      const list = await eventually("the job listed", () => streams(node), (l) => l.some((s) => s.streamId === "cam"));
+      const list = await eventually(
+        "the job listed",
+        () => streams(node),
+        (l) => l.some((s) => s.streamId === "cam"),
+      );
       expect(list.find((s) => s.streamId === "cam")?.node).toBe("node-a");
-      await eventually("the relay listed", () => relays(node), (l) => l.some((t) => t.id === "loop"));
+      await eventually(
+        "the relay listed",
+        () => relays(node),
+        (l) => l.some((t) => t.id === "loop"),
+      );
     }
-    await eventually("the playlist through C", () => fetch(`${c.base}/hls/cam/stream.m3u8`).then((r) => r.status), (s) => s === 200, 20_000);
-    await eventually("the relay output", () => probe(nginx.url("relay-out"), { extraArgs: ["-read_intervals", "%+0.5"], timeoutMs: 5000 }), () => true, 20_000);
+    await eventually(
+      "the playlist through C",
+      () => fetch(`${c.base}/hls/cam/stream.m3u8`).then((r) => r.status),
+      (s) => s === 200,
+      20_000,
+    );
+    await eventually(
+      "the relay output",
+      () => probe(nginx.url("relay-out"), { extraArgs: ["-read_intervals", "%+0.5"], timeoutMs: 5000 }),
+      () => true,
+      20_000,
+    );
 
     // A dies with its FFmpegs.
     const pid = a.child.pid!;
@@ -148,19 +192,42 @@ describe.skipIf(!need.ok)(need.title("jobs survive their node"), () => {
     console.log(`[jobs] taken over by ${owner} ${Math.round(performance.now() - killedAt)} ms after kill -9`);
 
     // The relay reaches its target again, and the HLS restarts on the new node, served by either.
-    await eventually("the relay output again", () => probe(nginx.url("relay-out"), { extraArgs: ["-read_intervals", "%+0.5"], timeoutMs: 5000 }), () => true, 20_000);
-    for (const node of [b, c]) await eventually("the playlist again", () => fetch(`${node.base}/hls/cam/stream.m3u8`).then((r) => r.status), (s) => s === 200, 20_000);
+    await eventually(
+      "the relay output again",
+      () => probe(nginx.url("relay-out"), { extraArgs: ["-read_intervals", "%+0.5"], timeoutMs: 5000 }),
+      () => true,
+      20_000,
+    );
+    for (const node of [b, c])
+      await eventually(
+        "the playlist again",
+        () => fetch(`${node.base}/hls/cam/stream.m3u8`).then((r) => r.status),
+        (s) => s === 200,
+        20_000,
+      );
 
     // Stopped from the node that does not run them.
     const other = owner === "node-b" ? c : b;
     const stop = await fetch(`${other.base}/stop-stream`, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ streamId: "cam" }) });
     expect(stop.status).toBe(200);
     expect(await stop.json()).toEqual({ status: "success", message: "Stream cam stopped." });
-    const relayStop = await relayCommand(other, { cmd: "2", type: "video", list: [{ id: "loop", src: [{ url: "" }], forward: [{ url: nginx.url("relay-out") }] }] });
+    const relayStop = await relayCommand(other, {
+      cmd: "2",
+      type: "video",
+      list: [{ id: "loop", src: [{ url: "" }], forward: [{ url: nginx.url("relay-out") }] }],
+    });
     expect(relayStop.status).toBe(200);
     for (const node of [b, c]) {
-      await eventually("no job", () => streams(node), (l) => l.length === 0);
-      await eventually("the relay stopped", () => relays(node), (l) => l.find((t) => t.id === "loop")?.targets[0]?.state === "stopped");
+      await eventually(
+        "no job",
+        () => streams(node),
+        (l) => l.length === 0,
+      );
+      await eventually(
+        "the relay stopped",
+        () => relays(node),
+        (l) => l.find((t) => t.id === "loop")?.targets[0]?.state === "stopped",
+      );
     }
     const again = await fetch(`${other.base}/stop-stream`, { method: "POST", headers: JSON_HEADERS, body: JSON.stringify({ streamId: "cam" }) });
     expect(again.status).toBe(404);

@@ -91,7 +91,12 @@ export async function startNode(id: string, redisUrl: string, env: Record<string
   const proc = track(child);
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`node ${id} exited with ${child.exitCode}: ${proc.output()}`);
-    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) {
+    if (
+      await fetch(`${base}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    ) {
       return {
         ...proc,
         id,

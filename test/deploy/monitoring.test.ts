@@ -43,7 +43,13 @@ function metricNames(expr: string): Set<string> {
   for (const m of s.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
     const before = m.index > 0 ? s[m.index - 1]! : " ";
     if (/[0-9.]/.test(before)) continue;
-    if (s.slice(m.index + m[0].length).trimStart().startsWith("(")) continue;
+    if (
+      s
+        .slice(m.index + m[0].length)
+        .trimStart()
+        .startsWith("(")
+    )
+      continue;
     if (KEYWORDS.has(m[0].toLowerCase())) continue;
     names.add(m[0]);
   }
@@ -180,9 +186,11 @@ describe("reading PromQL for metric names", () => {
       "live_capacity_refusals_total",
     ]);
     expect([...metricNames('up{job="whipsfu"} == 0 or absent(up{job="whipsfu"})')]).toEqual(["up"]);
-    expect([
-      ...metricNames('8 * rate(a_total{room=~"$room"}[$__rate_interval]) * on(instance, room) group_left(x) b / ignoring (c) d offset 5m'),
-    ]).toEqual(["a_total", "b", "d"]);
+    expect([...metricNames('8 * rate(a_total{room=~"$room"}[$__rate_interval]) * on(instance, room) group_left(x) b / ignoring (c) d offset 5m')]).toEqual([
+      "a_total",
+      "b",
+      "d",
+    ]);
     expect([...metricNames("histogram_quantile(0.99, sum without (pod) (rate(x_bucket[5m]))) > 1e3")]).toEqual(["x_bucket"]);
     expect([...metricNames('max_over_time(y{a="}{("}[5m:1m]) > bool 2')]).toEqual(["y"]);
   });
@@ -313,7 +321,10 @@ describe("the metrics the dashboard and the rules query", () => {
     // The per-room series carry the room.
     for (const name of ["live_subscribers", "live_rtp_bytes_total", "live_rtp_packets_total"]) {
       expect(used.has(name), name).toBe(true);
-      expect(s.samples.get(name)?.some((l) => l.includes(`room="${room}"`)), name).toBe(true);
+      expect(
+        s.samples.get(name)?.some((l) => l.includes(`room="${room}"`)),
+        name,
+      ).toBe(true);
     }
     // What is left out above is still declared.
     for (const name of Object.keys(EVENT_ONLY)) expect(s.declared.has(name), name).toBe(true);

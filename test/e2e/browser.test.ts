@@ -130,7 +130,11 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
       pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly" });
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
-      const res = await fetch(`${base}/api/whip/publish/restart`, { method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription?.sdp });
+      const res = await fetch(`${base}/api/whip/publish/restart`, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: pc.localDescription?.sdp,
+      });
       const location = res.headers.get("location") ?? "";
       const etag = res.headers.get("etag");
       await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
@@ -158,9 +162,7 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
     const { client: publisher } = await publishTestStream(hlsServer.whipUrl("fallback"), { video: { codec: "H264" }, audio: true });
     try {
       // The playlist exists once the first segments are written.
-      await expect
-        .poll(async () => (await fetch(`${hlsServer.url}/hls/fallback/stream.m3u8`)).status, { timeout: 20_000, interval: 500 })
-        .toBe(200);
+      await expect.poll(async () => (await fetch(`${hlsServer.url}/hls/fallback/stream.m3u8`)).status, { timeout: 20_000, interval: 500 }).toBe(200);
       const page = await browser.newPage();
       // This browser "cannot" receive H.264: WHEP answers 422.
       await page.addInitScript(() => {
@@ -176,9 +178,7 @@ describe.skipIf(!need.ok)(need.title("Chromium publishes and plays through the p
       await page.goto(`${hlsServer.url}/play.html?room=fallback`);
       await waitState(page, `s.mode === "hls" && s.status === "live"`, 15_000);
       // Playing: the element advances through the stream (a busy CI machine may take a few segments).
-      await expect
-        .poll(() => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime), { timeout: 30_000 })
-        .toBeGreaterThan(1);
+      await expect.poll(() => page.evaluate(() => (document.querySelector("video") as HTMLVideoElement).currentTime), { timeout: 30_000 }).toBeGreaterThan(1);
       expect((await state(page)).error).toMatch(/HLS/);
       await page.close();
     } finally {

@@ -28,46 +28,50 @@ describe.skipIf(!need.ok)(need.title("VP9 profiles 0 and 2 through the server"),
     await server?.close();
   });
 
-  it.each([0, 2] as const)("VP9 profile %i: viewers decode whole frames from a keyframe, the recording has the profile, the other profile is 422", async (profile) => {
-    const room = `vp9p${profile}`;
-    const { client: pub } = await publishTestStream(server.whipUrl(room), {
-      video: { codec: "VP9", vp9Profile: profile },
-      audio: false,
-      source: { width: 320, height: 240, bitrateKbps: 400, gop: 30 },
-    });
-    peers.push(pub);
-    await sleep(500);
-    const viewers: WhepClient[] = [];
-    for (let i = 0; i < 2; i++) {
-      const { client } = await playStream(server.whepUrl(room), { audio: false, video: [{ codec: "VP9", profileId: profile }] });
-      peers.push(client);
-      viewers.push(client);
-    }
-    for (const v of viewers) {
-      await v.waitForKeyframes(1, 10_000);
-      await v.waitForFrames(30, 10_000, "video");
-      expect(v.video.codec?.name.toUpperCase()).toBe("VP9");
-      expect(v.video.firstFrameWasKeyframe).toBe(true);
-    }
-    const other = (profile === 0 ? 2 : 0) as 0 | 2;
-    const refused = new WhepClient({ audio: false, video: [{ codec: "VP9", profileId: other }] });
-    peers.push(refused);
-    await expect(refused.play(server.whepUrl(room))).rejects.toThrow(/422/);
+  it.each([0, 2] as const)(
+    "VP9 profile %i: viewers decode whole frames from a keyframe, the recording has the profile, the other profile is 422",
+    async (profile) => {
+      const room = `vp9p${profile}`;
+      const { client: pub } = await publishTestStream(server.whipUrl(room), {
+        video: { codec: "VP9", vp9Profile: profile },
+        audio: false,
+        source: { width: 320, height: 240, bitrateKbps: 400, gop: 30 },
+      });
+      peers.push(pub);
+      await sleep(500);
+      const viewers: WhepClient[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { client } = await playStream(server.whepUrl(room), { audio: false, video: [{ codec: "VP9", profileId: profile }] });
+        peers.push(client);
+        viewers.push(client);
+      }
+      for (const v of viewers) {
+        await v.waitForKeyframes(1, 10_000);
+        await v.waitForFrames(30, 10_000, "video");
+        expect(v.video.codec?.name.toUpperCase()).toBe("VP9");
+        expect(v.video.firstFrameWasKeyframe).toBe(true);
+      }
+      const other = (profile === 0 ? 2 : 0) as 0 | 2;
+      const refused = new WhepClient({ audio: false, video: [{ codec: "VP9", profileId: other }] });
+      peers.push(refused);
+      await expect(refused.play(server.whepUrl(room))).rejects.toThrow(/422/);
 
-    await pub.close();
-    // DELETE is answered once the room has ended.
-    expect(await liveRooms(server.url)).not.toContain(room);
-    // The recorder finalises on the room's end; its file carries the publisher's profile.
-    let file: string | undefined;
-    await waitFor(() => (file = readdirSync(server.recordDir).find((f) => f.startsWith(`${room}_video`) && f.endsWith(".ivf"))) !== undefined, {
-      timeoutMs: 5000,
-      what: "the IVF file",
-    });
-    const p = await probe(path.join(server.recordDir, file!));
-    expect(p.streams[0]?.codec_name).toBe("vp9");
-    expect(p.streams[0]?.profile).toBe(`Profile ${profile}`);
-    if (profile === 2) expect(p.streams[0]?.pix_fmt).toBe("yuv420p10le");
-  }, 40_000);
+      await pub.close();
+      // DELETE is answered once the room has ended.
+      expect(await liveRooms(server.url)).not.toContain(room);
+      // The recorder finalises on the room's end; its file carries the publisher's profile.
+      let file: string | undefined;
+      await waitFor(() => (file = readdirSync(server.recordDir).find((f) => f.startsWith(`${room}_video`) && f.endsWith(".ivf"))) !== undefined, {
+        timeoutMs: 5000,
+        what: "the IVF file",
+      });
+      const p = await probe(path.join(server.recordDir, file!));
+      expect(p.streams[0]?.codec_name).toBe("vp9");
+      expect(p.streams[0]?.profile).toBe(`Profile ${profile}`);
+      if (profile === 2) expect(p.streams[0]?.pix_fmt).toBe("yuv420p10le");
+    },
+    40_000,
+  );
 });
 
 describe.skipIf(!need.ok)(need.title("AV1 through the server"), () => {
@@ -114,4 +118,3 @@ describe.skipIf(!need.ok)(need.title("AV1 through the server"), () => {
     expect(Number(p.streams[0]?.nb_read_frames)).toBeGreaterThan(15);
   }, 40_000);
 });
-

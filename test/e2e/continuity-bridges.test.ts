@@ -49,7 +49,13 @@ function audioPacketTimes(file: string): Promise<number[]> {
       { maxBuffer: 16 * 1024 * 1024, encoding: "utf8" },
       (err, stdout) => {
         if (err) reject(err);
-        else resolve(stdout.split("\n").map(Number).filter((n) => Number.isFinite(n) && n >= 0));
+        else
+          resolve(
+            stdout
+              .split("\n")
+              .map(Number)
+              .filter((n) => Number.isFinite(n) && n >= 0),
+          );
       },
     );
   });

@@ -217,7 +217,10 @@ describe("hot standby", () => {
     // A new primary takes over again once it has sent for a few seconds.
     await publish(server, room, { gop: 5 });
     await until(async () => (await roomRow(server, room))?.source === "primary", { timeoutMs: 15_000, what: "the switch back" });
-    await waitFor(() => hooks.some((h) => h.stream === room && h.source === "primary"), { timeoutMs: 3000, what: "the on_failover callback of the switch back" });
+    await waitFor(() => hooks.some((h) => h.stream === room && h.source === "primary"), {
+      timeoutMs: 3000,
+      what: "the on_failover callback of the switch back",
+    });
     await sleep(1000);
     // The switch back is at a keyframe of the primary, already flowing: no stall beyond the source's own.
     // (1.5 s: a loaded machine stalls the FFmpeg sources and this process now and then).

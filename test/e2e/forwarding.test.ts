@@ -38,9 +38,7 @@ describe.each([
 
   it("every subscriber starts on a keyframe, decodes frames and gets audio", async () => {
     const room = `fw-${video}`;
-    const pub = track(
-      (await publishTestStream(server.whipUrl(room), { video: { codec: video }, audio: true, source: { ...SMALL, gop } })).client,
-    );
+    const pub = track((await publishTestStream(server.whipUrl(room), { video: { codec: video }, audio: true, source: { ...SMALL, gop } })).client);
     const nativeSent = nativeStats.sent;
     await sleep(500);
     const subs: WhepClient[] = [];
@@ -146,9 +144,7 @@ describe("peers that vanish without DELETE", () => {
   const rooms = async () => (await (await fetch(`${server.url}/api/rooms`)).json()) as { name: string; subscribers: number }[];
 
   it("a vanished subscriber is removed within 10 s, a vanished publisher ends the room within 10 s", async () => {
-    const pub = track(
-      (await publishTestStream(server.whipUrl("vanish"), { video: { codec: "VP8" }, audio: false, source: { ...SMALL, gop: 30 } })).client,
-    );
+    const pub = track((await publishTestStream(server.whipUrl("vanish"), { video: { codec: "VP8" }, audio: false, source: { ...SMALL, gop: 30 } })).client);
     const subscriber = track((await playStream(server.whepUrl("vanish"), { audio: false })).client);
     expect((await rooms())[0]?.subscribers).toBe(1);
 

@@ -63,7 +63,10 @@ let serverLog = "";
 
 function build(): void {
   rmSync(distDir, { recursive: true, force: true });
-  execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", distDir], { cwd: root, stdio: "pipe" });
+  execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--outDir", distDir], {
+    cwd: root,
+    stdio: "pipe",
+  });
 }
 
 // ---- the server --------------------------------------------------------------------------
@@ -114,7 +117,13 @@ async function startServer(): Promise<void> {
   server.stderr?.on("data", keep);
   base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
-    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(`${base}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     if (server.exitCode !== null) break;
     await sleep(100);
   }

@@ -24,8 +24,7 @@ interface RoomInfo {
 
 const waitState = (page: Page, fn: string, timeout = 15_000) =>
   page.waitForFunction(`(() => { const s = window.__state; return ${fn}; })()`, undefined, { timeout });
-const stateOf = <T = Record<string, unknown>>(page: Page) =>
-  page.evaluate(() => (window as unknown as { __state: unknown }).__state) as Promise<T>;
+const stateOf = <T = Record<string, unknown>>(page: Page) => page.evaluate(() => (window as unknown as { __state: unknown }).__state) as Promise<T>;
 const errorText = async (page: Page) => ((await page.locator("#error").isVisible()) ? (await page.locator("#error").textContent())?.trim() : "");
 
 /** The page's #error shows `sentence` (exactly, or matching it), and the state says the same. */
@@ -63,10 +62,7 @@ describe.skipIf(!need.ok)(need.title("the pages in Chromium: rooms, errors, reco
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    [browser, server] = await Promise.all([
-      launchChromium(),
-      startServer({ ADMIN_TOKEN: ADMIN, RECORD_ENABLED: "true", MAX_SUBS_PER_ROOM: "1" }),
-    ]);
+    [browser, server] = await Promise.all([launchChromium(), startServer({ ADMIN_TOKEN: ADMIN, RECORD_ENABLED: "true", MAX_SUBS_PER_ROOM: "1" })]);
     servers.push(server);
   });
 

@@ -15,7 +15,11 @@ const playOffer = fixture("chrome-offer.sdp");
 
 const sdpPost = (url: string, body: string) => fetch(url, { method: "POST", headers: { "Content-Type": "application/sdp" }, body });
 const report = (server: TestServer, location: string, body: unknown, type = "application/json") =>
-  fetch(`${server.url}${location}/stats`, { method: "POST", headers: { "Content-Type": type, Origin: "https://player.example" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  fetch(`${server.url}${location}/stats`, {
+    method: "POST",
+    headers: { "Content-Type": type, Origin: "https://player.example" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 
 async function expectError(res: Response, status: number, message: string): Promise<void> {
   expect(res.status).toBe(status);

@@ -110,62 +110,66 @@ describe("recording", () => {
   it.each([
     { video: "VP8" as const, ext: "ivf", codec: "vp8", end: "delete" },
     { video: "H264" as const, ext: "h264", codec: "h264", end: "admin close" },
-  ])("$video + Opus: files named as the seed, ffprobe opens them with the right codec, size and duration ($end)", async ({ video, ext, codec, end }) => {
-    const room = `rec${video}`;
-    const { pub, sent } = await publishCounted(server.whipUrl(room), video);
-    await sleep(4000);
-    // What was sent before the session is ended has been recorded; what was sent until it had
-    // ended is all that can have been: the files are checked against both.
-    const before = sent.seconds();
-    if (end === "delete") await pub.close();
-    else {
-      const res = await fetch(`${server.url}/api/admin/rooms/${room}/close`, { method: "POST", headers: { Authorization: "Bearer admin" } });
-      expect(res.status).toBe(200);
-    }
-    const after = sent.seconds();
-    sent.stop();
-    // Four seconds of wall clock carry well over two of media, however busy the machine.
-    expect(before.video).toBeGreaterThan(2);
-    expect(before.audio).toBeGreaterThan(2);
-    await sleep(300);
+  ])(
+    "$video + Opus: files named as the seed, ffprobe opens them with the right codec, size and duration ($end)",
+    async ({ video, ext, codec, end }) => {
+      const room = `rec${video}`;
+      const { pub, sent } = await publishCounted(server.whipUrl(room), video);
+      await sleep(4000);
+      // What was sent before the session is ended has been recorded; what was sent until it had
+      // ended is all that can have been: the files are checked against both.
+      const before = sent.seconds();
+      if (end === "delete") await pub.close();
+      else {
+        const res = await fetch(`${server.url}/api/admin/rooms/${room}/close`, { method: "POST", headers: { Authorization: "Bearer admin" } });
+        expect(res.status).toBe(200);
+      }
+      const after = sent.seconds();
+      sent.stop();
+      // Four seconds of wall clock carry well over two of media, however busy the machine.
+      expect(before.video).toBeGreaterThan(2);
+      expect(before.audio).toBeGreaterThan(2);
+      await sleep(300);
 
-    const files = recordings(server.recordDir, room);
-    expect(files).toHaveLength(2);
-    const [audioFile, videoFile] = files as [string, string];
-    expect(videoFile).toMatch(new RegExp(`^${room}_video0_\\d{10}\\.${ext}$`));
-    expect(audioFile).toMatch(new RegExp(`^${room}_audio0_\\d{10}\\.ogg$`));
+      const files = recordings(server.recordDir, room);
+      expect(files).toHaveLength(2);
+      const [audioFile, videoFile] = files as [string, string];
+      expect(videoFile).toMatch(new RegExp(`^${room}_video0_\\d{10}\\.${ext}$`));
+      expect(audioFile).toMatch(new RegExp(`^${room}_audio0_\\d{10}\\.ogg$`));
 
-    const v = await probe(path.join(server.recordDir, videoFile));
-    const vStream = streamOf(v, "video");
-    expect(v.streams).toHaveLength(1);
-    expect(vStream).toMatchObject({ codec_name: codec, width: 320, height: 240 });
-    const vFrames = Number(vStream.nb_read_frames);
-    const vDuration = durationOf(v);
-    // The encoder runs at 30 fps: the timestamps must span what the frames say (within 5 %),
-    // and the file covers the session from its first keyframe (≤ 0.5 s GOP) to the end.
-    expect(Math.abs(vDuration - vFrames / 30) / (vFrames / 30)).toBeLessThan(0.05);
-    expect(vDuration).toBeGreaterThan(before.video - 1.0);
-    expect(vDuration).toBeLessThan(after.video + 0.2);
+      const v = await probe(path.join(server.recordDir, videoFile));
+      const vStream = streamOf(v, "video");
+      expect(v.streams).toHaveLength(1);
+      expect(vStream).toMatchObject({ codec_name: codec, width: 320, height: 240 });
+      const vFrames = Number(vStream.nb_read_frames);
+      const vDuration = durationOf(v);
+      // The encoder runs at 30 fps: the timestamps must span what the frames say (within 5 %),
+      // and the file covers the session from its first keyframe (≤ 0.5 s GOP) to the end.
+      expect(Math.abs(vDuration - vFrames / 30) / (vFrames / 30)).toBeLessThan(0.05);
+      expect(vDuration).toBeGreaterThan(before.video - 1.0);
+      expect(vDuration).toBeLessThan(after.video + 0.2);
 
-    const a = await probe(path.join(server.recordDir, audioFile));
-    expect(a.streams).toHaveLength(1);
-    expect(streamOf(a, "audio")).toMatchObject({ codec_name: "opus", channels: 2 });
-    // ffprobe counts the 80 ms Opus pre-skip in an Ogg file's duration: take it off to get the
-    // audio that plays, which runs from the first packet sent to the end of the last one (its
-    // timestamp + 20 ms). Compared with the audio sent, not with the wall clock: the audio may
-    // start before publish() resolves, and FFmpeg's -re clock drifts from the wall clock on a
-    // busy machine. Fails on a duration more than 10 % off, and on more audio than was sent.
-    const aPlayed = durationOf(a) - OPUS_PRE_SKIP_S;
-    expect(Math.abs(aPlayed - before.audio) / before.audio).toBeLessThan(0.1);
-    expect(aPlayed).toBeLessThan(after.audio + OPUS_FRAME_S + 0.05);
+      const a = await probe(path.join(server.recordDir, audioFile));
+      expect(a.streams).toHaveLength(1);
+      expect(streamOf(a, "audio")).toMatchObject({ codec_name: "opus", channels: 2 });
+      // ffprobe counts the 80 ms Opus pre-skip in an Ogg file's duration: take it off to get the
+      // audio that plays, which runs from the first packet sent to the end of the last one (its
+      // timestamp + 20 ms). Compared with the audio sent, not with the wall clock: the audio may
+      // start before publish() resolves, and FFmpeg's -re clock drifts from the wall clock on a
+      // busy machine. Fails on a duration more than 10 % off, and on more audio than was sent.
+      const aPlayed = durationOf(a) - OPUS_PRE_SKIP_S;
+      expect(Math.abs(aPlayed - before.audio) / before.audio).toBeLessThan(0.1);
+      expect(aPlayed).toBeLessThan(after.audio + OPUS_FRAME_S + 0.05);
 
-    // Listed by the API, newest first, and served.
-    const list = (await (await fetch(`${server.url}/api/records`)).json()) as { name: string; size: number }[];
-    expect(list.map((r) => r.name)).toEqual(expect.arrayContaining(files));
-    const served = await fetch(`${server.url}/records/${videoFile}`);
-    expect(served.status).toBe(200);
-    expect((await served.arrayBuffer()).byteLength).toBe(statSync(path.join(server.recordDir, videoFile)).size);
-  }, 30_000);
+      // Listed by the API, newest first, and served.
+      const list = (await (await fetch(`${server.url}/api/records`)).json()) as { name: string; size: number }[];
+      expect(list.map((r) => r.name)).toEqual(expect.arrayContaining(files));
+      const served = await fetch(`${server.url}/records/${videoFile}`);
+      expect(served.status).toBe(200);
+      expect((await served.arrayBuffer()).byteLength).toBe(statSync(path.join(server.recordDir, videoFile)).size);
+    },
+    30_000,
+  );
 
   it("an unusable directory stops the recording, not the room", async () => {
     // A path under a regular file cannot be created, whoever runs the test (root ignores modes).
@@ -243,33 +247,37 @@ describe("SIGTERM", () => {
 });
 
 describe("SIGKILL", () => {
-  it.each(["VP8", "H264"] as const)("leaves %s + Opus recordings readable up to about the last second written", async (codec) => {
-    const dir = mkdtempSync(path.join(tmpdir(), "sigkill-records-"));
-    const server = await startServerProcess({ RECORD_ENABLED: "true", RECORD_DIR: dir });
-    try {
-      const { sent } = await publishCounted(`${server.base}/api/whip/publish/kill`, codec);
-      await sleep(4000);
-      const before = sent.seconds();
-      sent.stop();
-      expect(before.video).toBeGreaterThan(2);
-      expect(before.audio).toBeGreaterThan(2);
-      const exited = new Promise<NodeJS.Signals | null>((r) => server.child.once("exit", (_code, signal) => r(signal)));
-      server.child.kill("SIGKILL");
-      expect(await exited).toBe("SIGKILL");
-      const files = recordings(dir, "kill");
-      expect(files).toHaveLength(2);
-      for (const f of files) {
-        // Nothing was closed: the demuxers must still read every frame that reached the kernel.
-        // Frames in the recorder's reorder buffer (≤ 1 s) may be lost; IVF headers are rewritten once a second.
-        const p = await probe(path.join(dir, f));
-        const kind = f.startsWith("kill_video") ? "video" : "audio";
-        expect(p.streams[0]?.codec_name).toBe(kind === "audio" ? "opus" : codec === "VP8" ? "vp8" : "h264");
-        expect(durationOf(p)).toBeGreaterThan(before[kind] - 2);
+  it.each(["VP8", "H264"] as const)(
+    "leaves %s + Opus recordings readable up to about the last second written",
+    async (codec) => {
+      const dir = mkdtempSync(path.join(tmpdir(), "sigkill-records-"));
+      const server = await startServerProcess({ RECORD_ENABLED: "true", RECORD_DIR: dir });
+      try {
+        const { sent } = await publishCounted(`${server.base}/api/whip/publish/kill`, codec);
+        await sleep(4000);
+        const before = sent.seconds();
+        sent.stop();
+        expect(before.video).toBeGreaterThan(2);
+        expect(before.audio).toBeGreaterThan(2);
+        const exited = new Promise<NodeJS.Signals | null>((r) => server.child.once("exit", (_code, signal) => r(signal)));
+        server.child.kill("SIGKILL");
+        expect(await exited).toBe("SIGKILL");
+        const files = recordings(dir, "kill");
+        expect(files).toHaveLength(2);
+        for (const f of files) {
+          // Nothing was closed: the demuxers must still read every frame that reached the kernel.
+          // Frames in the recorder's reorder buffer (≤ 1 s) may be lost; IVF headers are rewritten once a second.
+          const p = await probe(path.join(dir, f));
+          const kind = f.startsWith("kill_video") ? "video" : "audio";
+          expect(p.streams[0]?.codec_name).toBe(kind === "audio" ? "opus" : codec === "VP8" ? "vp8" : "h264");
+          expect(durationOf(p)).toBeGreaterThan(before[kind] - 2);
+        }
+        rmSync(dir, { recursive: true, force: true });
+      } finally {
+        await server.kill();
+        if (server.stderr().includes("Error")) console.error(server.stderr());
       }
-      rmSync(dir, { recursive: true, force: true });
-    } finally {
-      await server.kill();
-      if (server.stderr().includes("Error")) console.error(server.stderr());
-    }
-  }, 40_000);
+    },
+    40_000,
+  );
 });

@@ -125,7 +125,9 @@ describe("RTCP", () => {
       expect(viewer.video.reordered).toBeGreaterThan(0);
       expect((await resentTotal(server)) - before).toBeGreaterThan(0);
       // Packets arrived under the RTX SSRC of the FID group (werift counts a stream per SSRC before it unwraps).
-      const receiver = viewer.pc.getTransceivers().find((t) => t.kind === "video")!.receiver as unknown as { remoteStreams: Record<number, { packets_received: number }> };
+      const receiver = viewer.pc.getTransceivers().find((t) => t.kind === "video")!.receiver as unknown as {
+        remoteStreams: Record<number, { packets_received: number }>;
+      };
       expect(receiver.remoteStreams[Number(fid![2])]?.packets_received ?? 0).toBeGreaterThan(0);
     } finally {
       await viewer.close();

@@ -15,7 +15,13 @@ describe("session PATCH", () => {
   let etag: string;
   beforeAll(async () => {
     server = await startServer();
-    pub = (await publishTestStream(server.whipUrl("patch"), { video: { codec: "VP8" }, audio: false, source: { width: 320, height: 240, bitrateKbps: 400, gop: 15 } })).client;
+    pub = (
+      await publishTestStream(server.whipUrl("patch"), {
+        video: { codec: "VP8" },
+        audio: false,
+        source: { width: 320, height: 240, bitrateKbps: 400, gop: 15 },
+      })
+    ).client;
     sub = (await playStream(server.whepUrl("patch"), { audio: false })).client;
     // The entity tag of the ICE session: the server's ICE ufrag, quoted (checked against the header below).
     etag = `"${/^a=ice-ufrag:(\S+)/m.exec(pub.answer ?? "")?.[1]}"`;

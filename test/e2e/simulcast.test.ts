@@ -95,7 +95,12 @@ describe.skipIf(!chromium.ok)(chromium.title("Chromium publishing simulcast h;m;
       await expect.poll(() => forwarded(server, room), { timeout: 15_000 }).toBe("h");
       await expect.poll(() => viewer.video.latestSize, { timeout: 5_000 }).toEqual({ width: 640, height: 360 });
       const both = await layers(server, room);
-      expect(both.filter((l) => l.active).map((l) => l.rid).sort()).toEqual(["h", "m"]);
+      expect(
+        both
+          .filter((l) => l.active)
+          .map((l) => l.rid)
+          .sort(),
+      ).toEqual(["h", "m"]);
 
       // Turned off, h stops arriving: the next keyframe of m continues the stream.
       longestGap = 0;

@@ -96,47 +96,51 @@ describe("fan-out worker processes (FORWARD_WORKERS=2)", () => {
     expect(metrics).toMatch(/^live_forward_worker_restarts_total 1$/m);
   }, 60_000);
 
-  it.skipIf(!requireOrSkip("chromium").ok)("a Chromium viewer's ICE restart (PATCH If-Match: *) keeps frames coming from its worker", async () => {
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      await page.goto(`${server.base}/healthz`);
-      // A bare WHEP client in the page: play, restart ICE through PATCH (RFC 9725 §4.4.2), play on.
-      await page.evaluate(installIceHelpers);
-      const result = await page.evaluate(async (url) => {
-        const { __gathered: gathered, __iceRestart: iceRestart } = window as unknown as PageIceHelpers;
-        const frames = async (pc: RTCPeerConnection) => {
-          let decoded = 0;
-          (await pc.getStats()).forEach((s) => {
-            if (s.type === "inbound-rtp" && s.kind === "video") decoded = s.framesDecoded ?? 0;
-          });
-          return decoded;
-        };
-        const pc = new RTCPeerConnection();
-        pc.addTransceiver("video", { direction: "recvonly" });
-        await pc.setLocalDescription(await pc.createOffer());
-        await gathered(pc);
-        const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription?.sdp });
-        const location = new URL(res.headers.get("location") ?? "", url).toString();
-        await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
-        await new Promise((r) => setTimeout(r, 2500));
-        const before = await frames(pc);
-        const restart = await iceRestart(pc, location);
-        await new Promise((r) => setTimeout(r, 1500));
-        const restarted = await frames(pc);
-        await new Promise((r) => setTimeout(r, 2000));
-        const after = await frames(pc);
-        await fetch(location, { method: "DELETE" });
-        pc.close();
-        return { status: restart.status, before, restarted, after };
-      }, whep("w"));
-      expect(result.status).toBe(200);
-      expect(result.before).toBeGreaterThan(20);
-      expect(result.after - result.restarted, "frames decoded in the 2 s after the restart").toBeGreaterThan(20);
-    } finally {
-      await browser.close();
-    }
-  }, 60_000);
+  it.skipIf(!requireOrSkip("chromium").ok)(
+    "a Chromium viewer's ICE restart (PATCH If-Match: *) keeps frames coming from its worker",
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        await page.goto(`${server.base}/healthz`);
+        // A bare WHEP client in the page: play, restart ICE through PATCH (RFC 9725 §4.4.2), play on.
+        await page.evaluate(installIceHelpers);
+        const result = await page.evaluate(async (url) => {
+          const { __gathered: gathered, __iceRestart: iceRestart } = window as unknown as PageIceHelpers;
+          const frames = async (pc: RTCPeerConnection) => {
+            let decoded = 0;
+            (await pc.getStats()).forEach((s) => {
+              if (s.type === "inbound-rtp" && s.kind === "video") decoded = s.framesDecoded ?? 0;
+            });
+            return decoded;
+          };
+          const pc = new RTCPeerConnection();
+          pc.addTransceiver("video", { direction: "recvonly" });
+          await pc.setLocalDescription(await pc.createOffer());
+          await gathered(pc);
+          const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription?.sdp });
+          const location = new URL(res.headers.get("location") ?? "", url).toString();
+          await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+          await new Promise((r) => setTimeout(r, 2500));
+          const before = await frames(pc);
+          const restart = await iceRestart(pc, location);
+          await new Promise((r) => setTimeout(r, 1500));
+          const restarted = await frames(pc);
+          await new Promise((r) => setTimeout(r, 2000));
+          const after = await frames(pc);
+          await fetch(location, { method: "DELETE" });
+          pc.close();
+          return { status: restart.status, before, restarted, after };
+        }, whep("w"));
+        expect(result.status).toBe(200);
+        expect(result.before).toBeGreaterThan(20);
+        expect(result.after - result.restarted, "frames decoded in the 2 s after the restart").toBeGreaterThan(20);
+      } finally {
+        await browser.close();
+      }
+    },
+    60_000,
+  );
 
   it("SIGTERM ends the workers with the server", async () => {
     const pids = fanoutWorkerPids(server.child.pid!);

@@ -7,7 +7,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../helpers/server.js";
 import { pct } from "./gen-http.js";
 import { allows, allowsAdmin, allowsRead, authEnv, fuzzToken, ROOMS, type FuzzToken, type Grant } from "./gen-tokens.js";
-import { describeResponse, expectError, expectStatus, fail, fuzzServer, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
+import {
+  describeResponse,
+  expectError,
+  expectStatus,
+  fail,
+  fuzzServer,
+  plantFiles,
+  runFuzz,
+  timeoutFor,
+  type CaseContext,
+  type FuzzFiles,
+  type FuzzServer,
+} from "./harness.js";
 import type { Rng } from "./prng.js";
 import type { HttpTarget, RawResponse } from "./raw-http.js";
 
@@ -53,7 +65,16 @@ interface Placed {
 
 /** Puts the token somewhere a client might: Bearer (any spelling), X-Auth-Token, both, ?token=. */
 function place(rng: Rng, t: FuzzToken, other: FuzzToken): Placed {
-  const how = rng.weighted<string>([[8, "bearer"], [5, "x-auth"], [2, "bearer+x"], [2, "basic+x"], [3, "query"], [2, "none"], [1, "dup-x"], [1, "empty-bearer+x"]]);
+  const how = rng.weighted<string>([
+    [8, "bearer"],
+    [5, "x-auth"],
+    [2, "bearer+x"],
+    [2, "basic+x"],
+    [3, "query"],
+    [2, "none"],
+    [1, "dup-x"],
+    [1, "empty-bearer+x"],
+  ]);
   const scheme = () => rng.pick(["Bearer", "Bearer", "bearer", "BEARER", "bEaReR"]) + rng.pick([" ", " ", "  ", "\t"]);
   const headers: [string, string][] = [];
   let query = "";

@@ -95,7 +95,11 @@ export function fuzzRoomName(rng: Rng): FuzzName {
     }
     case "bad-escape":
       // "_" after the escape: a name character there could complete it ("%4" + "a").
-      return { raw: validName(rng, 0, 5) + rng.pick(["%", "%z", "%zz", "%4", "%e0%a4", "%c0%ae", "%ff", "%80", "%ed%a0%80", "%f4%90%80%80"]) + "_" + validName(rng, 0, 5), badEscape: true };
+      return {
+        raw:
+          validName(rng, 0, 5) + rng.pick(["%", "%z", "%zz", "%4", "%e0%a4", "%c0%ae", "%ff", "%80", "%ed%a0%80", "%f4%90%80%80"]) + "_" + validName(rng, 0, 5),
+        badEscape: true,
+      };
     case "raw-special":
       // Unencoded characters that may break the request line or the route: no oracle.
       return { raw: validName(rng, 0, 5) + rng.pick([" ", "?", "#", "/", "\\", "\t", "\0", "\r", "\n", "é", "\u2603", "\x7f", "\xff"]) + validName(rng, 0, 5) };
@@ -162,7 +166,21 @@ const PIECES = [
   "%3f",
   "%23",
 ];
-const PREFIXES = ["/records/", "/records/", "/records/", "/hls/", "/hls/", "/hls/live/", "/", "/vendor/hls/", "/records//", "/hls//", "/records/./", "/web/", "/api/records/"];
+const PREFIXES = [
+  "/records/",
+  "/records/",
+  "/records/",
+  "/hls/",
+  "/hls/",
+  "/hls/live/",
+  "/",
+  "/vendor/hls/",
+  "/records//",
+  "/hls//",
+  "/records/./",
+  "/web/",
+  "/api/records/",
+];
 const SEPARATORS = ["/", "/", "/", "%2f", "%2F", "\\", "%5c", "", "//", "/./"];
 const SUFFIXES = ["", "", "", "", "%00", "%00.ivf", "%00.m3u8", "?x=1", "?token=x", "#frag", ";x=1", "/", "%20", ".", "~", "::$DATA"];
 
@@ -177,7 +195,9 @@ export interface FuzzPath {
  * it might; now and then one of `legit` (paths of files that are served) with a query or a Range.
  */
 export function fuzzFilePath(rng: Rng, root: string, legit: readonly string[]): FuzzPath {
-  const range = rng.chance(0.15) ? rng.pick(["bytes=0-3", "bytes=-1", "bytes=5-", "bytes=999999-", "bytes=3-1", "bytes=0-0,2-3", "bytes=abc", "items=0-1", `bytes=0-${"9".repeat(40)}`]) : undefined;
+  const range = rng.chance(0.15)
+    ? rng.pick(["bytes=0-3", "bytes=-1", "bytes=5-", "bytes=999999-", "bytes=3-1", "bytes=0-0,2-3", "bytes=abc", "items=0-1", `bytes=0-${"9".repeat(40)}`])
+    : undefined;
   if (rng.chance(0.1)) return { path: rng.pick(legit) + rng.pick(["", "", "?x=1", "?token=abc", "?token=", "#x", "?a=%00"]), range };
   const prefix = rng.pick(PREFIXES);
   const n = rng.int(1, 6);
@@ -188,7 +208,16 @@ export function fuzzFilePath(rng: Rng, root: string, legit: readonly string[]): 
       [2, pct(root)],
       [1, pctAll(root + "/canary.txt")],
       [2, rng.chance(0.5) ? pct(rng.unicode(rng.int(1, 8))) : rng.unicode(rng.int(1, 4))],
-      [1, "x".repeat(rng.weighted<number>([[5, rng.int(100, 300)], [1, rng.int(5_000, 20_000)], [1, rng.int(70_000, 90_000)]]))],
+      [
+        1,
+        "x".repeat(
+          rng.weighted<number>([
+            [5, rng.int(100, 300)],
+            [1, rng.int(5_000, 20_000)],
+            [1, rng.int(70_000, 90_000)],
+          ]),
+        ),
+      ],
       [2, pctAll(rng.pick(["..", "../", "..\\", "/", "\0", "../canary.txt", "../secret/canary.txt"]))],
       [1, pct(pctAll(rng.pick(["../", "..", "/canary.txt"])))],
     ]);
@@ -219,7 +248,18 @@ function randomJson(rng: Rng, depth: number): unknown {
     case 2:
       return rng.pick([0, -1, 1.5, 1e308, -1e-308, 2 ** 53 + 1, Number.MAX_SAFE_INTEGER, rng.int(-1e9, 1e9)]);
     case 3:
-      return rng.pick(["", "rtmp://127.0.0.1:1/live/x", "rtmps://127.0.0.1:1/a/b", "http://127.0.0.1:1/x.m3u8", "file:///etc/passwd", "../../etc/passwd", "x".repeat(rng.int(0, 5000)), rng.unicode(rng.int(0, 40)), "\0", validName(rng)]);
+      return rng.pick([
+        "",
+        "rtmp://127.0.0.1:1/live/x",
+        "rtmps://127.0.0.1:1/a/b",
+        "http://127.0.0.1:1/x.m3u8",
+        "file:///etc/passwd",
+        "../../etc/passwd",
+        "x".repeat(rng.int(0, 5000)),
+        rng.unicode(rng.int(0, 40)),
+        "\0",
+        validName(rng),
+      ]);
     case 4:
       return rng.unicode(rng.int(0, 10));
     case 5: {
@@ -229,7 +269,26 @@ function randomJson(rng: Rng, depth: number): unknown {
     default: {
       const o: Record<string, unknown> = {};
       const n = rng.int(0, 6);
-      const keys = ["url", "streamId", "rtmpUrl", "loop", "id", "cmd", "list", "room", "token", "permissions", "a", "", "x".repeat(300), "\u0000", "\u2603", "toString", "hasOwnProperty", "valueOf"];
+      const keys = [
+        "url",
+        "streamId",
+        "rtmpUrl",
+        "loop",
+        "id",
+        "cmd",
+        "list",
+        "room",
+        "token",
+        "permissions",
+        "a",
+        "",
+        "x".repeat(300),
+        "\u0000",
+        "\u2603",
+        "toString",
+        "hasOwnProperty",
+        "valueOf",
+      ];
       for (let i = 0; i < n; i++) o[rng.pick(keys)] = randomJson(rng, depth - 1);
       return o;
     }
@@ -240,7 +299,26 @@ function randomJson(rng: Rng, depth: number): unknown {
 function shapedJson(rng: Rng): unknown {
   const value = () =>
     rng.weighted<unknown>([
-      [4, rng.pick(["rtmp://127.0.0.1:1/live/key", "rtmps://127.0.0.1:1/live/key", "rtmp://127.0.0.1:1/", "rtmp://", "rtmp:///x", "RTMP://127.0.0.1:1/a/b", "rtmp://[::1]:1/a/b", "rtmp://user:pw@127.0.0.1:1/a/b", "rtmp://127.0.0.1:99999/a/b", "http://127.0.0.1:1/a", "srt://127.0.0.1:1", " rtmp://127.0.0.1:1/a/b", "rtmp://127.0.0.1:1/a b", "rtmp://127.0.0.1:1/a\nb", "rtmp://127.0.0.1:1/a/b?x=-i /etc/passwd"])],
+      [
+        4,
+        rng.pick([
+          "rtmp://127.0.0.1:1/live/key",
+          "rtmps://127.0.0.1:1/live/key",
+          "rtmp://127.0.0.1:1/",
+          "rtmp://",
+          "rtmp:///x",
+          "RTMP://127.0.0.1:1/a/b",
+          "rtmp://[::1]:1/a/b",
+          "rtmp://user:pw@127.0.0.1:1/a/b",
+          "rtmp://127.0.0.1:99999/a/b",
+          "http://127.0.0.1:1/a",
+          "srt://127.0.0.1:1",
+          " rtmp://127.0.0.1:1/a/b",
+          "rtmp://127.0.0.1:1/a b",
+          "rtmp://127.0.0.1:1/a\nb",
+          "rtmp://127.0.0.1:1/a/b?x=-i /etc/passwd",
+        ]),
+      ],
       [3, validName(rng)],
       [2, rng.pick(["../x", "a/b", "", "x".repeat(65), "\0", "-f", "-i"])],
       [2, randomJson(rng, 1)],
@@ -253,10 +331,19 @@ function shapedJson(rng: Rng): unknown {
     o.type = rng.pick(["video", "audio", 1]);
     const item = () => ({
       id: rng.chance(0.8) ? validName(rng) : value(),
-      src: rng.chance(0.8) ? [{ url: rng.pick(["a.mp4", "../a.mp4", "/etc/passwd", "file:///etc/passwd", "concat:a.mp4|b.mp4", "http://127.0.0.1:1/a.mp4"]), relofftime: rng.chance(0.3) ? rng.pick(["300-500", "5-1", "x"]) : undefined }] : value(),
+      src: rng.chance(0.8)
+        ? [
+            {
+              url: rng.pick(["a.mp4", "../a.mp4", "/etc/passwd", "file:///etc/passwd", "concat:a.mp4|b.mp4", "http://127.0.0.1:1/a.mp4"]),
+              relofftime: rng.chance(0.3) ? rng.pick(["300-500", "5-1", "x"]) : undefined,
+            },
+          ]
+        : value(),
       forward: rng.chance(0.8) ? [{ url: rng.pick(["rtmp://127.0.0.1:1/live/x", "room:x", "room:../x", "file:///tmp/x"]) }] : value(),
       extendParam: rng.chance(0.3) ? { loop: rng.pick(["1", "0", "-1", "x"]), index: rng.pick(["1", "9", "0"]) } : undefined,
-      fops: rng.chance(0.2) ? { res: rng.pick(["25", "1280x720"]), fps: rng.pick(["25", "1280x720"]), vcodec: rng.pick(["libx264", "libx265", "x"]) } : undefined,
+      fops: rng.chance(0.2)
+        ? { res: rng.pick(["25", "1280x720"]), fps: rng.pick(["25", "1280x720"]), vcodec: rng.pick(["libx264", "libx265", "x"]) }
+        : undefined,
       start: rng.chance(0.2) ? rng.pick(["1540216800000", "x", String(Date.now() + 1e6)]) : undefined,
     });
     o.list = rng.chance(0.9) ? Array.from({ length: rng.int(0, 3) }, item) : value();
@@ -265,7 +352,11 @@ function shapedJson(rng: Rng): unknown {
 }
 
 function deepNesting(rng: Rng): string {
-  const n = rng.weighted<number>([[3, rng.int(50, 500)], [2, rng.int(5_000, 20_000)], [1, rng.int(100_000, 400_000)]]);
+  const n = rng.weighted<number>([
+    [3, rng.int(50, 500)],
+    [2, rng.int(5_000, 20_000)],
+    [1, rng.int(100_000, 400_000)],
+  ]);
   const open = rng.pick(["[", '{"a":']);
   const close = open === "[" ? "]" : "}";
   return open.repeat(n) + (rng.chance(0.5) ? '{"__proto__":{"x":1}}' : "1") + close.repeat(n);
@@ -280,7 +371,10 @@ function mutateText(rng: Rng, s: string): string {
         s = s.slice(0, at);
         break;
       case 1:
-        s = s.slice(0, at) + rng.pick(["'", '"', "\\", "}", "]", ",", ":", "\0", "NaN", "Infinity", "/*x*/", "\ufeff", "\ud800", "\n", "undefined"]) + s.slice(at);
+        s =
+          s.slice(0, at) +
+          rng.pick(["'", '"', "\\", "}", "]", ",", ":", "\0", "NaN", "Infinity", "/*x*/", "\ufeff", "\ud800", "\n", "undefined"]) +
+          s.slice(at);
         break;
       case 2:
         s = s.slice(0, at) + s.slice(at + rng.int(1, 5));
@@ -376,7 +470,11 @@ export function fuzzJsonBody(rng: Rng): FuzzBody {
   }
   if (text !== undefined) buf = Buffer.from(text, "utf8");
   let parses = false;
-  if (buf !== undefined && buf.length <= BODY_LIMIT && (contentType === "application/json" || contentType === "application/json; charset=utf-8" || contentType === "Application/JSON")) {
+  if (
+    buf !== undefined &&
+    buf.length <= BODY_LIMIT &&
+    (contentType === "application/json" || contentType === "application/json; charset=utf-8" || contentType === "Application/JSON")
+  ) {
     try {
       const text8 = buf.toString("utf8");
       // Valid UTF-8 only (the parser decodes strictly), without a BOM, JSON, no prototype keys.

@@ -5,7 +5,9 @@ import type { Rng } from "./prng.js";
 const fixturesDir = new URL("../fixtures/", import.meta.url);
 const read = (rel: string) => readFileSync(new URL(rel, fixturesDir), "utf8");
 
-const offerFiles = readdirSync(new URL("offers/", fixturesDir)).filter((f) => f.endsWith(".sdp")).sort();
+const offerFiles = readdirSync(new URL("offers/", fixturesDir))
+  .filter((f) => f.endsWith(".sdp"))
+  .sort();
 
 /** Offers a publisher sends (sendonly / sendrecv). */
 export const PUBLISH_OFFERS: readonly string[] = [
@@ -39,7 +41,29 @@ const PROTOS = [
   "UDP/TLS/RTP/SAVPF/".repeat(50),
 ];
 const PORTS = ["0", "9", "1", "65535", "65536", "99999", "4294967296", "99999999999999999999999999", "-1", "9/2", "0/0", "x", "", "00009", "9.5"];
-const CODECS = ["VP8", "VP9", "H264", "h264", "AV1", "AV1X", "opus", "OPUS", "rtx", "red", "ulpfec", "flexfec-03", "PCMU", "PCMA", "G722", "CN", "telephone-event", "H265", "multiopus", "", "x".repeat(200)];
+const CODECS = [
+  "VP8",
+  "VP9",
+  "H264",
+  "h264",
+  "AV1",
+  "AV1X",
+  "opus",
+  "OPUS",
+  "rtx",
+  "red",
+  "ulpfec",
+  "flexfec-03",
+  "PCMU",
+  "PCMA",
+  "G722",
+  "CN",
+  "telephone-event",
+  "H265",
+  "multiopus",
+  "",
+  "x".repeat(200),
+];
 const CLOCKS = ["90000", "48000", "8000", "0", "1", "4294967296", "999999999999999999999", "90000.5", "-1", ""];
 const FMTPS = [
   "profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1",
@@ -192,16 +216,32 @@ function editLines(sdp: string, f: (ls: string[]) => void): string {
 
 function mLine(rng: Rng): string {
   const formats: string[] = [];
-  const n = rng.weighted<number>([[6, rng.int(1, 6)], [2, 0], [1, rng.int(50, 400)]]);
+  const n = rng.weighted<number>([
+    [6, rng.int(1, 6)],
+    [2, 0],
+    [1, rng.int(50, 400)],
+  ]);
   for (let i = 0; i < n; i++) {
-    formats.push(rng.weighted<string>([[8, String(rng.int(0, 127))], [2, String(rng.int(128, 100000))], [1, rng.string(rng.int(1, 6), "abcxyz-_.")], [1, "4294967296"]]));
+    formats.push(
+      rng.weighted<string>([
+        [8, String(rng.int(0, 127))],
+        [2, String(rng.int(128, 100000))],
+        [1, rng.string(rng.int(1, 6), "abcxyz-_.")],
+        [1, "4294967296"],
+      ]),
+    );
   }
   const sep = rng.chance(0.9) ? " " : rng.pick(["  ", "\t", " \t "]);
   return `m=${rng.pick(KINDS)}${sep}${rng.pick(PORTS)}${sep}${rng.pick(PROTOS)}${formats.length ? sep + formats.join(" ") : ""}`;
 }
 
 function rtpmap(rng: Rng): string {
-  const pt = rng.weighted<string>([[8, String(rng.int(0, 127))], [2, String(rng.int(128, 9999))], [1, "x"], [1, ""]]);
+  const pt = rng.weighted<string>([
+    [8, String(rng.int(0, 127))],
+    [2, String(rng.int(128, 9999))],
+    [1, "x"],
+    [1, ""],
+  ]);
   const ch = rng.chance(0.3) ? `/${rng.pick(["1", "2", "0", "255", "99999999999", "x"])}` : "";
   return `a=rtpmap:${pt} ${rng.pick(CODECS)}/${rng.pick(CLOCKS)}${ch}`;
 }
@@ -232,108 +272,233 @@ const MUTATORS: readonly (readonly [number, Mutator])[] = [
     3,
     (rng, sdp) =>
       editLines(sdp, (ls) => {
-        const size = rng.weighted<number>([[10, rng.int(1000, 20_000)], [3, rng.int(20_000, 200_000)], [1, rng.int(900_000, 1_100_000)]]);
-        const filler = rng.pick(["y", "9", " ", "a=x", ":", "/"]).repeat(Math.ceil(size / 3)).slice(0, size);
-        const prefix = rng.pick(["a=x:", "a=ice-ufrag:", "a=mid:", "a=fmtp:96 ", "a=rtpmap:96 VP8/", "a=ssrc:1 cname:", "m=video 9 RTP/AVP ", "a=candidate:", "a=extmap:1 ", ""]);
+        const size = rng.weighted<number>([
+          [10, rng.int(1000, 20_000)],
+          [3, rng.int(20_000, 200_000)],
+          [1, rng.int(900_000, 1_100_000)],
+        ]);
+        const filler = rng
+          .pick(["y", "9", " ", "a=x", ":", "/"])
+          .repeat(Math.ceil(size / 3))
+          .slice(0, size);
+        const prefix = rng.pick([
+          "a=x:",
+          "a=ice-ufrag:",
+          "a=mid:",
+          "a=fmtp:96 ",
+          "a=rtpmap:96 VP8/",
+          "a=ssrc:1 cname:",
+          "m=video 9 RTP/AVP ",
+          "a=candidate:",
+          "a=extmap:1 ",
+          "",
+        ]);
         ls.splice(rng.int(0, ls.length), 0, prefix + filler);
       }),
   ],
   // Binary: a random blob, or one spliced in.
   [2, (rng) => rng.bytes(rng.size(4096)).toString("latin1")],
-  [2, (rng, sdp) => {
-    const at = rng.int(0, sdp.length);
-    return sdp.slice(0, at) + rng.bytes(rng.size(512)).toString("latin1") + sdp.slice(at);
-  }],
+  [
+    2,
+    (rng, sdp) => {
+      const at = rng.int(0, sdp.length);
+      return sdp.slice(0, at) + rng.bytes(rng.size(512)).toString("latin1") + sdp.slice(at);
+    },
+  ],
   // Wrong or absurd m= lines: replace one, add some, or many.
-  [5, (rng, sdp) => editLines(sdp, (ls) => {
-    const ms = ls.map((l, i) => (l.startsWith("m=") ? i : -1)).filter((i) => i >= 0);
-    if (ms.length > 0) ls[rng.pick(ms)] = mLine(rng);
-    else ls.push(mLine(rng));
-  })],
-  [2, (rng, sdp) => editLines(sdp, (ls) => {
-    const n = rng.weighted<number>([[5, rng.int(1, 4)], [1, rng.int(20, 300)]]);
-    for (let i = 0; i < n; i++) ls.splice(rng.int(1, ls.length), 0, mLine(rng));
-  })],
+  [
+    5,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const ms = ls.map((l, i) => (l.startsWith("m=") ? i : -1)).filter((i) => i >= 0);
+        if (ms.length > 0) ls[rng.pick(ms)] = mLine(rng);
+        else ls.push(mLine(rng));
+      }),
+  ],
+  [
+    2,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const n = rng.weighted<number>([
+          [5, rng.int(1, 4)],
+          [1, rng.int(20, 300)],
+        ]);
+        for (let i = 0; i < n; i++) ls.splice(rng.int(1, ls.length), 0, mLine(rng));
+      }),
+  ],
   // Payload types and codecs.
-  [5, (rng, sdp) => editLines(sdp, (ls) => {
-    const maps = ls.map((l, i) => (l.startsWith("a=rtpmap:") ? i : -1)).filter((i) => i >= 0);
-    if (maps.length > 0 && rng.chance(0.7)) ls[rng.pick(maps)] = rtpmap(rng);
-    else ls.splice(rng.int(1, ls.length), 0, rtpmap(rng));
-  })],
-  [3, (rng, sdp) => editLines(sdp, (ls) => {
-    const fmtps = ls.map((l, i) => (l.startsWith("a=fmtp:") ? i : -1)).filter((i) => i >= 0);
-    const line = `a=fmtp:${rng.pick(["96", "97", "106", "111", "127", "128", "999", "x", ""])} ${rng.pick(FMTPS)}`;
-    if (fmtps.length > 0 && rng.chance(0.6)) ls[rng.pick(fmtps)] = line;
-    else ls.splice(rng.int(1, ls.length), 0, line);
-  })],
+  [
+    5,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const maps = ls.map((l, i) => (l.startsWith("a=rtpmap:") ? i : -1)).filter((i) => i >= 0);
+        if (maps.length > 0 && rng.chance(0.7)) ls[rng.pick(maps)] = rtpmap(rng);
+        else ls.splice(rng.int(1, ls.length), 0, rtpmap(rng));
+      }),
+  ],
+  [
+    3,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const fmtps = ls.map((l, i) => (l.startsWith("a=fmtp:") ? i : -1)).filter((i) => i >= 0);
+        const line = `a=fmtp:${rng.pick(["96", "97", "106", "111", "127", "128", "999", "x", ""])} ${rng.pick(FMTPS)}`;
+        if (fmtps.length > 0 && rng.chance(0.6)) ls[rng.pick(fmtps)] = line;
+        else ls.splice(rng.int(1, ls.length), 0, line);
+      }),
+  ],
   // Payload types of the m= line swapped for others.
-  [3, (rng, sdp) => sdp.replace(/^(m=\S+ \S+ \S+)((?: \S+)*)/m, (_all, head: string) => {
-    const n = rng.int(0, 8);
-    const pts: string[] = [];
-    for (let i = 0; i < n; i++) pts.push(String(rng.weighted<number>([[8, rng.int(0, 127)], [1, rng.int(128, 70000)]])));
-    return head + (pts.length ? " " + pts.join(" ") : "");
-  })],
+  [
+    3,
+    (rng, sdp) =>
+      sdp.replace(/^(m=\S+ \S+ \S+)((?: \S+)*)/m, (_all, head: string) => {
+        const n = rng.int(0, 8);
+        const pts: string[] = [];
+        for (let i = 0; i < n; i++)
+          pts.push(
+            String(
+              rng.weighted<number>([
+                [8, rng.int(0, 127)],
+                [1, rng.int(128, 70000)],
+              ]),
+            ),
+          );
+        return head + (pts.length ? " " + pts.join(" ") : "");
+      }),
+  ],
   // Duplicated attributes, sections.
-  [4, (rng, sdp) => editLines(sdp, (ls) => {
-    const i = rng.int(0, ls.length - 1);
-    const line = ls[i] ?? "";
-    const n = Math.min(rng.weighted<number>([[6, rng.int(1, 5)], [2, rng.int(10, 200)], [1, rng.int(1000, 20000)]]), Math.ceil(MAX_BODY / (line.length + 2)));
-    ls.splice(i, 0, ...Array<string>(n).fill(line));
-  })],
-  [2, (rng, sdp) => editLines(sdp, (ls) => {
-    const starts = ls.map((l, i) => (l.startsWith("m=") ? i : -1)).filter((i) => i >= 0);
-    if (starts.length === 0) return;
-    const k = rng.int(0, starts.length - 1);
-    const section = ls.slice(starts[k], starts[k + 1] ?? ls.length);
-    const copies = Math.min(rng.weighted<number>([[5, 1], [2, rng.int(2, 6)], [1, rng.int(20, 100)]]), Math.ceil(MAX_BODY / (section.join("").length + 2)));
-    for (let c = 0; c < copies; c++) ls.push(...section);
-  })],
+  [
+    4,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const i = rng.int(0, ls.length - 1);
+        const line = ls[i] ?? "";
+        const n = Math.min(
+          rng.weighted<number>([
+            [6, rng.int(1, 5)],
+            [2, rng.int(10, 200)],
+            [1, rng.int(1000, 20000)],
+          ]),
+          Math.ceil(MAX_BODY / (line.length + 2)),
+        );
+        ls.splice(i, 0, ...Array<string>(n).fill(line));
+      }),
+  ],
+  [
+    2,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const starts = ls.map((l, i) => (l.startsWith("m=") ? i : -1)).filter((i) => i >= 0);
+        if (starts.length === 0) return;
+        const k = rng.int(0, starts.length - 1);
+        const section = ls.slice(starts[k], starts[k + 1] ?? ls.length);
+        const copies = Math.min(
+          rng.weighted<number>([
+            [5, 1],
+            [2, rng.int(2, 6)],
+            [1, rng.int(20, 100)],
+          ]),
+          Math.ceil(MAX_BODY / (section.join("").length + 2)),
+        );
+        for (let c = 0; c < copies; c++) ls.push(...section);
+      }),
+  ],
   // Known attributes with hostile values.
-  [6, (rng, sdp) => editLines(sdp, (ls) => {
-    const n = rng.int(1, 6);
-    for (let i = 0; i < n; i++) ls.splice(rng.int(1, ls.length), 0, rng.pick(ATTRS));
-  })],
+  [
+    6,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const n = rng.int(1, 6);
+        for (let i = 0; i < n; i++) ls.splice(rng.int(1, ls.length), 0, rng.pick(ATTRS));
+      }),
+  ],
   // Removed lines (ICE credentials, fingerprint, mid, BUNDLE ...).
-  [4, (rng, sdp) => editLines(sdp, (ls) => {
-    const kinds = ["a=ice-ufrag", "a=ice-pwd", "a=fingerprint", "a=setup", "a=mid", "a=group", "a=rtcp-mux", "a=rtpmap", "a=ssrc", "c=", "o=", "s=", "t=", "v="];
-    const k = rng.pick(kinds);
-    const all = rng.chance(0.5);
-    for (let i = ls.length - 1; i >= 0; i--) if (ls[i]!.startsWith(k) && (all || rng.chance(0.5))) ls.splice(i, 1);
-  })],
-  [2, (rng, sdp) => editLines(sdp, (ls) => {
-    const n = rng.int(1, Math.max(1, Math.floor(ls.length / 3)));
-    for (let i = 0; i < n && ls.length > 0; i++) ls.splice(rng.int(0, ls.length - 1), 1);
-  })],
+  [
+    4,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const kinds = [
+          "a=ice-ufrag",
+          "a=ice-pwd",
+          "a=fingerprint",
+          "a=setup",
+          "a=mid",
+          "a=group",
+          "a=rtcp-mux",
+          "a=rtpmap",
+          "a=ssrc",
+          "c=",
+          "o=",
+          "s=",
+          "t=",
+          "v=",
+        ];
+        const k = rng.pick(kinds);
+        const all = rng.chance(0.5);
+        for (let i = ls.length - 1; i >= 0; i--) if (ls[i]!.startsWith(k) && (all || rng.chance(0.5))) ls.splice(i, 1);
+      }),
+  ],
+  [
+    2,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const n = rng.int(1, Math.max(1, Math.floor(ls.length / 3)));
+        for (let i = 0; i < n && ls.length > 0; i++) ls.splice(rng.int(0, ls.length - 1), 1);
+      }),
+  ],
   // Line endings: CRLF, LF, lone CR, CRCRLF, mixed; BOM; whitespace.
-  [5, (rng, sdp) => {
-    const ls = lines(sdp);
-    const style = rng.pick(["crlf", "lf", "cr", "crcrlf", "mixed", "none"]);
-    if (style === "none") return ls.join("");
-    let out = "";
-    for (const l of ls) {
-      const eol = style === "crlf" ? "\r\n" : style === "lf" ? "\n" : style === "cr" ? "\r" : style === "crcrlf" ? "\r\r\n" : rng.pick(["\r\n", "\n", "\r", "\n\r", "\r\n\r\n", "\n\n"]);
-      out += l + eol;
-    }
-    return rng.chance(0.3) ? out.replace(/(\r?\n|\r)+$/, "") : out;
-  }],
+  [
+    5,
+    (rng, sdp) => {
+      const ls = lines(sdp);
+      const style = rng.pick(["crlf", "lf", "cr", "crcrlf", "mixed", "none"]);
+      if (style === "none") return ls.join("");
+      let out = "";
+      for (const l of ls) {
+        const eol =
+          style === "crlf"
+            ? "\r\n"
+            : style === "lf"
+              ? "\n"
+              : style === "cr"
+                ? "\r"
+                : style === "crcrlf"
+                  ? "\r\r\n"
+                  : rng.pick(["\r\n", "\n", "\r", "\n\r", "\r\n\r\n", "\n\n"]);
+        out += l + eol;
+      }
+      return rng.chance(0.3) ? out.replace(/(\r?\n|\r)+$/, "") : out;
+    },
+  ],
   [1, (_rng, sdp) => "\ufeff" + sdp],
-  [1, (rng, sdp) => editLines(sdp, (ls) => {
-    const i = rng.int(0, ls.length - 1);
-    ls[i] = rng.pick([" ", "\t", ""]) + ls[i] + rng.pick([" ", "\t", "\r", "\0"]);
-  })],
+  [
+    1,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const i = rng.int(0, ls.length - 1);
+        ls[i] = rng.pick([" ", "\t", ""]) + ls[i] + rng.pick([" ", "\t", "\r", "\0"]);
+      }),
+  ],
   // Lines shuffled, sections swapped.
   [1, (rng, sdp) => editLines(sdp, (ls) => void rng.shuffle(ls))],
-  [1, (rng, sdp) => editLines(sdp, (ls) => {
-    const a = rng.int(0, ls.length - 1);
-    const b = rng.int(0, ls.length - 1);
-    [ls[a], ls[b]] = [ls[b]!, ls[a]!];
-  })],
+  [
+    1,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const a = rng.int(0, ls.length - 1);
+        const b = rng.int(0, ls.length - 1);
+        [ls[a], ls[b]] = [ls[b]!, ls[a]!];
+      }),
+  ],
   // Unicode and NUL inside values.
-  [2, (rng, sdp) => editLines(sdp, (ls) => {
-    const i = rng.int(0, ls.length - 1);
-    const at = rng.int(0, ls[i]!.length);
-    ls[i] = ls[i]!.slice(0, at) + rng.unicode(rng.int(1, 20)) + ls[i]!.slice(at);
-  })],
+  [
+    2,
+    (rng, sdp) =>
+      editLines(sdp, (ls) => {
+        const i = rng.int(0, ls.length - 1);
+        const at = rng.int(0, ls[i]!.length);
+        ls[i] = ls[i]!.slice(0, at) + rng.unicode(rng.int(1, 20)) + ls[i]!.slice(at);
+      }),
+  ],
   // Session-level nonsense.
   [1, (rng, sdp) => sdp.replace(/^v=0/, rng.pick(["v=1", "v=", "V=0", "v=0 ", "v=00", "", "x=0"]))],
 ];
@@ -348,7 +513,12 @@ export interface HostileSdp {
 export function hostileOffer(rng: Rng, corpus: readonly string[]): HostileSdp {
   let sdp = rng.pick(corpus);
   if (rng.chance(0.5)) sdp = sdp.replace(/\r?\n/g, "\r\n");
-  const n = rng.weighted<number>([[1, 0], [5, 1], [3, 2], [2, rng.int(3, 5)]]);
+  const n = rng.weighted<number>([
+    [1, 0],
+    [5, 1],
+    [3, 2],
+    [2, rng.int(3, 5)],
+  ]);
   let binary = false;
   for (let i = 0; i < n; i++) {
     const mutate = rng.weighted(MUTATORS);
@@ -371,7 +541,21 @@ export function sdpContentType(rng: Rng): string | undefined {
     [4, "application/sdp; charset=utf-8"],
     [2, " application/sdp ;x=y"],
     [2, "application/sdp;" + "x".repeat(rng.int(1, 4000))],
-    [2, rng.pick(["text/plain", "application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/sdpx", "application/trickle-ice-sdpfrag", "", "*/*", "application/", "\u00ff/\u00ff"])],
+    [
+      2,
+      rng.pick([
+        "text/plain",
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/sdpx",
+        "application/trickle-ice-sdpfrag",
+        "",
+        "*/*",
+        "application/",
+        "\u00ff/\u00ff",
+      ]),
+    ],
     [2, undefined],
   ]);
 }

@@ -18,7 +18,9 @@ export function authEnv(): Record<string, string> {
   return {
     AUTH_TOKEN: AUTH.global,
     ADMIN_TOKEN: AUTH.admin,
-    ROOM_TOKENS: Object.entries(AUTH.rooms).map(([r, t]) => `${r}:${t}`).join(","),
+    ROOM_TOKENS: Object.entries(AUTH.rooms)
+      .map(([r, t]) => `${r}:${t}`)
+      .join(","),
     JWT_SECRET: AUTH.secret,
   };
 }
@@ -51,9 +53,17 @@ function signed(header: object, payload: unknown, alg: "sha256" | "sha384" | "sh
 /** Claims of a JWT that verifies, and the grant they make (spec: room, permissions/role). */
 function validClaims(rng: Rng): { claims: Record<string, unknown>; grant: Grant } {
   const claims: Record<string, unknown> = {};
-  const roomChoice = rng.weighted<string | undefined>([[5, rng.pick(ROOMS)], [2, "*"], [2, undefined]]);
+  const roomChoice = rng.weighted<string | undefined>([
+    [5, rng.pick(ROOMS)],
+    [2, "*"],
+    [2, undefined],
+  ]);
   if (roomChoice !== undefined) claims.room = roomChoice;
-  const permsKey = rng.weighted<string | undefined>([[5, "permissions"], [2, "role"], [2, undefined]]);
+  const permsKey = rng.weighted<string | undefined>([
+    [5, "permissions"],
+    [2, "role"],
+    [2, undefined],
+  ]);
   let list: string[] | undefined;
   if (permsKey !== undefined) {
     const names = ["publish", "subscribe", "admin", "viewer", "PUBLISH"];
@@ -147,7 +157,14 @@ export function fuzzToken(rng: Rng): FuzzToken {
     }
     case "wrong-alg": {
       const { claims } = validClaims(rng);
-      const [name, alg] = rng.pick([["HS384", "sha384"], ["HS512", "sha512"], ["RS256", "sha256"], ["ES256", "sha256"], ["PS256", "sha256"], ["hs256", "sha256"]] as const);
+      const [name, alg] = rng.pick([
+        ["HS384", "sha384"],
+        ["HS512", "sha512"],
+        ["RS256", "sha256"],
+        ["ES256", "sha256"],
+        ["PS256", "sha256"],
+        ["hs256", "sha256"],
+      ] as const);
       return { token: signed({ alg: name, typ: "JWT" }, claims, alg), grant: { kind: "none" }, note: `alg ${name}` };
     }
     case "bad-signature": {
@@ -159,14 +176,26 @@ export function fuzzToken(rng: Rng): FuzzToken {
         const c = x[i] === "A" ? "B" : "A";
         return x.slice(0, i) + c + x.slice(i + 1);
       };
-      const token = rng.pick([`${h}.${p}.${flip(s)}`, `${h}.${p}.`, `${h}.${p}.${s.slice(0, -2)}`, `${h}.${p}.${s}${s}`, `${h}.${flip(p)}.${s}`, `${h}.${b64({ ...claims, room: "*" })}.${s}`, `${flip(h)}.${p}.${s}`]);
+      const token = rng.pick([
+        `${h}.${p}.${flip(s)}`,
+        `${h}.${p}.`,
+        `${h}.${p}.${s.slice(0, -2)}`,
+        `${h}.${p}.${s}${s}`,
+        `${h}.${flip(p)}.${s}`,
+        `${h}.${b64({ ...claims, room: "*" })}.${s}`,
+        `${flip(h)}.${p}.${s}`,
+      ]);
       // Rewriting room to "*" where it already was leaves the token as signed: still valid.
       if (token === good) return { token, grant, note: "valid after all" };
       return { token, grant: { kind: "none" }, note: "bad signature" };
     }
     case "wrong-secret": {
       const { claims } = validClaims(rng);
-      return { token: jwt.sign(claims, rng.pick(["another-secret", AUTH.secret + "x", "", " "]) || "k", { algorithm: "HS256" }), grant: { kind: "none" }, note: "wrong secret" };
+      return {
+        token: jwt.sign(claims, rng.pick(["another-secret", AUTH.secret + "x", "", " "]) || "k", { algorithm: "HS256" }),
+        grant: { kind: "none" },
+        note: "wrong secret",
+      };
     }
     case "expired": {
       const { claims } = validClaims(rng);
@@ -205,7 +234,12 @@ export function fuzzToken(rng: Rng): FuzzToken {
     case "huge": {
       // Signed correctly, but longer than any real grant (over 8 KiB): refused unparsed.
       const { claims } = validClaims(rng);
-      claims.pad = "x".repeat(rng.weighted<number>([[4, rng.int(8 * 1024, 13 * 1024)], [1, rng.int(13 * 1024, 40 * 1024)]]));
+      claims.pad = "x".repeat(
+        rng.weighted<number>([
+          [4, rng.int(8 * 1024, 13 * 1024)],
+          [1, rng.int(13 * 1024, 40 * 1024)],
+        ]),
+      );
       return { token: jwt.sign(claims, AUTH.secret, { algorithm: "HS256" }), grant: { kind: "none" }, note: "huge jwt" };
     }
     case "garbage":

@@ -242,17 +242,23 @@ export async function runFuzz(target: FuzzTarget): Promise<FuzzReport> {
       try {
         res = await target.http.send(req);
       } catch (err) {
-        fail(`${req.method} ${JSON.stringify(req.path.slice(0, 300))} ${JSON.stringify((req.headers ?? []).map(([k, v]) => [k, v.slice(0, 100)]))}: no response: ${(err as Error).message}`);
+        fail(
+          `${req.method} ${JSON.stringify(req.path.slice(0, 300))} ${JSON.stringify((req.headers ?? []).map(([k, v]) => [k, v.slice(0, 100)]))}: no response: ${(err as Error).message}`,
+        );
       }
       // Reproducing one case: show what went out and what came back.
       if (ONLY) {
         const body = req.body === undefined ? "" : Buffer.isBuffer(req.body) ? req.body.toString("latin1") : req.body;
-        console.log(`[fuzz] ${req.method} ${JSON.stringify(req.path)} ${JSON.stringify(req.headers ?? [])}\n${JSON.stringify(body.slice(0, 20_000))}\n-> ${describeResponse(res)}`);
+        console.log(
+          `[fuzz] ${req.method} ${JSON.stringify(req.path)} ${JSON.stringify(req.headers ?? [])}\n${JSON.stringify(body.slice(0, 20_000))}\n-> ${describeResponse(res)}`,
+        );
       }
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      if (res.body.includes(canary)) fail(`${req.method} ${JSON.stringify(req.path.slice(0, 300))} served a file from outside the served directories (canary): ${describeResponse(res)}`);
+      if (res.body.includes(canary))
+        fail(`${req.method} ${JSON.stringify(req.path.slice(0, 300))} served a file from outside the served directories (canary): ${describeResponse(res)}`);
       if (res.body.includes(passwd)) fail(`${req.method} ${JSON.stringify(req.path.slice(0, 300))} served /etc/passwd`);
-      if (res.status >= 500 && res.status !== 503 && !req.allow5xx) fail(`${req.method} ${JSON.stringify(req.path.slice(0, 300))} answered ${describeResponse(res)}`);
+      if (res.status >= 500 && res.status !== 503 && !req.allow5xx)
+        fail(`${req.method} ${JSON.stringify(req.path.slice(0, 300))} answered ${describeResponse(res)}`);
       void index;
       return res;
     },
@@ -295,7 +301,14 @@ export async function runFuzz(target: FuzzTarget): Promise<FuzzReport> {
   slow.sort((a, b) => b[1] - a[1]);
   console.log(
     `[fuzz] ${target.name}: ${report.cases} cases in ${report.ms} ms, seed ${FUZZ_SEED}, statuses ${JSON.stringify(report.statuses)}, ` +
-      `${failures.length} failure(s)${slow.length ? `, ${slow.length} over 1 s (slowest ${slow.slice(0, 5).map(([i, ms]) => `${target.name}:${i} ${ms} ms`).join(", ")})` : ""}`,
+      `${failures.length} failure(s)${
+        slow.length
+          ? `, ${slow.length} over 1 s (slowest ${slow
+              .slice(0, 5)
+              .map(([i, ms]) => `${target.name}:${i} ${ms} ms`)
+              .join(", ")})`
+          : ""
+      }`,
   );
   return report;
 }

@@ -10,7 +10,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestServer } from "../helpers/server.js";
 import { CHROME_PLAY } from "./gen-sdp.js";
 import { BODY_LIMIT, fuzzFilePath, fuzzJsonBody, fuzzRoomName, pctAll, ROOM_NAME_RE, validName, type FuzzName } from "./gen-http.js";
-import { describeResponse, expectError, expectStatus, fail, fuzzServer, jsonError, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
+import {
+  describeResponse,
+  expectError,
+  expectStatus,
+  fail,
+  fuzzServer,
+  jsonError,
+  plantFiles,
+  runFuzz,
+  timeoutFor,
+  type CaseContext,
+  type FuzzFiles,
+  type FuzzServer,
+} from "./harness.js";
 import type { Rng } from "./prng.js";
 import type { HttpTarget, RawResponse } from "./raw-http.js";
 
@@ -138,7 +151,15 @@ async function roomCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
       const method = rng.pick(["DELETE", "PATCH"]);
       const p = `/api/${kind}/session/${name.raw}`;
       what = `${method} ${JSON.stringify(p.slice(0, 200))}`;
-      res = await ctx.send({ method, path: p, headers: [["Content-Type", "application/trickle-ice-sdpfrag"], ["If-Match", "*"]], body: method === "PATCH" ? "a=ice-ufrag:x\r\na=ice-pwd:y\r\n" : undefined });
+      res = await ctx.send({
+        method,
+        path: p,
+        headers: [
+          ["Content-Type", "application/trickle-ice-sdpfrag"],
+          ["If-Match", "*"],
+        ],
+        body: method === "PATCH" ? "a=ice-ufrag:x\r\na=ice-pwd:y\r\n" : undefined,
+      });
       expectStatus(res, [404, ...extra, 400], what);
       if (!name.badEscape && name.decoded !== undefined && name.decoded !== "" && res.status !== 431) expectError(res, 404, "session not found", what);
       break;
@@ -148,7 +169,8 @@ async function roomCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
       what = `POST ${JSON.stringify(p.slice(0, 200))}`;
       res = await ctx.send({ method: "POST", path: p });
       expectStatus(res, [200, 201, 400, 401, 404, 409, 413, 415, 429, 503, ...extra], what);
-      if (!name.badEscape && name.decoded !== undefined && !ROOM_NAME_RE.test(name.decoded) && res.status !== 431) expectError(res, 400, "invalid room name", what);
+      if (!name.badEscape && name.decoded !== undefined && !ROOM_NAME_RE.test(name.decoded) && res.status !== 431)
+        expectError(res, 400, "invalid room name", what);
       break;
     }
     default: {
@@ -156,7 +178,8 @@ async function roomCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
       what = `GET ${JSON.stringify(p.slice(0, 200))}`;
       res = await ctx.send({ method: "GET", path: p });
       expectStatus(res, [200, 400, 401, 404, 429, ...extra], what);
-      if (!name.badEscape && name.decoded !== undefined && !ROOM_NAME_RE.test(name.decoded) && res.status !== 431) expectError(res, 400, "invalid room name", what);
+      if (!name.badEscape && name.decoded !== undefined && !ROOM_NAME_RE.test(name.decoded) && res.status !== 431)
+        expectError(res, 400, "invalid room name", what);
     }
   }
   if (res.status >= 400 && !res.raw && res.status !== 431) jsonError(res, what);
@@ -191,26 +214,58 @@ function jsonRoutes(): Record<string, JsonRoute> {
   // nothing here can start a process except /start-stream with the key, which pulls from a closed
   // loopback port and fails (its documented 500).
   if (hasRoute("POST", "/api/rooms/:room/hls")) {
-    routes["room-hls"] = { path: (rng) => `/api/rooms/${validName(rng)}/hls`, allowed: [200, 201, 400, 401, 404, 409, 413, 415, 429, 503], headers: admin, parsed: [200, 201, 401, 404, 409, 503] };
+    routes["room-hls"] = {
+      path: (rng) => `/api/rooms/${validName(rng)}/hls`,
+      allowed: [200, 201, 400, 401, 404, 409, 413, 415, 429, 503],
+      headers: admin,
+      parsed: [200, 201, 401, 404, 409, 503],
+    };
   }
   if (hasRoute("POST", "/api/rooms/:room/restreams")) {
-    routes.restreams = { path: (rng) => `/api/rooms/${validName(rng)}/restreams`, allowed: [201, 400, 401, 404, 409, 413, 415, 429, 503], headers: admin, parsed: [201, 400, 401, 404, 409, 503] };
+    routes.restreams = {
+      path: (rng) => `/api/rooms/${validName(rng)}/restreams`,
+      allowed: [201, 400, 401, 404, 409, 413, 415, 429, 503],
+      headers: admin,
+      parsed: [201, 400, 401, 404, 409, 503],
+    };
   }
   if (hasRoute("POST", "/api/rooms/:room/ingest")) {
-    routes.ingest = { path: (rng) => `/api/rooms/${validName(rng)}/ingest`, allowed: [201, 400, 401, 404, 409, 413, 415, 422, 429, 503], headers: admin, parsed: [201, 400, 401, 404, 409, 422, 503] };
+    routes.ingest = {
+      path: (rng) => `/api/rooms/${validName(rng)}/ingest`,
+      allowed: [201, 400, 401, 404, 409, 413, 415, 422, 429, 503],
+      headers: admin,
+      parsed: [201, 400, 401, 404, 409, 422, 503],
+    };
   }
-  const key = (rng: Rng): [string, string][] => (rng.chance(0.6) ? [["X-API-Key", API_KEY]] : rng.chance(0.5) ? [["X-API-Key", rng.pick(["", "wrong", API_KEY + "x", API_KEY.toUpperCase()])]] : []);
+  const key = (rng: Rng): [string, string][] =>
+    rng.chance(0.6) ? [["X-API-Key", API_KEY]] : rng.chance(0.5) ? [["X-API-Key", rng.pick(["", "wrong", API_KEY + "x", API_KEY.toUpperCase()])]] : [];
   if (hasRoute("POST", "/start-stream")) {
-    routes["start-stream"] = { path: () => "/start-stream", allowed: [200, 400, 403, 409, 413, 415, 500], headers: key, parsed: [200, 400, 403, 409, 500], streamShape: true };
+    routes["start-stream"] = {
+      path: () => "/start-stream",
+      allowed: [200, 400, 403, 409, 413, 415, 500],
+      headers: key,
+      parsed: [200, 400, 403, 409, 500],
+      streamShape: true,
+    };
   }
   if (hasRoute("POST", "/stop-stream")) {
-    routes["stop-stream"] = { path: () => "/stop-stream", allowed: [200, 400, 403, 404, 413, 415], headers: key, parsed: [200, 400, 403, 404], streamShape: true };
+    routes["stop-stream"] = {
+      path: () => "/stop-stream",
+      allowed: [200, 400, 403, 404, 413, 415],
+      headers: key,
+      parsed: [200, 400, 403, 404],
+      streamShape: true,
+    };
   }
   if (hasRoute("POST", "/api/relay")) {
     // n/r/k right most of the time, else wrong, missing or with r over 10 characters.
     const relayPath = (rng: Rng) => {
       const r = rng.chance(0.9) ? String(rng.int(0, 1e9)) : "x".repeat(rng.int(0, 20));
-      const k = rng.chance(0.85) ? createHash("md5").update(r + RELAY_KEY).digest("hex") : rng.pick(["", "0".repeat(32), "zz"]);
+      const k = rng.chance(0.85)
+        ? createHash("md5")
+            .update(r + RELAY_KEY)
+            .digest("hex")
+        : rng.pick(["", "0".repeat(32), "zz"]);
       const base = rng.pick(["/api/relay", "/api/cdn/v2/forwardRequest.action"]);
       return rng.chance(0.95) ? `${base}?n=fuzz&r=${r}&k=${k}` : base;
     };
@@ -235,16 +290,20 @@ async function jsonCase(rng: Rng, _index: number, ctx: CaseContext): Promise<voi
   // Over 1 MiB in a type the server reads: 413 (another type is 415 first; /start-stream says
   // 403 to a wrong key before anything, and 400 for every other bad body).
   const readable = contentType !== undefined && /^application\/json($|;\s*charset=("?)utf-8\2$)/i.test(contentType);
-  if (body !== undefined && body.length > BODY_LIMIT && readable && res.status !== 413 && res.status !== 403) fail(`${what}: a body over 1 MiB answered ${describeResponse(res)}`);
-  if (parses && !route.parsed.includes(res.status)) fail(`${what}: a well-formed JSON body answered ${describeResponse(res)}, expected one of [${route.parsed.join(", ")}]`);
+  if (body !== undefined && body.length > BODY_LIMIT && readable && res.status !== 413 && res.status !== 403)
+    fail(`${what}: a body over 1 MiB answered ${describeResponse(res)}`);
+  if (parses && !route.parsed.includes(res.status))
+    fail(`${what}: a well-formed JSON body answered ${describeResponse(res)}, expected one of [${route.parsed.join(", ")}]`);
   if (res.status >= 400) {
     if (route.relayShape) {
       const parsed = JSON.parse(res.body.toString("utf8")) as { http_code?: unknown; msg?: unknown; call_time?: unknown };
-      if (parsed.http_code !== String(res.status) || typeof parsed.msg !== "string" || typeof parsed.call_time !== "number") fail(`${what}: not the relay API's reply shape: ${describeResponse(res)}`);
+      if (parsed.http_code !== String(res.status) || typeof parsed.msg !== "string" || typeof parsed.call_time !== "number")
+        fail(`${what}: not the relay API's reply shape: ${describeResponse(res)}`);
     } else if (route.streamShape) {
       const parsed = JSON.parse(res.body.toString("utf8")) as { status?: unknown; message?: unknown };
       if (parsed.status !== "error" || typeof parsed.message !== "string") fail(`${what}: not the /start-stream answer shape: ${describeResponse(res)}`);
-      if (res.status === 500 && !parsed.message.startsWith("Failed to start FFmpeg process for stream ")) fail(`${what}: undocumented 500: ${describeResponse(res)}`);
+      if (res.status === 500 && !parsed.message.startsWith("Failed to start FFmpeg process for stream "))
+        fail(`${what}: undocumented 500: ${describeResponse(res)}`);
     } else {
       jsonError(res, what);
     }

@@ -161,7 +161,12 @@ function parseResponse(data: Buffer): RawResponse {
     headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
   }
   let body = data.subarray(end + 4);
-  if (String(headers["transfer-encoding"] ?? "").toLowerCase().includes("chunked")) body = dechunk(body);
+  if (
+    String(headers["transfer-encoding"] ?? "")
+      .toLowerCase()
+      .includes("chunked")
+  )
+    body = dechunk(body);
   return { status: Number(m[1]), headers, body, raw: true };
 }
 

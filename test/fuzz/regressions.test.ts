@@ -66,7 +66,10 @@ describe("the server's ICE agent queries no STUN server it was not given", () =>
       try {
         const pub = await rooms.publish("stun", CHROME_PUBLISH);
         const sub = await rooms.subscribe("stun", CHROME_PLAY);
-        for (const [kind, id] of [["whip", pub.session.id], ["whep", sub.session.id]] as const) {
+        for (const [kind, id] of [
+          ["whip", pub.session.id],
+          ["whep", sub.session.id],
+        ] as const) {
           const servers = stunServersOf(rooms, kind, id);
           expect(servers.length).toBeGreaterThan(0);
           expect(servers).toEqual(servers.map(() => undefined));
@@ -189,7 +192,10 @@ describe("rtpmap lines werift would answer differently from what the server chos
     ["an 11-digit clock rate", (s: string) => s.replace(vp8, "a=rtpmap:96 VP8/90000000000")],
     ["a 4-digit channel count", (s: string) => s.replace(/^a=rtpmap:111 opus\/48000\/2$/m, "a=rtpmap:111 opus/48000/2000")],
   ])("%s: invalid SDP", async (_name, mutate) => {
-    for (const [kind, base] of [["whep", CHROME_PLAY], ["whip", CHROME_PUBLISH]] as const) {
+    for (const [kind, base] of [
+      ["whep", CHROME_PLAY],
+      ["whip", CHROME_PUBLISH],
+    ] as const) {
       const offer = mutate(base);
       expect(offer).not.toBe(base);
       expect(await outcome(kind === "whep" ? rooms.subscribe("pub", offer) : rooms.publish("other", offer))).toBe(INVALID_SDP);

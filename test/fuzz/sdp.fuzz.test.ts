@@ -6,7 +6,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSdp } from "../../src/sfu/sdp.js";
 import { sleep } from "../helpers/net.js";
 import { CHROME_PUBLISH, hostileOffer, PLAY_OFFERS, PUBLISH_OFFERS, sdpContentType } from "./gen-sdp.js";
-import { describeResponse, expectStatus, fail, jsonError, fuzzServer, openFds, plantFiles, runFuzz, timeoutFor, type CaseContext, type FuzzFiles, type FuzzServer } from "./harness.js";
+import {
+  describeResponse,
+  expectStatus,
+  fail,
+  jsonError,
+  fuzzServer,
+  openFds,
+  plantFiles,
+  runFuzz,
+  timeoutFor,
+  type CaseContext,
+  type FuzzFiles,
+  type FuzzServer,
+} from "./harness.js";
 import type { Rng } from "./prng.js";
 import type { HttpTarget, RawResponse } from "./raw-http.js";
 
@@ -45,7 +58,13 @@ async function checkCreated(ctx: CaseContext, res: RawResponse, kind: "whip" | "
     if (!answer.startsWith("v=0\r\n")) fail("does not start with v=0");
     const parsed = parseSdp(answer);
     if (parsed.media.length === 0) fail("no m= line");
-    for (const re of [/^a=candidate:\S+ \d+ udp \d+ \S+ \d+ typ host/m, /^a=fingerprint:sha-256 [0-9A-F:]+$/m, /^a=ice-ufrag:\S+$/m, /^a=ice-pwd:\S+$/m, /^a=setup:(active|passive)$/m]) {
+    for (const re of [
+      /^a=candidate:\S+ \d+ udp \d+ \S+ \d+ typ host/m,
+      /^a=fingerprint:sha-256 [0-9A-F:]+$/m,
+      /^a=ice-ufrag:\S+$/m,
+      /^a=ice-pwd:\S+$/m,
+      /^a=setup:(active|passive)$/m,
+    ]) {
       if (!re.test(answer)) fail(`missing ${re.source}`);
     }
     if (kind === "whep" && !/^a=(sendonly|inactive)$/m.test(answer)) fail("a WHEP answer with no sendonly section");
@@ -86,7 +105,8 @@ function sdpCase(kind: "whip" | "whep", busyRoom: string) {
     const res = await ctx.send({ method: "POST", path, headers: type === undefined ? [] : [["Content-Type", type]], body });
     expectStatus(res, kind === "whip" ? WHIP_ALLOWED : WHEP_ALLOWED, what);
     // Over 1 MiB: 413, or 415 first for a type the server does not read at all.
-    if (body.length > BODY_LIMIT && res.status !== 413 && !(res.status === 415 && !isSdpType(type))) fail(`${what}: a body over 1 MiB answered ${res.status}, not 413`);
+    if (body.length > BODY_LIMIT && res.status !== 413 && !(res.status === 415 && !isSdpType(type)))
+      fail(`${what}: a body over 1 MiB answered ${res.status}, not 413`);
     if (body.length <= BODY_LIMIT && !isSdpType(type) && res.status !== 415) fail(`${what}: not application/sdp but answered ${res.status}, not 415`);
     if (res.status === 201) await checkCreated(ctx, res, kind, what);
     else checkRefusal(res, what);

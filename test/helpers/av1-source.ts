@@ -23,9 +23,31 @@ export interface Av1Packet {
 /** Encodes `seconds` of a test pattern to AV1 in IVF (libaom, realtime speed, keyframe every `gop`). */
 export function encodeAv1Ivf(file: string, seconds: number, fps = 15, gop = 15): void {
   execFileSync(resolveFfmpeg(), [
-    "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", `testsrc2=size=320x240:rate=${fps}`, "-t", String(seconds),
-    "-c:v", "libaom-av1", "-cpu-used", "8", "-usage", "realtime", "-g", String(gop), "-keyint_min", String(gop), "-b:v", "300k",
-    "-f", "ivf", "-y", file,
+    "-hide_banner",
+    "-loglevel",
+    "error",
+    "-f",
+    "lavfi",
+    "-i",
+    `testsrc2=size=320x240:rate=${fps}`,
+    "-t",
+    String(seconds),
+    "-c:v",
+    "libaom-av1",
+    "-cpu-used",
+    "8",
+    "-usage",
+    "realtime",
+    "-g",
+    String(gop),
+    "-keyint_min",
+    String(gop),
+    "-b:v",
+    "300k",
+    "-f",
+    "ivf",
+    "-y",
+    file,
   ]);
 }
 

@@ -26,7 +26,10 @@ describe.skipIf(!need.ok)(need.title("Debian Chromium through playwright-core"),
         await page.goto(`http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}/`);
         return page.evaluate(async () => {
           const s = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-          const k = s.getTracks().map((t) => t.kind).sort();
+          const k = s
+            .getTracks()
+            .map((t) => t.kind)
+            .sort();
           for (const t of s.getTracks()) t.stop();
           return k;
         });

@@ -76,7 +76,14 @@ describe("TrackCounter", () => {
   const KEY = Uint8Array.from([0x10, 0x00, 0x00]);
   const DELTA_START = Uint8Array.from([0x10, 0x01, 0x00]);
   const CONT = Uint8Array.from([0x00, 0x77, 0x00]);
-  const pkt = (seq: number, ts: number, marker: boolean, payload: Uint8Array) => ({ sequenceNumber: seq, timestamp: ts, marker, payloadType: 96, ssrc: 7, payload });
+  const pkt = (seq: number, ts: number, marker: boolean, payload: Uint8Array) => ({
+    sequenceNumber: seq,
+    timestamp: ts,
+    marker,
+    payloadType: 96,
+    ssrc: 7,
+    payload,
+  });
 
   it("counts frames, keyframes, gaps and late packets", () => {
     const c = new TrackCounter("video", () => vp8Codec, 0);
@@ -276,7 +283,16 @@ class MiniSfu {
       ...loopbackPeerConfig(),
       bundlePolicy: "max-bundle",
       codecs: {
-        video: offered.video.slice(0, 1).map((c) => new RTCRtpCodecParameters({ mimeType: c.mimeType, clockRate: c.clockRate, payloadType: c.payloadType, parameters: c.fmtp || undefined, rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }] })),
+        video: offered.video.slice(0, 1).map(
+          (c) =>
+            new RTCRtpCodecParameters({
+              mimeType: c.mimeType,
+              clockRate: c.clockRate,
+              payloadType: c.payloadType,
+              parameters: c.fmtp || undefined,
+              rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+            }),
+        ),
         audio: [opusCodecParameters()],
       },
     });
@@ -302,7 +318,18 @@ class MiniSfu {
     let narrowed = offer;
     for (const [kind, c] of chosen) narrowed = narrowOffer(narrowed, kind, c.payloadType);
     const codec = (c?: NegotiatedCodec) =>
-      c ? [new RTCRtpCodecParameters({ mimeType: c.mimeType, clockRate: c.clockRate, channels: c.channels, payloadType: c.payloadType, parameters: c.fmtp || undefined, rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }] })] : [];
+      c
+        ? [
+            new RTCRtpCodecParameters({
+              mimeType: c.mimeType,
+              clockRate: c.clockRate,
+              channels: c.channels,
+              payloadType: c.payloadType,
+              parameters: c.fmtp || undefined,
+              rtcpFeedback: [{ type: "nack" }, { type: "nack", parameter: "pli" }],
+            }),
+          ]
+        : [];
     const pc = new RTCPeerConnection({
       ...loopbackPeerConfig(),
       bundlePolicy: "max-bundle",

@@ -72,7 +72,8 @@ export function nonConformance(doc: OpenApiDocument, x: Exchange): string | unde
   const type = essence(x.contentType);
   if (x.routeUrl === undefined) {
     if (!NO_ROUTE_STATUSES.has(x.status)) return `${what}: not a status of an unrouted request`;
-    if (type === "application/json" && x.body && !validatorOf(ERROR_SCHEMA)(safeParse(x.body))) return `${what}: not the API's error shape: ${x.body.slice(0, 200)}`;
+    if (type === "application/json" && x.body && !validatorOf(ERROR_SCHEMA)(safeParse(x.body)))
+      return `${what}: not the API's error shape: ${x.body.slice(0, 200)}`;
     return undefined;
   }
   if (DOCS_PAGE.test(x.routeUrl)) return undefined;

@@ -47,23 +47,18 @@ export interface ProbeResult {
 export function probe(file: string, opts: { timeoutMs?: number; extraArgs?: string[] } = {}): Promise<ProbeResult> {
   const args = ["-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json", ...(opts.extraArgs ?? []), file];
   return new Promise((resolve, reject) => {
-    execFile(
-      resolveFfprobe(),
-      args,
-      { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 32 * 1024 * 1024, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        if (err) {
-          reject(new Error(`ffprobe ${file} failed: ${(stderr || err.message).trim().slice(0, 2000)}`));
-          return;
-        }
-        try {
-          const parsed = JSON.parse(stdout) as Partial<ProbeResult>;
-          resolve({ streams: parsed.streams ?? [], format: parsed.format ?? ({} as ProbeFormat) });
-        } catch {
-          reject(new Error(`ffprobe ${file} printed no JSON: ${stdout.slice(0, 500)}`));
-        }
-      },
-    );
+    execFile(resolveFfprobe(), args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 32 * 1024 * 1024, encoding: "utf8" }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`ffprobe ${file} failed: ${(stderr || err.message).trim().slice(0, 2000)}`));
+        return;
+      }
+      try {
+        const parsed = JSON.parse(stdout) as Partial<ProbeResult>;
+        resolve({ streams: parsed.streams ?? [], format: parsed.format ?? ({} as ProbeFormat) });
+      } catch {
+        reject(new Error(`ffprobe ${file} printed no JSON: ${stdout.slice(0, 500)}`));
+      }
+    });
   });
 }
 

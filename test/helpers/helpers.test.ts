@@ -83,7 +83,22 @@ describe.skipIf(!ffmpeg.ok)(ffmpeg.title("ffprobe and the FFmpeg source"), () =>
 
   it("probe() returns streams, format and counted frames", async () => {
     const file = path.join(dir, "clip.ivf");
-    const res = spawnSync(resolveFfmpeg(), ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "2", "-c:v", "libvpx", "-deadline", "realtime", "-y", file]);
+    const res = spawnSync(resolveFfmpeg(), [
+      "-v",
+      "error",
+      "-f",
+      "lavfi",
+      "-i",
+      "testsrc2=size=320x240:rate=30",
+      "-t",
+      "2",
+      "-c:v",
+      "libvpx",
+      "-deadline",
+      "realtime",
+      "-y",
+      file,
+    ]);
     expect(res.status).toBe(0);
     const r = await probe(file);
     const v = streamOf(r, "video");

@@ -115,13 +115,7 @@ export interface JsonResponse {
 }
 
 /** A request to a JSON route: `body` is sent as JSON (a string as it is), the answer parsed when it can be. */
-export async function requestJson(
-  base: string,
-  method: string,
-  p: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<JsonResponse> {
+export async function requestJson(base: string, method: string, p: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonResponse> {
   const res = await fetch(`${base}${p}`, {
     method,
     headers: { ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },

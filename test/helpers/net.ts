@@ -93,10 +93,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  * Polls `check` every `stepMs` until it returns true; rejects after `timeoutMs` with `what` and the
  * last value of `describe()` in the message, so a failing wait says what it was waiting for.
  */
-export async function waitFor(
-  check: () => boolean,
-  opts: { timeoutMs?: number; stepMs?: number; what?: string; describe?: () => string } = {},
-): Promise<void> {
+export async function waitFor(check: () => boolean, opts: { timeoutMs?: number; stepMs?: number; what?: string; describe?: () => string } = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const end = performance.now() + timeoutMs;
   while (!check()) {

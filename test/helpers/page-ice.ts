@@ -38,7 +38,11 @@ export function installIceHelpers(): void {
       ...(offer.match(/^a=candidate:.*$/gm) ?? []),
       "a=end-of-candidates",
     ].join("\r\n");
-    const patched = await fetch(sessionUrl, { method: "PATCH", headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*" }, body: frag + "\r\n" });
+    const patched = await fetch(sessionUrl, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*" },
+      body: frag + "\r\n",
+    });
     const answerFrag = await patched.text();
     const ufrag = /a=ice-ufrag:(\S+)/.exec(answerFrag)?.[1];
     const pwd = /a=ice-pwd:(\S+)/.exec(answerFrag)?.[1];

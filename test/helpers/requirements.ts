@@ -66,9 +66,7 @@ function checkChromium(): RequirementStatus {
   const bin = chromiumPath();
   if (!bin) {
     const env = process.env.CHROMIUM_PATH?.trim();
-    const detail = env
-      ? `CHROMIUM_PATH=${env} is not an executable file`
-      : `no Chromium at ${CHROMIUM_CANDIDATES.join(" or ")} (apt-get install chromium)`;
+    const detail = env ? `CHROMIUM_PATH=${env} is not an executable file` : `no Chromium at ${CHROMIUM_CANDIDATES.join(" or ")} (apt-get install chromium)`;
     return { name: "chromium", ok: false, detail };
   }
   const res = spawnSync(bin, ["--version"], { timeout: 20_000, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

@@ -32,7 +32,16 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   const port = 18000 + Math.floor(Math.random() * 2000);
   const child = spawn(process.execPath, [buildServer()], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ICE_HOSTS: "127.0.0.1", ICE_ADDITIONAL_HOSTS: "127.0.0.1", LOG_LEVEL: "warn", ROOM_GRACE_SECONDS: "0", ...env },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      ICE_HOSTS: "127.0.0.1",
+      ICE_ADDITIONAL_HOSTS: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      ROOM_GRACE_SECONDS: "0",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -52,7 +61,13 @@ export async function startServerProcess(env: Record<string, string>): Promise<S
   };
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${err}`);
-    if (await fetch(`${proc.base}/healthz`).then((r) => r.ok, () => false)) return proc;
+    if (
+      await fetch(`${proc.base}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return proc;
     await sleep(100);
   }
   await proc.kill();

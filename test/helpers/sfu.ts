@@ -73,5 +73,9 @@ export async function publishTo(rooms: Rooms, room: string, opts: WhipClientOpti
 /** A werift viewer connected to `room` through rooms.subscribe. */
 export function subscribeTo(rooms: Rooms, room: string, opts: WhepClientOptions = { audio: false }) {
   const client = new WhepClient(opts);
-  return connect(client, (offer) => rooms.subscribe(room, offer), (answer) => (client.negotiated = sdpCodecs(answer)));
+  return connect(
+    client,
+    (offer) => rooms.subscribe(room, offer),
+    (answer) => (client.negotiated = sdpCodecs(answer)),
+  );
 }

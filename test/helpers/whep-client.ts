@@ -4,14 +4,7 @@
 import { RTCPeerConnection, RTCRtpCodecParameters, type PeerConfig, type RtpPacket } from "werift";
 import { deleteSession, postSdp, SdpStatusError, type SdpRequestOptions, type SdpResponse } from "./http.js";
 import { loopbackPeerConfig, waitFor } from "./net.js";
-import {
-  browserLikeHeaderExtensions,
-  gatherOffer,
-  opusCodecParameters,
-  videoCodecParameters,
-  waitConnected,
-  type VideoCodecSpec,
-} from "./whip-client.js";
+import { browserLikeHeaderExtensions, gatherOffer, opusCodecParameters, videoCodecParameters, waitConnected, type VideoCodecSpec } from "./whip-client.js";
 
 // ---- payload inspection (pure, exported for unit tests) ---------------------------------------
 

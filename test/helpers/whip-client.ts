@@ -27,12 +27,7 @@ import { bindUdp, closeUdp, loopbackPeerConfig, udpPort, waitFor } from "./net.j
 
 // ---- werift plumbing shared with whep-client -------------------------------------------------
 
-export const VIDEO_RTCP_FEEDBACK = [
-  { type: "nack" },
-  { type: "nack", parameter: "pli" },
-  { type: "ccm", parameter: "fir" },
-  { type: "goog-remb" },
-];
+export const VIDEO_RTCP_FEEDBACK = [{ type: "nack" }, { type: "nack", parameter: "pli" }, { type: "ccm", parameter: "fir" }, { type: "goog-remb" }];
 
 export interface VideoCodecSpec {
   codec: "VP8" | "VP9" | "H264" | "AV1";
@@ -52,8 +47,7 @@ export function videoCodecParameters(spec: VideoCodecSpec | VideoCodecSpec["code
   if (s.codec === "H264") {
     // The encoding name must be "H264" in upper case, or Chrome sends nothing.
     parameters =
-      `profile-level-id=${(s.profileLevelId ?? "42e01f").toLowerCase()};` +
-      `packetization-mode=${s.packetizationMode ?? 1};level-asymmetry-allowed=1`;
+      `profile-level-id=${(s.profileLevelId ?? "42e01f").toLowerCase()};` + `packetization-mode=${s.packetizationMode ?? 1};level-asymmetry-allowed=1`;
   } else if (s.codec === "VP9") {
     parameters = `profile-id=${s.profileId ?? 0}`;
   }
@@ -93,10 +87,7 @@ export async function gatherOffer(pc: RTCPeerConnection, timeoutMs = 5000): Prom
 export async function waitGathered(pc: RTCPeerConnection, timeoutMs = 5000): Promise<void> {
   if (pc.iceGatheringState === "complete") return;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`ICE gathering not complete after ${timeoutMs} ms (${pc.iceGatheringState})`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => reject(new Error(`ICE gathering not complete after ${timeoutMs} ms (${pc.iceGatheringState})`)), timeoutMs);
     const sub = pc.iceGatheringStateChange.subscribe((state) => {
       if (state === "complete") {
         clearTimeout(timer);
@@ -399,22 +390,21 @@ export class WhipClient {
     if (this.closing) throw new Error("client is closed");
     const { audioFrequency, audioBitrateKbps, durationSeconds, ...video } = settings;
     const codec = this.video?.codec;
-    if (codec === "AV1") throw new Error("FFmpeg has no AV1 RTP packetizer: feed port(\"video\") with test/helpers/av1-source.ts");
+    if (codec === "AV1") throw new Error('FFmpeg has no AV1 RTP packetizer: feed port("video") with test/helpers/av1-source.ts');
     const source = startFfmpegSource({
       durationSeconds,
-      video: this.video && codec
-        ? {
-            ...video,
-            port: this.port("video"),
-            codec,
-            h264Profile: this.video.h264Profile,
-            h264Level: this.video.h264Level,
-            vp9Profile: this.video.vp9Profile,
-          }
-        : undefined,
-      audio: this.audio
-        ? { port: this.port("audio"), frequency: audioFrequency, bitrateKbps: audioBitrateKbps }
-        : undefined,
+      video:
+        this.video && codec
+          ? {
+              ...video,
+              port: this.port("video"),
+              codec,
+              h264Profile: this.video.h264Profile,
+              h264Level: this.video.h264Level,
+              vp9Profile: this.video.vp9Profile,
+            }
+          : undefined,
+      audio: this.audio ? { port: this.port("audio"), frequency: audioFrequency, bitrateKbps: audioBitrateKbps } : undefined,
     });
     this.source = source;
     void source.exited.then((e) => {
@@ -499,10 +489,7 @@ export interface PublishTestStreamOptions extends WhipClientOptions, PublishOpti
  * before the POST so media is flowing when the connection comes up. On failure everything
  * opened is closed before the error is rethrown.
  */
-export async function publishTestStream(
-  url: string,
-  opts: PublishTestStreamOptions = {},
-): Promise<{ client: WhipClient; result: PublishResult }> {
+export async function publishTestStream(url: string, opts: PublishTestStreamOptions = {}): Promise<{ client: WhipClient; result: PublishResult }> {
   const client = await WhipClient.create(opts);
   try {
     client.startSource(opts.source);

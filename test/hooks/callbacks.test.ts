@@ -151,7 +151,17 @@ describe("callbacks around real sessions", () => {
       ]);
       const pub = receiver.received[2].body;
       const sessionId = result.location.split("/").pop();
-      expect(pub).toMatchObject({ action: "on_publish", server_id: "test-server", client_id: sessionId, stream: "hooked", app: "live", vhost: "__defaultVhost__", protocol: "whip", param: "?foo=bar", ip: "127.0.0.1" });
+      expect(pub).toMatchObject({
+        action: "on_publish",
+        server_id: "test-server",
+        client_id: sessionId,
+        stream: "hooked",
+        app: "live",
+        vhost: "__defaultVhost__",
+        protocol: "whip",
+        param: "?foo=bar",
+        ip: "127.0.0.1",
+      });
       expect(JSON.stringify(receiver.received)).not.toContain("nope");
 
       receiver.received.length = 0;
@@ -172,33 +182,37 @@ describe("callbacks around real sessions", () => {
     ["a non-200 status", "fail"],
     ["a timeout", "slow"],
     ["a refused connection", "dead"],
-  ])("%s rejects the request with 403 before any peer exists", async (_name, kind) => {
-    const url = kind === "dead" ? await deadUrl() : `${receiver.base}/${kind}`;
-    const server = await serverWith({ HOOK_ON_PUBLISH: url, HOOK_ON_UNPUBLISH: `${receiver.base}/allow/unpub` });
-    try {
-      const started = Date.now();
-      const outcome = await publishTestStream(server.whipUrl("refused"), { video: { codec: "VP8" }, audio: false }).then(
-        (ok) => {
-          open.push(ok.client);
-          return undefined;
-        },
-        (err: unknown) => err,
-      );
-      expect(outcome).toBeInstanceOf(SdpStatusError);
-      const response = (outcome as SdpStatusError).response;
-      expect(response.status).toBe(403);
-      expect(JSON.parse(response.body)).toEqual({ error: "rejected by hook" });
-      // A timeout answers after HOOK_TIMEOUT_MS, not the receiver's 5 s.
-      expect(Date.now() - started).toBeLessThan(4000);
-      const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as unknown[];
-      expect(rooms).toEqual([]);
-      // No session existed, so nothing ends.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(receiver.actions().filter((a) => a.includes("unpub"))).toEqual([]);
-    } finally {
-      await server.close();
-    }
-  }, 30_000);
+  ])(
+    "%s rejects the request with 403 before any peer exists",
+    async (_name, kind) => {
+      const url = kind === "dead" ? await deadUrl() : `${receiver.base}/${kind}`;
+      const server = await serverWith({ HOOK_ON_PUBLISH: url, HOOK_ON_UNPUBLISH: `${receiver.base}/allow/unpub` });
+      try {
+        const started = Date.now();
+        const outcome = await publishTestStream(server.whipUrl("refused"), { video: { codec: "VP8" }, audio: false }).then(
+          (ok) => {
+            open.push(ok.client);
+            return undefined;
+          },
+          (err: unknown) => err,
+        );
+        expect(outcome).toBeInstanceOf(SdpStatusError);
+        const response = (outcome as SdpStatusError).response;
+        expect(response.status).toBe(403);
+        expect(JSON.parse(response.body)).toEqual({ error: "rejected by hook" });
+        // A timeout answers after HOOK_TIMEOUT_MS, not the receiver's 5 s.
+        expect(Date.now() - started).toBeLessThan(4000);
+        const rooms = (await (await fetch(`${server.url}/api/rooms`)).json()) as unknown[];
+        expect(rooms).toEqual([]);
+        // No session existed, so nothing ends.
+        await new Promise((r) => setTimeout(r, 300));
+        expect(receiver.actions().filter((a) => a.includes("unpub"))).toEqual([]);
+      } finally {
+        await server.close();
+      }
+    },
+    30_000,
+  );
 
   it("end events fire exactly once for a vanished peer, an admin close and a shutdown", async () => {
     const server = await serverWith({

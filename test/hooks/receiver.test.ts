@@ -37,10 +37,23 @@ describe("callback parsing", () => {
     });
     // A numeric client_id, a param with a token.
     const withParam = parseSrsCallback(
-      JSON.stringify({ action: "on_publish", client_id: 1985, ip: "192.168.1.10", vhost: "video.test.com", app: "live", stream: "livestream", param: "?token=xxx&salt=yyy", tcUrl: "rtmp://video.test.com/live" }),
+      JSON.stringify({
+        action: "on_publish",
+        client_id: 1985,
+        ip: "192.168.1.10",
+        vhost: "video.test.com",
+        app: "live",
+        stream: "livestream",
+        param: "?token=xxx&salt=yyy",
+        tcUrl: "rtmp://video.test.com/live",
+      }),
     );
     expect(withParam).toMatchObject({ ok: true, event: { url: "rtmp://video.test.com/live/livestream?token=xxx&salt=yyy", client: "1985" } });
-    expect(parseSrsCallback(JSON.stringify({ action: "on_unpublish", client_id: "9308h583", ip: "192.168.1.10", vhost: "video.test.com", app: "live", stream: "livestream" }))).toEqual({
+    expect(
+      parseSrsCallback(
+        JSON.stringify({ action: "on_unpublish", client_id: "9308h583", ip: "192.168.1.10", vhost: "video.test.com", app: "live", stream: "livestream" }),
+      ),
+    ).toEqual({
       ok: true,
       event: { dialect: "srs", action: "unpublish", room: "livestream", client: "9308h583" },
     });
@@ -64,7 +77,10 @@ describe("callback parsing", () => {
     expect(bad({ ...SRS_PUBLISH, tcUrl: "file:///etc/passwd" })).toMatch(/not an rtmp:\/\/ URL/);
     expect(bad({ ...SRS_PUBLISH, tcUrl: "http://127.0.0.1/live" })).toMatch(/not an rtmp:\/\/ URL/);
     // Credentials in tcUrl are not carried over: only its host is used.
-    expect(parseSrsCallback(JSON.stringify({ ...SRS_PUBLISH, tcUrl: "rtmp://u:p@127.0.0.1/live" }))).toMatchObject({ ok: true, event: { url: "rtmp://127.0.0.1/live/livestream" } });
+    expect(parseSrsCallback(JSON.stringify({ ...SRS_PUBLISH, tcUrl: "rtmp://u:p@127.0.0.1/live" }))).toMatchObject({
+      ok: true,
+      event: { url: "rtmp://127.0.0.1/live/livestream" },
+    });
     expect(bad({ ...SRS_PUBLISH, tcUrl: undefined })).toMatch(/tcUrl/);
     expect(bad({ ...SRS_PUBLISH, param: "?a b" })).toMatch(/invalid param/);
     expect(bad({ ...SRS_PUBLISH, param: "x=1" })).toMatch(/invalid param/);
@@ -73,11 +89,16 @@ describe("callback parsing", () => {
 
   it("nginx-rtmp forms: publish, publish_done, update_publish; other calls refused", () => {
     const form = (o: Record<string, string>) => new URLSearchParams(o);
-    expect(parseNginxCallback(form({ call: "publish", app: "live", name: "demo2", addr: "127.0.0.1", tcurl: "rtmp://127.0.0.1:1935/live", clientid: "7" }))).toEqual({
+    expect(
+      parseNginxCallback(form({ call: "publish", app: "live", name: "demo2", addr: "127.0.0.1", tcurl: "rtmp://127.0.0.1:1935/live", clientid: "7" })),
+    ).toEqual({
       ok: true,
       event: { dialect: "nginx-rtmp", action: "publish", room: "demo2", url: "rtmp://127.0.0.1:1935/live/demo2", client: "7" },
     });
-    expect(parseNginxCallback(form({ call: "publish_done", app: "live", name: "demo2" }))).toMatchObject({ ok: true, event: { action: "unpublish", room: "demo2" } });
+    expect(parseNginxCallback(form({ call: "publish_done", app: "live", name: "demo2" }))).toMatchObject({
+      ok: true,
+      event: { action: "unpublish", room: "demo2" },
+    });
     expect(parseNginxCallback(form({ call: "update_publish", name: "demo2" }))).toMatchObject({ ok: true, event: { action: "update" } });
     expect(parseNginxCallback(form({ call: "play", app: "live", name: "demo2" }))).toMatchObject({ ok: false, reason: 'unsupported call "play"' });
     expect(parseNginxCallback(form({ call: "publish", app: "live", name: "../x", tcurl: "rtmp://h/live" }))).toMatchObject({ ok: false });
@@ -229,7 +250,11 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
       expect(res.text, body).toMatch(/^[1-9]\d*$/);
     }
     const form = "application/x-www-form-urlencoded";
-    for (const body of ["call=play&app=live&name=x", "call=publish&app=live&name=..%2Fx&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive", "call=publish&app=live&name=ok&tcurl=file%3A%2F%2F%2Fetc"]) {
+    for (const body of [
+      "call=play&app=live&name=x",
+      "call=publish&app=live&name=..%2Fx&tcurl=rtmp%3A%2F%2F127.0.0.1%2Flive",
+      "call=publish&app=live&name=ok&tcurl=file%3A%2F%2F%2Fetc",
+    ]) {
       const res = await callback(server, body, form);
       expect(res.status, body).toBe(403);
     }
@@ -243,7 +268,11 @@ describe.skipIf(!need.ok)(need.title("publish callbacks from nginx-rtmp and SRS 
     const res = await callback(server, JSON.stringify({ ...SRS_PUBLISH, stream: "busy", tcUrl: `rtmp://127.0.0.1:${nginx.port}/src` }));
     expect(res.status).toBe(200);
     expect(res.text).toBe("2");
-    const nginxRes = await callback(server, `call=publish&app=live&name=busy&tcurl=${encodeURIComponent(`rtmp://127.0.0.1:${nginx.port}/live`)}`, "application/x-www-form-urlencoded");
+    const nginxRes = await callback(
+      server,
+      `call=publish&app=live&name=busy&tcurl=${encodeURIComponent(`rtmp://127.0.0.1:${nginx.port}/live`)}`,
+      "application/x-www-form-urlencoded",
+    );
     expect(nginxRes.status).toBe(403);
     // An unpublish for it does not touch the WebRTC publisher either.
     expect(await callback(server, JSON.stringify({ action: "on_unpublish", stream: "busy", app: "live" }))).toEqual({ status: 200, text: "0" });

@@ -15,9 +15,7 @@ const publishOffer = fixture("chrome-publish.sdp");
 const playOffer = fixture("chrome-offer.sdp");
 /** A publish offer with only the given video section codec kept (VP8 = 96, H.264 42e01f = 106). */
 const publishOnly = (pt: number) =>
-  publishOffer
-    .replace(/m=video 9 UDP\/TLS\/RTP\/SAVPF [\d ]+/, `m=video 9 UDP/TLS/RTP/SAVPF ${pt}`)
-    .replace(/a=ssrc-group:FID 2222 3333\r\n/, "");
+  publishOffer.replace(/m=video 9 UDP\/TLS\/RTP\/SAVPF [\d ]+/, `m=video 9 UDP/TLS/RTP/SAVPF ${pt}`).replace(/a=ssrc-group:FID 2222 3333\r\n/, "");
 /** A play offer whose video section offers only the given payload types. */
 const playOnly = (pts: number[]) => playOffer.replace(/m=video 9 UDP\/TLS\/RTP\/SAVPF [\d ]+/, `m=video 9 UDP/TLS/RTP/SAVPF ${pts.join(" ")}`);
 

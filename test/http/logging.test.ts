@@ -53,7 +53,9 @@ describe("tokens in the log", () => {
       });
       // A request Node's parser refuses, carrying the token.
       await new Promise<void>((resolve) => {
-        const s = net.connect(Number(new URL(b).port), "127.0.0.1", () => s.end(`GET /api/rooms?token=${t} HTTP/1.1\r\nAuthorization: Bearer ${t}\r\nBad Header\r\n\r\n`));
+        const s = net.connect(Number(new URL(b).port), "127.0.0.1", () =>
+          s.end(`GET /api/rooms?token=${t} HTTP/1.1\r\nAuthorization: Bearer ${t}\r\nBad Header\r\n\r\n`),
+        );
         s.on("data", () => undefined);
         s.on("close", () => resolve());
         s.on("error", () => resolve());
@@ -66,7 +68,7 @@ describe("tokens in the log", () => {
     expect(statuses).toContain(401);
     await sleep(500);
     const out = server.stdout() + server.stderr();
-    expect(out).toContain("\"msg\":\"request\"");
+    expect(out).toContain('"msg":"request"');
     expect(out).toContain("token=[redacted]");
     for (const secret of [...tokens, SECRETS.TRANSCODER_API_KEY, SECRETS.JWT_SECRET, STREAM_KEY]) {
       expect(out.includes(secret), `${secret.slice(0, 12)}… in the log`).toBe(false);

@@ -167,17 +167,25 @@ describe("the conformance check", () => {
   const json = "application/json; charset=utf-8";
 
   it("passes a documented answer", () => {
-    expect(nonConformance(sample, { method: "GET", routeUrl: "/api/rooms/:room/hls", status: 200, contentType: json, body: '{"url":"/hls/a/stream.m3u8"}' })).toBeUndefined();
+    expect(
+      nonConformance(sample, { method: "GET", routeUrl: "/api/rooms/:room/hls", status: 200, contentType: json, body: '{"url":"/hls/a/stream.m3u8"}' }),
+    ).toBeUndefined();
     expect(nonConformance(sample, { method: "HEAD", routeUrl: "/api/rooms/:room/hls", status: 404, contentType: json, body: "" })).toBeUndefined();
     expect(nonConformance(sample, { method: "GET", routeUrl: "/*", status: 206, contentType: "text/html", body: undefined })).toBeUndefined();
     expect(nonConformance(sample, { method: "GET", routeUrl: undefined, status: 404, contentType: json, body: '{"error":"not found"}' })).toBeUndefined();
   });
 
   it("finds an undocumented status, a body off its schema, an unknown route", () => {
-    expect(nonConformance(sample, { method: "GET", routeUrl: "/api/rooms/:room/hls", status: 409, contentType: json, body: '{"error":"x"}' })).toMatch(/status not documented/);
-    expect(nonConformance(sample, { method: "GET", routeUrl: "/api/rooms/:room/hls", status: 200, contentType: json, body: '{"uri":"x"}' })).toMatch(/does not match/);
+    expect(nonConformance(sample, { method: "GET", routeUrl: "/api/rooms/:room/hls", status: 409, contentType: json, body: '{"error":"x"}' })).toMatch(
+      /status not documented/,
+    );
+    expect(nonConformance(sample, { method: "GET", routeUrl: "/api/rooms/:room/hls", status: 200, contentType: json, body: '{"uri":"x"}' })).toMatch(
+      /does not match/,
+    );
     expect(nonConformance(sample, { method: "GET", routeUrl: "/*", status: 200, contentType: json, body: "{}" })).toMatch(/a JSON body where/);
-    expect(nonConformance(sample, { method: "POST", routeUrl: "/api/rooms/:room/hls", status: 200, contentType: json, body: "{}" })).toMatch(/not in the document/);
+    expect(nonConformance(sample, { method: "POST", routeUrl: "/api/rooms/:room/hls", status: 200, contentType: json, body: "{}" })).toMatch(
+      /not in the document/,
+    );
     expect(nonConformance(sample, { method: "GET", routeUrl: undefined, status: 200, contentType: json, body: "{}" })).toMatch(/unrouted/);
   });
 });

@@ -2,13 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Frame } from "../../src/media/assembler.js";
-import {
-  Av1Assembler,
-  parseAv1AggregationHeader,
-  parseAv1SequenceHeader,
-  readLeb128,
-  writeLeb128,
-} from "../../src/media/av1.js";
+import { Av1Assembler, parseAv1AggregationHeader, parseAv1SequenceHeader, readLeb128, writeLeb128 } from "../../src/media/av1.js";
 import { IvfWriter } from "../../src/media/ivf.js";
 import { ReorderBuffer } from "../../src/media/reorder.js";
 import type { RtpView } from "../../src/media/rtp.js";
@@ -106,13 +100,38 @@ describe("parseAv1SequenceHeader", () => {
     const still = new BitWriter().u(3, 0).u(1, 1).u(1, 1).u(5, 8).u(4, 10).u(4, 9).u(11, 639).u(10, 479).bytes();
     expect(parseAv1SequenceHeader(still)).toEqual({ profile: 0, width: 640, height: 480 });
     const full = new BitWriter()
-      .u(3, 1).u(1, 0).u(1, 0)
-      .u(1, 1).u(32, 1).u(32, 30).u(1, 1).u(3, 0b010).u(1, 1) // timing info, uvlc() = 1, decoder model
-      .u(5, 9).u(32, 1).u(5, 4).u(5, 4) // buffer_delay_length 10
-      .u(1, 1).u(5, 1) // initial_display_delay_present, 2 operating points
-      .u(12, 0x101).u(5, 9).u(1, 1).u(1, 1).u(10, 5).u(10, 6).u(1, 0).u(1, 1).u(4, 3)
-      .u(12, 0).u(5, 4).u(1, 0).u(1, 0)
-      .u(4, 11).u(4, 10).u(12, 1919).u(11, 1079)
+      .u(3, 1)
+      .u(1, 0)
+      .u(1, 0)
+      .u(1, 1)
+      .u(32, 1)
+      .u(32, 30)
+      .u(1, 1)
+      .u(3, 0b010)
+      .u(1, 1) // timing info, uvlc() = 1, decoder model
+      .u(5, 9)
+      .u(32, 1)
+      .u(5, 4)
+      .u(5, 4) // buffer_delay_length 10
+      .u(1, 1)
+      .u(5, 1) // initial_display_delay_present, 2 operating points
+      .u(12, 0x101)
+      .u(5, 9)
+      .u(1, 1)
+      .u(1, 1)
+      .u(10, 5)
+      .u(10, 6)
+      .u(1, 0)
+      .u(1, 1)
+      .u(4, 3)
+      .u(12, 0)
+      .u(5, 4)
+      .u(1, 0)
+      .u(1, 0)
+      .u(4, 11)
+      .u(4, 10)
+      .u(12, 1919)
+      .u(11, 1079)
       .bytes();
     expect(parseAv1SequenceHeader(full)).toEqual({ profile: 1, width: 1920, height: 1080 });
     expect(parseAv1SequenceHeader(full.subarray(0, 20))).toBeUndefined();
@@ -169,7 +188,13 @@ describe("Av1Assembler", () => {
 
   it("rejects bad element lengths and the forbidden bit", () => {
     // Length past the end, zero length, cut LEB128, forbidden bit, an element holding two OBUs.
-    for (const payload of [[0x00, 0x05, 0x30], [0x00, 0x00], [0x00, 0x80], [0x10, 0xb0, 0x00], [0x10, 0x32, 0x01, 0x10, 0x32, 0x01, 0x10]]) {
+    for (const payload of [
+      [0x00, 0x05, 0x30],
+      [0x00, 0x00],
+      [0x00, 0x80],
+      [0x10, 0xb0, 0x00],
+      [0x10, 0x32, 0x01, 0x10, 0x32, 0x01, 0x10],
+    ]) {
       const asm = new Av1Assembler();
       expect(asm.push(rtp(1, 0, true, payload))).toEqual([]);
     }
@@ -178,7 +203,25 @@ describe("Av1Assembler", () => {
   for (const useW of [false, true]) {
     it(`libaom stream → RTP (${useW ? "W set" : "W=0"}, MTU 300) → IVF plays in FFmpeg`, async () => {
       const src = join(tmp.dir, `src-${useW}.obu`);
-      await ffmpegFile(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "2", "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-g", "30", "-pix_fmt", "yuv420p", src]);
+      await ffmpegFile([
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-t",
+        "2",
+        "-c:v",
+        "libaom-av1",
+        "-usage",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-g",
+        "30",
+        "-pix_fmt",
+        "yuv420p",
+        src,
+      ]);
       const units = temporalUnits(readFileSync(src));
       expect(units).toHaveLength(60);
       const packets: RtpView[] = [];

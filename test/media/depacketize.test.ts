@@ -1,12 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  Av1Assembler,
-  createAssembler,
-  H264Assembler,
-  OpusAssembler,
-  Vp8Assembler,
-  Vp9Assembler,
-} from "../../src/media/depacketize.js";
+import { Av1Assembler, createAssembler, H264Assembler, OpusAssembler, Vp8Assembler, Vp9Assembler } from "../../src/media/depacketize.js";
 import { rtp } from "./helpers.js";
 
 describe("createAssembler", () => {

@@ -40,12 +40,9 @@ describe("H264Assembler", () => {
   it("joins STAP-A(SPS, PPS) + FU-A IDR in 3 fragments into one Annex B access unit", () => {
     const asm = new H264Assembler();
     const [f1, f2, f3] = fuA(IDR, [3, 6]);
-    const frames = [
-      rtp(10, 3000, false, stapA(SPS, PPS)),
-      rtp(11, 3000, false, f1),
-      rtp(12, 3000, false, f2),
-      rtp(13, 3000, true, f3),
-    ].flatMap((p) => asm.push(p));
+    const frames = [rtp(10, 3000, false, stapA(SPS, PPS)), rtp(11, 3000, false, f1), rtp(12, 3000, false, f2), rtp(13, 3000, true, f3)].flatMap((p) =>
+      asm.push(p),
+    );
     expect(frames).toHaveLength(1);
     expect(frames[0].data).toEqual(Buffer.from([...sc, ...SPS, ...sc, ...PPS, ...sc, ...IDR]));
     expect(frames[0]).toMatchObject({ timestamp: 3000, keyframe: true });
@@ -54,9 +51,23 @@ describe("H264Assembler", () => {
   it("reads the picture size from the access unit's SPS", () => {
     // Baseline 320x240: 20x15 macroblocks, no cropping.
     const sps = new BitWriter()
-      .u(8, 0x67).u(8, 66).u(8, 0xc0).u(8, 30)
-      .ue(0).ue(0).ue(2).ue(3).u(1, 0).ue(19).ue(14).u(1, 1).u(1, 1).u(1, 0).u(1, 0)
-      .trailing().bytes();
+      .u(8, 0x67)
+      .u(8, 66)
+      .u(8, 0xc0)
+      .u(8, 30)
+      .ue(0)
+      .ue(0)
+      .ue(2)
+      .ue(3)
+      .u(1, 0)
+      .ue(19)
+      .ue(14)
+      .u(1, 1)
+      .u(1, 1)
+      .u(1, 0)
+      .u(1, 0)
+      .trailing()
+      .bytes();
     const asm = new H264Assembler();
     const [frame] = asm.push(rtp(1, 0, true, stapA([...sps], PPS, IDR)));
     expect(frame).toMatchObject({ keyframe: true, width: 320, height: 240 });
@@ -84,7 +95,10 @@ describe("H264Assembler", () => {
     expect(asked).toBe(1);
     const [i1, i2, i3] = fuA(IDR, [2, 4]);
     out.push(...[rtp(6, 9000, false, i1), rtp(7, 9000, false, i2), rtp(8, 9000, true, i3)].flatMap((p) => asm.push(p)));
-    expect(out.map((f) => [f.timestamp, f.keyframe])).toEqual([[0, true], [9000, true]]);
+    expect(out.map((f) => [f.timestamp, f.keyframe])).toEqual([
+      [0, true],
+      [9000, true],
+    ]);
     // The second IDR came without SPS/PPS: the ones seen in-band before are put in front.
     expect(splitAnnexB(out[1].data).map((n) => n[0] & 0x1f)).toEqual([7, 8, 5]);
   });
@@ -160,10 +174,7 @@ describe("H264Assembler", () => {
 
 describe("parseSpropParameterSets", () => {
   it("decodes base64 entries and skips junk", () => {
-    expect(parseSpropParameterSets("Z0IAH5WoFAFuQA==,aM48gA==")).toEqual([
-      Buffer.from("6742001f95a814016e40", "hex"),
-      Buffer.from("68ce3c80", "hex"),
-    ]);
+    expect(parseSpropParameterSets("Z0IAH5WoFAFuQA==,aM48gA==")).toEqual([Buffer.from("6742001f95a814016e40", "hex"), Buffer.from("68ce3c80", "hex")]);
     expect(parseSpropParameterSets(" , !!, aM48gA== ")).toEqual([Buffer.from("68ce3c80", "hex")]);
   });
 });
@@ -177,10 +188,25 @@ describe("parseH264Sps", () => {
     // Main profile 1280x720 (80x45 MBs, no crop) with a POC cycle; then 1920x1080 (1088 - 2*4).
     const make = (hMbs: number, crop: number[] | undefined): Buffer => {
       const w = new BitWriter()
-        .u(8, 0x67).u(8, 77).u(8, 0).u(8, 40)
-        .ue(0).ue(0) // sps id, log2_max_frame_num_minus4
-        .ue(1).u(1, 0).se(-2).se(3).ue(2).se(1).se(-1) // POC type 1 with two cycle offsets
-        .ue(1).u(1, 0).ue(hMbs === 45 ? 79 : 119).ue(hMbs - 1).u(1, 1).u(1, 1);
+        .u(8, 0x67)
+        .u(8, 77)
+        .u(8, 0)
+        .u(8, 40)
+        .ue(0)
+        .ue(0) // sps id, log2_max_frame_num_minus4
+        .ue(1)
+        .u(1, 0)
+        .se(-2)
+        .se(3)
+        .ue(2)
+        .se(1)
+        .se(-1) // POC type 1 with two cycle offsets
+        .ue(1)
+        .u(1, 0)
+        .ue(hMbs === 45 ? 79 : 119)
+        .ue(hMbs - 1)
+        .u(1, 1)
+        .u(1, 1);
       if (crop) w.u(1, 1).ue(crop[0]).ue(crop[1]).ue(crop[2]).ue(crop[3]);
       else w.u(1, 0);
       return w.u(1, 0).trailing().bytes();
@@ -189,8 +215,23 @@ describe("parseH264Sps", () => {
     expect(parseH264Sps(make(68, [0, 0, 0, 4]))).toMatchObject({ width: 1920, height: 1080 });
     // The same SPS with an emulation prevention byte inserted where the RBSP has 00 00 0x.
     const raw = new BitWriter()
-      .u(8, 0x67).u(8, 66).u(8, 0).u(8, 0).ue(0).ue(0).ue(2).ue(0).u(1, 0)
-      .ue(0).ue(0).u(1, 1).u(1, 1).u(1, 0).u(1, 0).trailing().bytes();
+      .u(8, 0x67)
+      .u(8, 66)
+      .u(8, 0)
+      .u(8, 0)
+      .ue(0)
+      .ue(0)
+      .ue(2)
+      .ue(0)
+      .u(1, 0)
+      .ue(0)
+      .ue(0)
+      .u(1, 1)
+      .u(1, 1)
+      .u(1, 0)
+      .u(1, 0)
+      .trailing()
+      .bytes();
     expect([...raw.subarray(0, 4)]).toEqual([0x67, 66, 0, 0]);
     const escaped = Buffer.concat([raw.subarray(0, 4), Buffer.from([3]), raw.subarray(4)]);
     expect(parseH264Sps(escaped)).toMatchObject({ profileIdc: 66, levelIdc: 0, width: 16, height: 16 });
@@ -200,7 +241,7 @@ describe("parseH264Sps", () => {
     const list = (w: BitWriter, values: number[]): void => {
       let last = 8;
       for (const v of values) {
-        w.se((((v - last + 128) & 0xff) - 128));
+        w.se(((v - last + 128) & 0xff) - 128);
         last = v;
       }
     };
@@ -218,7 +259,10 @@ describe("parseH264Sps", () => {
           w.u(1, 1).se(-8); // delta to 0 on the first entry: "use default", one value only
         } else {
           w.u(1, 1);
-          list(w, Array.from({ length: size }, (_, j) => 4 + ((j * 37 + i * 11) % 250)));
+          list(
+            w,
+            Array.from({ length: size }, (_, j) => 4 + ((j * 37 + i * 11) % 250)),
+          );
         }
       }
       w.ue(0).ue(0).ue(0).ue(1).u(1, 0).ue(39).ue(29).u(1, 1).u(1, 1).u(1, 1).ue(0).ue(2).ue(0).ue(1).u(1, 0).trailing();
@@ -237,12 +281,30 @@ describe("parseH264Sps", () => {
   // The real encoder is the ground truth: x264 SPSs across profiles, cropping and field coding.
   const cases: { name: string; args: string[]; profile: number; chroma: number; depth: number; frameMbsOnly: boolean; w: number; h: number }[] = [
     { name: "baseline 320x240", args: ["-profile:v", "baseline", "-pix_fmt", "yuv420p"], profile: 66, chroma: 1, depth: 8, frameMbsOnly: true, w: 320, h: 240 },
-    { name: "high 1920x1080 (cropped from 1088)", args: ["-pix_fmt", "yuv420p", "-s", "1920x1080"], profile: 100, chroma: 1, depth: 8, frameMbsOnly: true, w: 1920, h: 1080 },
+    {
+      name: "high 1920x1080 (cropped from 1088)",
+      args: ["-pix_fmt", "yuv420p", "-s", "1920x1080"],
+      profile: 100,
+      chroma: 1,
+      depth: 8,
+      frameMbsOnly: true,
+      w: 1920,
+      h: 1080,
+    },
     { name: "high 330x250", args: ["-pix_fmt", "yuv420p", "-s", "330x250"], profile: 100, chroma: 1, depth: 8, frameMbsOnly: true, w: 330, h: 250 },
     { name: "High 10", args: ["-pix_fmt", "yuv420p10le"], profile: 110, chroma: 1, depth: 10, frameMbsOnly: true, w: 320, h: 240 },
     { name: "High 4:2:2", args: ["-pix_fmt", "yuv422p", "-s", "322x238"], profile: 122, chroma: 2, depth: 8, frameMbsOnly: true, w: 322, h: 238 },
     { name: "High 4:4:4 odd size", args: ["-pix_fmt", "yuv444p", "-s", "321x241"], profile: 244, chroma: 3, depth: 8, frameMbsOnly: true, w: 321, h: 241 },
-    { name: "interlaced 720x572", args: ["-pix_fmt", "yuv420p", "-flags", "+ildct+ilme", "-x264-params", "tff=1", "-s", "720x572"], profile: 100, chroma: 1, depth: 8, frameMbsOnly: false, w: 720, h: 572 },
+    {
+      name: "interlaced 720x572",
+      args: ["-pix_fmt", "yuv420p", "-flags", "+ildct+ilme", "-x264-params", "tff=1", "-s", "720x572"],
+      profile: 100,
+      chroma: 1,
+      depth: 8,
+      frameMbsOnly: false,
+      w: 720,
+      h: 572,
+    },
   ];
   for (const c of cases) {
     it(`matches ffprobe on x264 ${c.name}`, async () => {

@@ -92,10 +92,7 @@ export async function captureRtp(inputArgs: string[], dir: string, pktSize = 120
   const datagrams: Buffer[] = [];
   rtp.on("message", (m) => datagrams.push(m));
   rtcp.on("message", () => {});
-  await Promise.all([
-    new Promise<void>((r) => rtp.bind(0, "127.0.0.1", r)),
-    new Promise<void>((r) => rtcp.bind(0, "127.0.0.1", r)),
-  ]);
+  await Promise.all([new Promise<void>((r) => rtp.bind(0, "127.0.0.1", r)), new Promise<void>((r) => rtcp.bind(0, "127.0.0.1", r))]);
   try {
     rtp.setRecvBufferSize(4 * 1024 * 1024);
   } catch {
@@ -105,10 +102,17 @@ export async function captureRtp(inputArgs: string[], dir: string, pktSize = 120
   const rtcpPort = (rtcp.address() as AddressInfo).port;
   const sdpFile = join(dir, `stream-${port}.sdp`);
   const args = [
-    "-v", "error", "-nostdin", "-readrate", "4",
+    "-v",
+    "error",
+    "-nostdin",
+    "-readrate",
+    "4",
     ...inputArgs,
-    "-sdp_file", sdpFile,
-    "-f", "rtp", `rtp://127.0.0.1:${port}?rtcpport=${rtcpPort}&pkt_size=${pktSize}`,
+    "-sdp_file",
+    sdpFile,
+    "-f",
+    "rtp",
+    `rtp://127.0.0.1:${port}?rtcpport=${rtcpPort}&pkt_size=${pktSize}`,
   ];
   const proc = spawn(FFMPEG, args, { stdio: ["ignore", "ignore", "pipe"] });
   live.add(proc);
@@ -154,7 +158,12 @@ export function shuffleWithin<T>(items: T[], window: number, seed = 1): T[] {
 }
 
 /** An RtpView for hand-built payloads. */
-export function rtp(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array | number[]): {
+export function rtp(
+  sequenceNumber: number,
+  timestamp: number,
+  marker: boolean,
+  payload: Uint8Array | number[],
+): {
   sequenceNumber: number;
   timestamp: number;
   marker: boolean;

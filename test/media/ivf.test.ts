@@ -13,9 +13,7 @@ describe("IvfWriter", () => {
     expect(w.fileHeader().toString("hex")).toBe(
       "444b4946" + "0000" + "2000" + "56503830" + "4001" + "f000" + "905f0100" + "01000000" + "00000000" + "00000000",
     );
-    expect(new IvfWriter({ fourcc: "AV01", width: 1920, height: 1080 }).fileHeader().subarray(8, 16).toString("hex")).toBe(
-      "41563031" + "8007" + "3804",
-    );
+    expect(new IvfWriter({ fourcc: "AV01", width: 1920, height: 1080 }).fileHeader().subarray(8, 16).toString("hex")).toBe("41563031" + "8007" + "3804");
   });
 
   it("writes 12-byte frame headers with the size and PTS in RTP ticks from the first frame", () => {

@@ -1,16 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  concealmentPackets,
-  lacingValues,
-  OGG_BOS,
-  OGG_CONTINUED,
-  OGG_EOS,
-  oggCrc32,
-  OggOpusWriter,
-  OggStream,
-} from "../../src/media/ogg.js";
+import { concealmentPackets, lacingValues, OGG_BOS, OGG_CONTINUED, OGG_EOS, oggCrc32, OggOpusWriter, OggStream } from "../../src/media/ogg.js";
 import { opusPacketSamples } from "../../src/media/opus.js";
 import { decodedSamples, decodeErrors, ffmpegFile, ffprobe, makeTempDir, writeTemp } from "./helpers.js";
 
@@ -107,7 +98,15 @@ describe("OggStream.pages", () => {
     // 254*255 + 254 bytes = 255 lacing values, the last one 254.
     const a = Buffer.alloc(254 * 255 + 254, 1);
     const b = Buffer.from([9, 9]);
-    const pages = parsePages(s.pages([{ data: a, granule: 10n }, { data: b, granule: 20n }], OGG_BOS | OGG_EOS));
+    const pages = parsePages(
+      s.pages(
+        [
+          { data: a, granule: 10n },
+          { data: b, granule: 20n },
+        ],
+        OGG_BOS | OGG_EOS,
+      ),
+    );
     expect(pages.map((p) => [p.flags, p.granule, p.lacing.length])).toEqual([
       [OGG_BOS, 10n, 255],
       [OGG_EOS, 20n, 1],
@@ -152,8 +151,7 @@ describe("OggOpusWriter", () => {
     const w = new OggOpusWriter({ serial: 0x01020304, channels: 2, vendor: "v", comments: ["A=b"] });
     const bytes = w.begin();
     expect(bytes.subarray(0, 47).toString("hex")).toBe(
-      "4f676753" + "00" + "02" + "0000000000000000" + "04030201" + "00000000" + "e8bb59c1" + "01" + "13" +
-        "4f707573486561640102000f80bb0000000000",
+      "4f676753" + "00" + "02" + "0000000000000000" + "04030201" + "00000000" + "e8bb59c1" + "01" + "13" + "4f707573486561640102000f80bb0000000000",
     );
     const [head, tags] = parsePages(bytes);
     expect(head.crc).toBe(0xc159bbe8); // computed independently of src/media
@@ -206,12 +204,7 @@ describe("OggOpusWriter", () => {
   it("closes up a jump larger than maxGapSamples and a step backwards", () => {
     const w = new OggOpusWriter({ serial: 1, preSkip: 0, pageSamples: 1, maxGapSamples: 48000 });
     w.begin();
-    const bytes = Buffer.concat([
-      w.packet(opus20(10), 0),
-      w.packet(opus20(10), 960 + 48001),
-      w.packet(opus20(10), 500),
-      w.end(),
-    ]);
+    const bytes = Buffer.concat([w.packet(opus20(10), 0), w.packet(opus20(10), 960 + 48001), w.packet(opus20(10), 500), w.end()]);
     expect(parsePages(bytes).map((p) => p.granule)).toEqual([960n, 1920n, 2880n]);
   });
 

@@ -6,16 +6,7 @@ import { IvfWriter, type IvfFourcc } from "../../src/media/ivf.js";
 import { OggOpusWriter } from "../../src/media/ogg.js";
 import { ReorderBuffer } from "../../src/media/reorder.js";
 import { parseRtp, type RtpView } from "../../src/media/rtp.js";
-import {
-  captureRtp,
-  decodeErrors,
-  decodedSamples,
-  ffprobe,
-  killAll,
-  makeTempDir,
-  shuffleWithin,
-  writeTemp,
-} from "./helpers.js";
+import { captureRtp, decodeErrors, decodedSamples, ffprobe, killAll, makeTempDir, shuffleWithin, writeTemp } from "./helpers.js";
 
 const tmp = makeTempDir();
 afterEach(killAll);
@@ -159,8 +150,7 @@ describe("real FFmpeg RTP → reorder → assembler → file → ffprobe", () =>
       ...Array.from({ length: 10 }, (_, k) => k),
       ...Array.from({ length: 30 }, (_, k) => k + 30),
     ]);
-    const data =
-      codec === "VP8" ? writeIvf("VP80", rec.frames) : Buffer.concat(rec.frames.map((f) => f.data));
+    const data = codec === "VP8" ? writeIvf("VP80", rec.frames) : Buffer.concat(rec.frames.map((f) => f.data));
     const file = writeTemp(tmp.dir, `loss.${codec}`, data);
     const probe = await ffprobe(file, true);
     expect(probe.streams[0].nb_read_frames).toBe("40");

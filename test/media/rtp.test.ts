@@ -16,10 +16,17 @@ describe("parseRtp", () => {
 
   it("skips two CSRCs and a one-word header extension, strips 3 bytes of padding", () => {
     const hex =
-      "b2" + "60" + "0007" + "00000064" + "00000001" + // V=2 P=1 X=1 CC=2, PT 96
-      "00000002" + "00000003" + // CSRCs
-      "bede0001" + "10ff0000" + // extension: profile, length 1 word, data
-      "0102" + "000003"; // payload, padding
+      "b2" +
+      "60" +
+      "0007" +
+      "00000064" +
+      "00000001" + // V=2 P=1 X=1 CC=2, PT 96
+      "00000002" +
+      "00000003" + // CSRCs
+      "bede0001" +
+      "10ff0000" + // extension: profile, length 1 word, data
+      "0102" +
+      "000003"; // payload, padding
     const p = parseRtp(Buffer.from(hex, "hex"));
     expect(p?.payload).toEqual(Buffer.from([1, 2]));
     expect(p?.marker).toBe(false);

@@ -2,12 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { IvfWriter } from "../../src/media/ivf.js";
-import {
-  buildVp9Superframe,
-  parseVp9Descriptor,
-  parseVp9FrameHeader,
-  Vp9Assembler,
-} from "../../src/media/vp9.js";
+import { buildVp9Superframe, parseVp9Descriptor, parseVp9FrameHeader, Vp9Assembler } from "../../src/media/vp9.js";
 import { BitWriter, decodeErrors, ffmpegFile, ffprobe, makeTempDir, rtp, writeTemp } from "./helpers.js";
 
 const tmp = makeTempDir();
@@ -15,7 +10,10 @@ afterAll(tmp.remove);
 
 /** VP9 uncompressed header start of a keyframe (frame_marker .. frame size). */
 function keyHeader(profile: number, width: number, height: number, colorSpace = 2): Buffer {
-  const w = new BitWriter().u(2, 2).u(1, profile & 1).u(1, profile >> 1);
+  const w = new BitWriter()
+    .u(2, 2)
+    .u(1, profile & 1)
+    .u(1, profile >> 1);
   if (profile === 3) w.u(1, 0);
   w.u(1, 0).u(1, 0).u(1, 1).u(1, 0); // show_existing_frame, frame_type KEY, show_frame, error_res
   w.u(8, 0x49).u(8, 0x83).u(8, 0x42);
@@ -27,7 +25,12 @@ function keyHeader(profile: number, width: number, height: number, colorSpace = 
   } else if (profile === 1 || profile === 3) {
     w.u(1, 0);
   }
-  return w.u(16, width - 1).u(16, height - 1).u(1, 0).u(8, 0xaa).bytes();
+  return w
+    .u(16, width - 1)
+    .u(16, height - 1)
+    .u(1, 0)
+    .u(8, 0xaa)
+    .bytes();
 }
 
 describe("parseVp9Descriptor", () => {
@@ -35,15 +38,25 @@ describe("parseVp9Descriptor", () => {
     const d = parseVp9Descriptor(
       Uint8Array.of(
         0xaa, // I=1 P=0 L=1 F=0 B=1 E=0 V=1 Z=0
-        0x81, 0x02, // M=1, picture id 0x0102
+        0x81,
+        0x02, // M=1, picture id 0x0102
         0x23, // TID=1 U=0 SID=1 D=1
         0x07, // TL0PICIDX
         0x38, // N_S=1 (2 layers) Y=1 G=1
-        0x00, 0xa0, 0x00, 0x78, // 160x120
-        0x01, 0x40, 0x00, 0xf0, // 320x240
+        0x00,
+        0xa0,
+        0x00,
+        0x78, // 160x120
+        0x01,
+        0x40,
+        0x00,
+        0xf0, // 320x240
         0x02, // N_G = 2
-        0x04, 0x01, // TID 0, R=1, P_DIFF 1
-        0x38, 0x01, 0x02, // TID 1 U=1 R=2, P_DIFFs 1 2
+        0x04,
+        0x01, // TID 0, R=1, P_DIFF 1
+        0x38,
+        0x01,
+        0x02, // TID 1 U=1 R=2, P_DIFFs 1 2
         0xde, // VP9 data
       ),
     );
@@ -110,7 +123,10 @@ describe("parseVp9FrameHeader", () => {
   });
 
   it("agrees with real libvpx-vp9 keyframes: 4:2:0 (profile 0) and RGB (profile 1)", async () => {
-    for (const [pixFmt, profile] of [["yuv420p", 0], ["gbrp", 1]] as const) {
+    for (const [pixFmt, profile] of [
+      ["yuv420p", 0],
+      ["gbrp", 1],
+    ] as const) {
       const file = join(tmp.dir, `k-${pixFmt}.ivf`);
       await ffmpegFile(["-f", "lavfi", "-i", "testsrc=size=352x288:rate=30", "-frames:v", "1", "-pix_fmt", pixFmt, "-c:v", "libvpx-vp9", file]);
       const first = readFileSync(file).subarray(32 + 12);

@@ -10,10 +10,20 @@ import {
 } from "../../src/recording/names.js";
 
 const track = (room: string, seconds: number, over: Partial<TrackFileName> = {}): TrackFileName => ({
-  room, seconds, playback: false, kind: "video", index: 0, extension: "ivf", ...over,
+  room,
+  seconds,
+  playback: false,
+  kind: "video",
+  index: 0,
+  extension: "ivf",
+  ...over,
 });
 const session = (room: string, seconds: number, over: Partial<PlaybackFileName> = {}): PlaybackFileName => ({
-  room, seconds, playback: true, extension: "webm", ...over,
+  room,
+  seconds,
+  playback: true,
+  extension: "webm",
+  ...over,
 });
 
 /** Deterministic pseudo-random integers (LCG), so a failure repeats. */
@@ -55,11 +65,33 @@ describe("recording names", () => {
 
   it("parses nothing that is not a recording: hostile or foreign names", () => {
     for (const bad of [
-      "", ".", "..", "../demo_1.webm", "..%2Fdemo_1.webm", "demo/../demo_1.webm", "/etc/demo_1.webm", "sub/demo_1.webm",
-      "demo\\demo_1.webm", "demo_1.webm\0.txt", "demo\0_1.webm", "demo_video0_1.ivf\0", ".demo_1710000001.webm.part",
-      "demo_1710000001.ivf", "demo_video0_1.webm.txt", "demo_x.mp4", "demo.webm", "demo_1.WEBM",
-      "dé mo_1.webm", "demo_1.webm ", " demo_1.webm", "demo_-1.webm", "demo_1.5.webm", "demo_1234567890123.webm",
-      `${"r".repeat(65)}_1.webm`, `${"r".repeat(65)}_video0_1.ivf`, `${"r".repeat(5000)}_1.webm`,
+      "",
+      ".",
+      "..",
+      "../demo_1.webm",
+      "..%2Fdemo_1.webm",
+      "demo/../demo_1.webm",
+      "/etc/demo_1.webm",
+      "sub/demo_1.webm",
+      "demo\\demo_1.webm",
+      "demo_1.webm\0.txt",
+      "demo\0_1.webm",
+      "demo_video0_1.ivf\0",
+      ".demo_1710000001.webm.part",
+      "demo_1710000001.ivf",
+      "demo_video0_1.webm.txt",
+      "demo_x.mp4",
+      "demo.webm",
+      "demo_1.WEBM",
+      "dé mo_1.webm",
+      "demo_1.webm ",
+      " demo_1.webm",
+      "demo_-1.webm",
+      "demo_1.5.webm",
+      "demo_1234567890123.webm",
+      `${"r".repeat(65)}_1.webm`,
+      `${"r".repeat(65)}_video0_1.ivf`,
+      `${"r".repeat(5000)}_1.webm`,
     ]) {
       expect(parseRecordName(bad), JSON.stringify(bad)).toBeUndefined();
     }

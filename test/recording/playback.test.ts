@@ -40,12 +40,33 @@ describe("playback job arguments", () => {
   it("VP8 + Opus: both copied into WebM, the later video delayed by the first-frame difference less the Opus pre-skip", () => {
     const args = buildPlaybackArgs({ room: "demo", video, audio }, "/rec/.demo_1710000001.webm.part", 0.08);
     expect(args).toEqual([
-      "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-      "-itsoffset", "0.320", "-f", "ivf", "-i", video.file,
-      "-f", "ogg", "-i", audio.file,
-      "-map", "0:v:0", "-map", "1:a:0",
-      "-c:v", "copy", "-c:a", "copy",
-      "-f", "webm", "/rec/.demo_1710000001.webm.part",
+      "-hide_banner",
+      "-nostdin",
+      "-nostats",
+      "-loglevel",
+      "error",
+      "-y",
+      "-itsoffset",
+      "0.320",
+      "-f",
+      "ivf",
+      "-i",
+      video.file,
+      "-f",
+      "ogg",
+      "-i",
+      audio.file,
+      "-map",
+      "0:v:0",
+      "-map",
+      "1:a:0",
+      "-c:v",
+      "copy",
+      "-c:a",
+      "copy",
+      "-f",
+      "webm",
+      "/rec/.demo_1710000001.webm.part",
     ]);
     // Video less than the pre-skip behind: the audio is delayed by the rest instead.
     const close = { ...video, info: { ...video.info, startedAt: audio.info.startedAt + 30 } };
@@ -74,7 +95,14 @@ describe("playback job arguments", () => {
 
 describe("record names and the playback link", () => {
   it("parses track and merged names, nothing else", () => {
-    expect(parseRecordName("demo_video0_1710000001.ivf")).toEqual({ room: "demo", seconds: 1710000001, playback: false, kind: "video", index: 0, extension: "ivf" });
+    expect(parseRecordName("demo_video0_1710000001.ivf")).toEqual({
+      room: "demo",
+      seconds: 1710000001,
+      playback: false,
+      kind: "video",
+      index: 0,
+      extension: "ivf",
+    });
     expect(parseRecordName("my_room_1710000001.webm")).toEqual({ room: "my_room", seconds: 1710000001, playback: true, extension: "webm" });
     expect(parseRecordName("demo_1710000001.mp4")?.playback).toBe(true);
     for (const bad of [".demo_1710000001.webm.part", "demo_1710000001.ivf", "demo_video0_1.webm.txt", "../demo_1.webm", "demo_x.mp4", "demo.webm"]) {
@@ -86,9 +114,14 @@ describe("record names and the playback link", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "playback-names-"));
     try {
       for (const name of [
-        "demo_video0_1710000001.ivf", "demo_audio0_1710000002.ogg", "demo_1710000001.webm",
-        "demo_video0_1710000100.ivf", "other_video0_1710000001.ivf", ".demo_1710000100.webm.part",
-      ]) writeFileSync(path.join(dir, name), "x");
+        "demo_video0_1710000001.ivf",
+        "demo_audio0_1710000002.ogg",
+        "demo_1710000001.webm",
+        "demo_video0_1710000100.ivf",
+        "other_video0_1710000001.ivf",
+        ".demo_1710000100.webm.part",
+      ])
+        writeFileSync(path.join(dir, name), "x");
       const list = await listRecords(dir);
       const byName = new Map(list.map((r) => [r.name, r]));
       expect(byName.has(".demo_1710000100.webm.part")).toBe(false);
@@ -141,7 +174,10 @@ describe("playback queue", () => {
     const q = new PlaybackQueue({ dir, log: quietLog, ffmpegPath: fake });
     const outs = await Promise.all([q.enqueue(job("a", 100)), q.enqueue(job("b", 200)), q.enqueue(job("c", 300))]);
     expect(outs).toEqual([path.join(dir, "a_100.webm"), path.join(dir, "b_200.webm"), path.join(dir, "c_300.webm")]);
-    const events = readFileSync(log, "utf8").trim().split("\n").map((l) => l.split(" ")[0]);
+    const events = readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" ")[0]);
     expect(events).toEqual(["start", "end", "start", "end", "start", "end"]);
     expect(readdirSync(dir).filter((f) => f.endsWith(".part"))).toEqual([]);
     // A second session in the same second never overwrites the first.
@@ -246,59 +282,63 @@ describe.skipIf(!need.ok)(need.title("recorded sessions become one playable file
   it.each([
     { codec: "VP8" as const, ext: "webm", video: "vp8", audio: "opus" },
     { codec: "H264" as const, ext: "mp4", video: "h264", audio: "aac" },
-  ])("$codec + Opus → .$ext with both streams, in sync, listed with a playback link and served", async ({ codec, ext, video, audio }) => {
-    const { room, pace } = await recordSession(`play${codec}`, codec);
+  ])(
+    "$codec + Opus → .$ext with both streams, in sync, listed with a playback link and served",
+    async ({ codec, ext, video, audio }) => {
+      const { room, pace } = await recordSession(`play${codec}`, codec);
 
-    type Entry = { name: string; url: string; playback?: string };
-    let list: Entry[] = [];
-    await expect
-      .poll(
-        async () => {
-          list = (await (await fetch(`${server.url}/api/records`)).json()) as Entry[];
-          return list.filter((r) => r.name.startsWith(`${room}_`)).map((r) => r.playback);
-        },
-        { timeout: 15_000, interval: 200 },
-      )
-      .toEqual([expect.any(String), expect.any(String), expect.any(String)]);
-    const mine = list.filter((r) => r.name.startsWith(`${room}_`));
-    const merged = mine.find((r) => r.name.endsWith(`.${ext}`));
-    expect(merged?.name).toMatch(new RegExp(`^${room}_\\d{10}\\.${ext}$`));
-    // Every file of the session points at the merged one.
-    expect(new Set(mine.map((r) => r.playback))).toEqual(new Set([`/records/${merged!.name}`]));
+      type Entry = { name: string; url: string; playback?: string };
+      let list: Entry[] = [];
+      await expect
+        .poll(
+          async () => {
+            list = (await (await fetch(`${server.url}/api/records`)).json()) as Entry[];
+            return list.filter((r) => r.name.startsWith(`${room}_`)).map((r) => r.playback);
+          },
+          { timeout: 15_000, interval: 200 },
+        )
+        .toEqual([expect.any(String), expect.any(String), expect.any(String)]);
+      const mine = list.filter((r) => r.name.startsWith(`${room}_`));
+      const merged = mine.find((r) => r.name.endsWith(`.${ext}`));
+      expect(merged?.name).toMatch(new RegExp(`^${room}_\\d{10}\\.${ext}$`));
+      // Every file of the session points at the merged one.
+      expect(new Set(mine.map((r) => r.playback))).toEqual(new Set([`/records/${merged!.name}`]));
 
-    const file = path.join(server.recordDir, merged!.name);
-    const p = await probe(file);
-    const v = streamOf(p, "video");
-    const a = streamOf(p, "audio");
-    expect(v.codec_name).toBe(video);
-    expect(a.codec_name).toBe(audio);
-    expect([v.width, v.height]).toEqual([320, 240]);
-    expect(Number(v.nb_read_frames)).toBeGreaterThan(30);
+      const file = path.join(server.recordDir, merged!.name);
+      const p = await probe(file);
+      const v = streamOf(p, "video");
+      const a = streamOf(p, "audio");
+      expect(v.codec_name).toBe(video);
+      expect(a.codec_name).toBe(audio);
+      expect([v.width, v.height]).toEqual([320, 240]);
+      expect(Number(v.nb_read_frames)).toBeGreaterThan(30);
 
-    // The track files as recorded.
-    const trackFile = (kind: string) => path.join(server.recordDir, mine.find((r) => r.name.includes(`_${kind}0_`))!.name);
-    const srcAudio = durationSeconds(await probe(trackFile("audio")))! - oggOpusPreSkip(trackFile("audio"));
-    const srcVideoProbe = await probe(trackFile("video"));
-    const srcVideo = codec === "H264" ? Number(srcVideoProbe.streams[0].nb_read_frames) / 30 : durationSeconds(srcVideoProbe)!;
+      // The track files as recorded.
+      const trackFile = (kind: string) => path.join(server.recordDir, mine.find((r) => r.name.includes(`_${kind}0_`))!.name);
+      const srcAudio = durationSeconds(await probe(trackFile("audio")))! - oggOpusPreSkip(trackFile("audio"));
+      const srcVideoProbe = await probe(trackFile("video"));
+      const srcVideo = codec === "H264" ? Number(srcVideoProbe.streams[0].nb_read_frames) / 30 : durationSeconds(srcVideoProbe)!;
 
-    const spans = await packetSpans(file);
-    const vSpan = spans.get(v.index)!;
-    const aSpan = spans.get(a.index)!;
-    const note = `source pace ${pace.toFixed(2)}; video ${vSpan.start}–${vSpan.end} s (recorded ${srcVideo} s), audio ${aSpan.start}–${aSpan.end} s (recorded ${srcAudio} s)`;
-    // Both tracks kept their length: the merged durations agree with the recorded ones within 5 %.
-    expect(Math.abs(vSpan.end - vSpan.start - srcVideo) / srcVideo, note).toBeLessThan(0.05);
-    expect(Math.abs(aSpan.end - Math.max(0, aSpan.start) - srcAudio) / srcAudio, note).toBeLessThan(0.05);
-    // In sync: the video starts where its first keyframe came (after the audio, by less than the
-    // 0.5 s GOP plus setup) and both end together, when the publisher left.
-    expect(vSpan.start, note).toBeGreaterThanOrEqual(0);
-    expect(vSpan.start, note).toBeLessThan(1);
-    expect(Math.abs(vSpan.end - aSpan.end) / aSpan.end, note).toBeLessThan(0.05);
-    expect(Math.abs(durationSeconds(p)! - aSpan.end) / aSpan.end, note).toBeLessThan(0.05);
+      const spans = await packetSpans(file);
+      const vSpan = spans.get(v.index)!;
+      const aSpan = spans.get(a.index)!;
+      const note = `source pace ${pace.toFixed(2)}; video ${vSpan.start}–${vSpan.end} s (recorded ${srcVideo} s), audio ${aSpan.start}–${aSpan.end} s (recorded ${srcAudio} s)`;
+      // Both tracks kept their length: the merged durations agree with the recorded ones within 5 %.
+      expect(Math.abs(vSpan.end - vSpan.start - srcVideo) / srcVideo, note).toBeLessThan(0.05);
+      expect(Math.abs(aSpan.end - Math.max(0, aSpan.start) - srcAudio) / srcAudio, note).toBeLessThan(0.05);
+      // In sync: the video starts where its first keyframe came (after the audio, by less than the
+      // 0.5 s GOP plus setup) and both end together, when the publisher left.
+      expect(vSpan.start, note).toBeGreaterThanOrEqual(0);
+      expect(vSpan.start, note).toBeLessThan(1);
+      expect(Math.abs(vSpan.end - aSpan.end) / aSpan.end, note).toBeLessThan(0.05);
+      expect(Math.abs(durationSeconds(p)! - aSpan.end) / aSpan.end, note).toBeLessThan(0.05);
 
-    // Served like any recording, with ranges, under its own content type.
-    const served = await fetch(`${server.url}${merged!.url}`, { headers: { Range: "bytes=0-99" } });
-    expect(served.status).toBe(206);
-    expect(served.headers.get("content-type")).toBe(ext === "webm" ? "video/webm" : "video/mp4");
-    await served.arrayBuffer();
-  }, 60_000);
+      // Served like any recording, with ranges, under its own content type.
+      const served = await fetch(`${server.url}${merged!.url}`, { headers: { Range: "bytes=0-99" } });
+      expect(served.status).toBe(206);
+      expect(served.headers.get("content-type")).toBe(ext === "webm" ? "video/webm" : "video/mp4");
+      await served.arrayBuffer();
+    },
+    60_000,
+  );
 });

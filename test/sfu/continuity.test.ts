@@ -47,7 +47,9 @@ class FakeSource implements RoomSource {
   send(key: boolean): void {
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + 3000) >>> 0;
-    this.tracks[0]!.fanout.forward(new RtpPacket(new RtpHeader({ ssrc: this.ssrc, sequenceNumber: this.seq, timestamp: this.ts, payloadType: 96 }), key ? KEY : DELTA));
+    this.tracks[0]!.fanout.forward(
+      new RtpPacket(new RtpHeader({ ssrc: this.ssrc, sequenceNumber: this.seq, timestamp: this.ts, payloadType: 96 }), key ? KEY : DELTA),
+    );
   }
 
   async close(_reason: EndReason): Promise<void> {
@@ -66,7 +68,9 @@ interface Seen {
 
 function sink(source: ContinuousSource): Seen[] {
   const seen: Seen[] = [];
-  source.tracks[0]!.fanout.add({ write: (p) => seen.push({ seq: p.header.sequenceNumber, ts: p.header.timestamp, ssrc: p.header.ssrc, key: p.payload[1] === 0 }) });
+  source.tracks[0]!.fanout.add({
+    write: (p) => seen.push({ seq: p.header.sequenceNumber, ts: p.header.timestamp, ssrc: p.header.ssrc, key: p.payload[1] === 0 }),
+  });
   return seen;
 }
 
@@ -74,7 +78,7 @@ function sink(source: ContinuousSource): Seen[] {
 function expectOneStream(seen: Seen[]): void {
   for (let i = 1; i < seen.length; i++) {
     expect(seen[i]!.seq).toBe((seen[i - 1]!.seq + 1) & 0xffff);
-    expect(((seen[i]!.ts - seen[i - 1]!.ts) >>> 0) < 0x80000000).toBe(true);
+    expect((seen[i]!.ts - seen[i - 1]!.ts) >>> 0 < 0x80000000).toBe(true);
     expect(seen[i]!.ssrc).toBe(seen[0]!.ssrc);
   }
 }

@@ -97,6 +97,11 @@ describe("header-extension forwarding", () => {
     // Four 16-byte elements do not all fit in 48 bytes: what fits is kept, whole.
     const big = [1, 2, 3, 4].map((id) => ({ id, payload: Buffer.alloc(16, id) }));
     expect(storeExtensions(big, source, out, 0)).toBe(36);
-    expect(targetIds([{ id: 15, uri: PLAYOUT_DELAY }, { id: 200, uri: VIDEO_CONTENT_TYPE }])).toEqual(new Uint8Array(FORWARDED_EXTENSIONS.length + 1));
+    expect(
+      targetIds([
+        { id: 15, uri: PLAYOUT_DELAY },
+        { id: 200, uri: VIDEO_CONTENT_TYPE },
+      ]),
+    ).toEqual(new Uint8Array(FORWARDED_EXTENSIONS.length + 1));
   });
 });

@@ -65,7 +65,11 @@ afterEach(() => {
   }
 });
 
-function add(g: NativeGroup, keys: SrtpSessionKeys, o: { fd?: number; port?: number; ssrc: number; pt: number; rtx?: { ssrc: number; pt: number; seq: number }; ids?: Uint8Array }): number {
+function add(
+  g: NativeGroup,
+  keys: SrtpSessionKeys,
+  o: { fd?: number; port?: number; ssrc: number; pt: number; rtx?: { ssrc: number; pt: number; seq: number }; ids?: Uint8Array },
+): number {
   return g.add(
     o.fd ?? -1,
     "127.0.0.1",
@@ -134,7 +138,15 @@ describe.runIf(addon)("native forwarding addon", () => {
             const marker = next() < 0.2;
             const payload = randomBytes(Math.floor(next() * 1300));
             const { stored, elements } = randomStored(next, ids);
-            const header = new RtpHeader({ payloadType: pt, marker, sequenceNumber: seq, timestamp: ts, ssrc, extension: elements.length > 0, extensions: elements });
+            const header = new RtpHeader({
+              payloadType: pt,
+              marker,
+              sequenceNumber: seq,
+              timestamp: ts,
+              ssrc,
+              extension: elements.length > 0,
+              extensions: elements,
+            });
             const expected = sender.encrypt(payload, header);
             const ours = g.protect(slot, payload, seq, ts, marker, stored.length ? stored : null, 0, stored.length, false);
             if (!ours.equals(expected)) throw new Error(`round ${round} packet ${i} seq ${seq}: differs from werift`);
@@ -142,7 +154,15 @@ describe.runIf(addon)("native forwarding addon", () => {
               // A NACKed packet as RTX: OSN + payload on the RTX stream.
               const osn = Buffer.alloc(2);
               osn.writeUInt16BE(seq);
-              const rtxHeader = new RtpHeader({ payloadType: rtx.pt, marker, sequenceNumber: rtxSeq, timestamp: ts, ssrc: rtx.ssrc, extension: elements.length > 0, extensions: elements });
+              const rtxHeader = new RtpHeader({
+                payloadType: rtx.pt,
+                marker,
+                sequenceNumber: rtxSeq,
+                timestamp: ts,
+                ssrc: rtx.ssrc,
+                extension: elements.length > 0,
+                extensions: elements,
+              });
               const rtxExpected = sender.encrypt(Buffer.concat([osn, payload]), rtxHeader);
               const rtxOurs = g.protect(slot, payload, seq, ts, marker, stored.length ? stored : null, 0, stored.length, true);
               if (!rtxOurs.equals(rtxExpected)) throw new Error(`round ${round} RTX of seq ${seq}: differs from werift`);
@@ -252,10 +272,16 @@ describe.runIf(addon)("native forwarding addon", () => {
     for (let t = 0; t < 100 && got.length < 4; t++) await new Promise((r) => setTimeout(r, 10));
     const plainA = got.filter((m) => [11, 12].includes(m.readUInt32BE(8))).map((m) => RtpPacket.deSerialize(a.receiver.decrypt(m)));
     const plainB = got.filter((m) => m.readUInt32BE(8) === 21).map((m) => RtpPacket.deSerialize(b.receiver.decrypt(m)));
-    expect(plainA.map((p) => [p.header.ssrc, p.header.payloadType])).toEqual([[11, 96], [12, 97]]);
+    expect(plainA.map((p) => [p.header.ssrc, p.header.payloadType])).toEqual([
+      [11, 96],
+      [12, 97],
+    ]);
     expect(plainA[1]!.payload.readUInt16BE(0)).toBe(7);
     expect(plainA[1]!.payload.subarray(2).equals(payload)).toBe(true);
-    expect(plainB.map((p) => [p.header.ssrc, p.header.sequenceNumber, p.payload.equals(payload)])).toEqual([[21, 7, true], [21, 7, true]]);
+    expect(plainB.map((p) => [p.header.ssrc, p.header.sequenceNumber, p.payload.equals(payload)])).toEqual([
+      [21, 7, true],
+      [21, 7, true],
+    ]);
     va.close();
     vb.close();
     va.close();
@@ -271,10 +297,33 @@ describe.runIf(addon)("native forwarding addon", () => {
     const good = [-1, "127.0.0.1", 9, 1, 96, -1, 0, 0, new Uint8Array(5), 1, keys.srtpSessionKey, keys.srtpSessionSalt, keys.srtpSessionAuthTag] as const;
     const bad: [number, unknown][] = [
       [0, 1], // stdout: not a socket
-      [0, 1e9], [0, -2], [0, "3"], [1, "nope"], [1, 42], [1, "::1"], [2, 70000], [2, -1], [2, 1.5],
-      [3, 2 ** 32], [3, -5], [3, NaN], [4, 128], [5, -2], [5, 2 ** 32], [6, 300], [7, 65536],
-      [8, new Uint8Array(17)], [8, [1, 2]], [8, new Uint16Array(5)], [9, 2], [9, 0x10000], [10, Buffer.alloc(15)],
-      [10, "key"], [11, Buffer.alloc(12)], [12, null], [12, Buffer.alloc(19)],
+      [0, 1e9],
+      [0, -2],
+      [0, "3"],
+      [1, "nope"],
+      [1, 42],
+      [1, "::1"],
+      [2, 70000],
+      [2, -1],
+      [2, 1.5],
+      [3, 2 ** 32],
+      [3, -5],
+      [3, NaN],
+      [4, 128],
+      [5, -2],
+      [5, 2 ** 32],
+      [6, 300],
+      [7, 65536],
+      [8, new Uint8Array(17)],
+      [8, [1, 2]],
+      [8, new Uint16Array(5)],
+      [9, 2],
+      [9, 0x10000],
+      [10, Buffer.alloc(15)],
+      [10, "key"],
+      [11, Buffer.alloc(12)],
+      [12, null],
+      [12, Buffer.alloc(19)],
     ];
     for (const [i, value] of bad) {
       const args = [...good] as unknown[];
@@ -334,22 +383,38 @@ describe.runIf(addon)("native forwarding addon", () => {
     const values = (): unknown => {
       const pick = Math.floor(next() * 16);
       switch (pick) {
-        case 0: return undefined;
-        case 1: return null;
-        case 2: return Math.floor(next() * 10);
-        case 3: return -Math.floor(next() * 10);
-        case 4: return next() * 1e12;
-        case 5: return NaN;
-        case 6: return Infinity;
-        case 7: return "127.0.0.1";
-        case 8: return randomBytes(Math.floor(next() * 40));
-        case 9: return new Int32Array(Math.floor(next() * 4));
-        case 10: return next() < 0.5;
-        case 11: return {};
-        case 12: return socketFd(s);
-        case 13: return new Float64Array(3);
-        case 14: return 2 ** 32 + 1;
-        default: return Math.floor(next() * 70000);
+        case 0:
+          return undefined;
+        case 1:
+          return null;
+        case 2:
+          return Math.floor(next() * 10);
+        case 3:
+          return -Math.floor(next() * 10);
+        case 4:
+          return next() * 1e12;
+        case 5:
+          return NaN;
+        case 6:
+          return Infinity;
+        case 7:
+          return "127.0.0.1";
+        case 8:
+          return randomBytes(Math.floor(next() * 40));
+        case 9:
+          return new Int32Array(Math.floor(next() * 4));
+        case 10:
+          return next() < 0.5;
+        case 11:
+          return {};
+        case 12:
+          return socketFd(s);
+        case 13:
+          return new Float64Array(3);
+        case 14:
+          return 2 ** 32 + 1;
+        default:
+          return Math.floor(next() * 70000);
       }
     };
     const { sender } = sessions(PROFILE_AEAD_AES_128_GCM);

@@ -92,8 +92,7 @@ function read(sdp: string): Sdp {
   return out;
 }
 
-const sessionAttr = (sdp: Sdp, name: string): string | undefined =>
-  sdp.session.find((l) => l.startsWith(`a=${name}:`))?.slice(name.length + 3);
+const sessionAttr = (sdp: Sdp, name: string): string | undefined => sdp.session.find((l) => l.startsWith(`a=${name}:`))?.slice(name.length + 3);
 
 /** fmtp parameters as a sorted "k=v" list, so the order werift writes them in does not matter. */
 const params = (fmtp: string | undefined): string[] =>
@@ -104,10 +103,7 @@ const params = (fmtp: string | undefined): string[] =>
     .sort();
 
 /** What one offered section must become in the answer. */
-type Expect =
-  | { mid: string; pt: number; codec: string }
-  | { mid: string; rejected: true }
-  | { mid: string; application: true };
+type Expect = { mid: string; pt: number; codec: string } | { mid: string; rejected: true } | { mid: string; application: true };
 
 function checkAnswer(offerText: string, answerText: string, role: "whip" | "whep", expected: Expect[]): Sdp {
   const offer = read(offerText);
@@ -136,13 +132,18 @@ function checkAnswer(offerText: string, answerText: string, role: "whip" | "whep
     // The chosen codec, in the offer's numbering, with the offer's fmtp; also the RTX the offer
     // pairs with it (apt), for a WHEP viewer (NACKed packets go out as RTX) and for a publisher
     // that names its RTX SSRC (FID group) and sends no simulcast; nothing else.
-    const rtxNegotiable =
-      role === "whep" || (o.lines.some((l) => /^a=ssrc-group:FID \d+ \d+$/.test(l)) && !o.lines.some((l) => l.startsWith("a=rid:")));
-    const rtx = rtxNegotiable && o.kind === "video" ? [...o.fmtp.entries()].find(([pt, f]) => params(f).includes(`apt=${e.pt}`) && o.rtpmap.get(pt)?.toLowerCase().startsWith("rtx/"))?.[0] : undefined;
+    const rtxNegotiable = role === "whep" || (o.lines.some((l) => /^a=ssrc-group:FID \d+ \d+$/.test(l)) && !o.lines.some((l) => l.startsWith("a=rid:")));
+    const rtx =
+      rtxNegotiable && o.kind === "video"
+        ? [...o.fmtp.entries()].find(([pt, f]) => params(f).includes(`apt=${e.pt}`) && o.rtpmap.get(pt)?.toLowerCase().startsWith("rtx/"))?.[0]
+        : undefined;
     expect(a.formats, `payload types of section ${e.mid}`).toEqual(rtx === undefined ? [String(e.pt)] : [String(e.pt), String(rtx)]);
     if (rtx !== undefined) {
       expect(params(a.fmtp.get(rtx))).toEqual([`apt=${e.pt}`]);
-      expect(a.lines.some((l) => /^a=ssrc-group:FID \d+ \d+$/.test(l)), `FID group in section ${e.mid}`).toBe(true);
+      expect(
+        a.lines.some((l) => /^a=ssrc-group:FID \d+ \d+$/.test(l)),
+        `FID group in section ${e.mid}`,
+      ).toBe(true);
     }
     expect(a.rtpmap.get(e.pt)?.toLowerCase()).toBe(o.rtpmap.get(e.pt)?.toLowerCase());
     expect(a.rtpmap.get(e.pt)?.split("/")[0].toLowerCase()).toBe(e.codec.toLowerCase());
@@ -241,7 +242,14 @@ const WHIP_CASES: WhipCase[] = [
     sections: [...av("0", 111, "1", 96, "VP8"), { mid: "2", application: true }],
   },
   { name: "audio only", file: "audio-only.sdp", sections: [{ mid: "0", pt: 111, codec: "opus" }] },
-  { name: "G.711-only audio next to video", file: "pcmu-audio.sdp", sections: [{ mid: "0", rejected: true }, { mid: "1", pt: 96, codec: "VP8" }] },
+  {
+    name: "G.711-only audio next to video",
+    file: "pcmu-audio.sdp",
+    sections: [
+      { mid: "0", rejected: true },
+      { mid: "1", pt: 96, codec: "VP8" },
+    ],
+  },
   { name: "Firefox", file: "firefox.sdp", sections: av("0", 109, "1", 120, "VP8") },
   { name: "Firefox max-bundle (bundle-only)", file: "firefox-max-bundle.sdp", sections: av("0", 109, "1", 120, "VP8") },
   { name: "Safari (H.264 first)", file: "safari.sdp", sections: av("0", 111, "1", 96, "H264") },
@@ -274,7 +282,11 @@ const WHIP_CASES: WhipCase[] = [
     // The same clash on two URIs werift negotiates (transport-cc in audio, abs-send-time in video).
     name: "extmap id reused for two URIs the server answers",
     file: "aiortc.sdp",
-    edit: (s) => s.replace("a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level", "a=extmap:2 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"),
+    edit: (s) =>
+      s.replace(
+        "a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "a=extmap:2 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+      ),
     sections: av("0", 96, "1", 97, "VP8"),
   },
 ];
@@ -311,7 +323,10 @@ describe("WHIP offers from real clients", () => {
       chrome.slice(0, chrome.indexOf("m=audio")),
     ];
     for (const body of bodies) {
-      const err = await rooms.publish("mangled", body).then(() => undefined, (e: unknown) => e);
+      const err = await rooms.publish("mangled", body).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isDomainError(err, "invalid_input") && err.message, body.slice(0, 80)).toBe("invalid SDP");
     }
     expect(rooms.get("mangled")).toBeUndefined();

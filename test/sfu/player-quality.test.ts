@@ -26,7 +26,10 @@ describe("ViewerReports", () => {
 
   it("gives the interval's mean jitter-buffer delay, its loss ratio, RTT and height", () => {
     const v = new ViewerReports();
-    const a = v.update({ jitterBufferDelay: 2, jitterBufferEmittedCount: 100, packetsReceived: 990, packetsLost: 10, roundTripTime: 0.03, frameHeight: 720 }, 0);
+    const a = v.update(
+      { jitterBufferDelay: 2, jitterBufferEmittedCount: 100, packetsReceived: 990, packetsLost: 10, roundTripTime: 0.03, frameHeight: 720 },
+      0,
+    );
     expect(a.jitterBufferDelay).toBeCloseTo(0.02);
     expect(a.lossRatio).toBeCloseTo(0.01);
     expect(a).toMatchObject({ roundTripTime: 0.03, frameHeight: 720 });
@@ -105,7 +108,13 @@ describe("PlayerQuality", () => {
     const a = viewer();
     const b = viewer();
     const silent = viewer();
-    const room = { subscribers: new Map<string, object>([["a", a], ["b", b], ["s", silent]]) };
+    const room = {
+      subscribers: new Map<string, object>([
+        ["a", a],
+        ["b", b],
+        ["s", silent],
+      ]),
+    };
     q.report(room, a, { framesDecoded: 50, framesDropped: 1, freezeCount: 1 }, 0);
     q.report(room, b, { framesDecoded: 50 }, 0);
     q.report(room, a, { framesDecoded: 50, framesDropped: 1, freezeCount: 1 }, 2500);

@@ -89,7 +89,13 @@ describe("Rooms: who may join", () => {
   it("an exhausted ICE port range is capacity, and the room is free again", async () => {
     const { rooms } = make({ ice: { ...LOOPBACK_ICE, icePortRange: [41_720, 41_721] } });
     const kinds: (ErrorKind | "ok")[] = [];
-    for (const room of ["p1", "p2", "p3"]) kinds.push(await rooms.publish(room, publishOffer).then(() => "ok" as const, (e: unknown) => (isDomainError(e) ? e.kind : "invalid_input")));
+    for (const room of ["p1", "p2", "p3"])
+      kinds.push(
+        await rooms.publish(room, publishOffer).then(
+          () => "ok" as const,
+          (e: unknown) => (isDomainError(e) ? e.kind : "invalid_input"),
+        ),
+      );
     expect(kinds[0]).toBe("ok");
     expect(kinds).toContain("capacity");
     expect(rooms.refused.ports).toBeGreaterThan(0);

@@ -45,7 +45,8 @@ describe("RTP source rooms", () => {
 });
 
 describe("RTP source runs spliced", () => {
-  const packet = (ssrc: number, sequenceNumber: number, timestamp: number) => new RtpPacket(new RtpHeader({ ssrc, sequenceNumber, timestamp, payloadType: 96 }), Buffer.alloc(1));
+  const packet = (ssrc: number, sequenceNumber: number, timestamp: number) =>
+    new RtpPacket(new RtpHeader({ ssrc, sequenceNumber, timestamp, payloadType: 96 }), Buffer.alloc(1));
 
   it("a new FFmpeg run continues the numbering: SSRC kept, sequence one past the last, timestamp advanced by the time between", () => {
     const splice = new RunSplice(90_000);

@@ -13,8 +13,7 @@ import {
 } from "../../src/sfu/sdp.js";
 
 const chrome = readFileSync(new URL("../fixtures/chrome-offer.sdp", import.meta.url), "utf8").replace(/\n/g, "\r\n");
-const offer = (name: string) =>
-  readFileSync(new URL(`../fixtures/offers/${name}`, import.meta.url), "utf8").replace(/\r?\n/g, "\r\n");
+const offer = (name: string) => readFileSync(new URL(`../fixtures/offers/${name}`, import.meta.url), "utf8").replace(/\r?\n/g, "\r\n");
 
 const h264 = (fmtp: string): SdpCodec => ({ payloadType: 96, name: "H264", clockRate: 90000, fmtp, rtcpFeedback: [] });
 
@@ -92,9 +91,7 @@ describe("H.264 profile matching", () => {
   });
 
   it("names the codec in errors", () => {
-    expect(describeCodec(h264("profile-level-id=640c1f;packetization-mode=1"))).toBe(
-      "H264 (profile-level-id=640c1f, packetization-mode=1)",
-    );
+    expect(describeCodec(h264("profile-level-id=640c1f;packetization-mode=1"))).toBe("H264 (profile-level-id=640c1f, packetization-mode=1)");
   });
 });
 
@@ -122,9 +119,7 @@ describe("narrowOffer on offer shapes from the wild", () => {
   });
 
   it("strips rid restrictions werift would read as the direction, and recv rids", () => {
-    const text = offer("chrome-simulcast.sdp")
-      .replace("a=rid:h send", "a=rid:h send pt=96;max-width=1280")
-      .replace("a=rid:l send", "a=rid:l recv");
+    const text = offer("chrome-simulcast.sdp").replace("a=rid:h send", "a=rid:h send pt=96;max-width=1280").replace("a=rid:l send", "a=rid:l recv");
     const sdp = parseSdp(text);
     expect(sdp.media[1].rids).toEqual(["h", "m"]);
     const narrowed = narrowOffer(sdp, new Map([[sdp.media[1], [96]]]));
@@ -134,7 +129,13 @@ describe("narrowOffer on offer shapes from the wild", () => {
 
   it("turns a bundle-only section into an ordinary bundled one on port 9", () => {
     const sdp = parseSdp(offer("firefox-max-bundle.sdp"));
-    const narrowed = narrowOffer(sdp, new Map([[sdp.media[0], [109]], [sdp.media[1], [120]]]));
+    const narrowed = narrowOffer(
+      sdp,
+      new Map([
+        [sdp.media[0], [109]],
+        [sdp.media[1], [120]],
+      ]),
+    );
     expect(narrowed).toMatch(/\r\nm=video 9 UDP\/TLS\/RTP\/SAVPF 120\r\n/);
     expect(narrowed).not.toMatch(/a=bundle-only/);
     expect(narrowed).toMatch(/\r\nm=audio 52711 UDP\/TLS\/RTP\/SAVPF 109\r\n/);

@@ -15,7 +15,12 @@ describe("SimulcastSelector", () => {
   it("starts on the first keyframe, forwards one layer, and moves to a better one only at its keyframe with numbers carried on", () => {
     const out: { seq: number; ts: number; ssrc: number }[] = [];
     let asked = 0;
-    const s = new SimulcastSelector("VP8", 90000, (p) => out.push({ seq: p.header.sequenceNumber, ts: p.header.timestamp, ssrc: p.header.ssrc }), () => asked++);
+    const s = new SimulcastSelector(
+      "VP8",
+      90000,
+      (p) => out.push({ seq: p.header.sequenceNumber, ts: p.header.timestamp, ssrc: p.header.ssrc }),
+      () => asked++,
+    );
     const low = s.addLayer("l");
     const high = s.addLayer("h");
     s.write(low, packet(1, 100, 1000, DELTA)); // nothing before a keyframe
@@ -48,7 +53,12 @@ describe("SimulcastSelector", () => {
 
   it("leaves a layer that stopped for one still arriving, and drops each layer's padding probes without a hole", () => {
     const seqs: number[] = [];
-    const s = new SimulcastSelector("VP8", 90000, (p) => seqs.push(p.header.sequenceNumber), () => undefined);
+    const s = new SimulcastSelector(
+      "VP8",
+      90000,
+      (p) => seqs.push(p.header.sequenceNumber),
+      () => undefined,
+    );
     const h = s.addLayer("h");
     const m = s.addLayer("m");
     s.write(h, packet(2, 10, 0, KEY));

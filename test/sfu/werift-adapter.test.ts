@@ -99,7 +99,10 @@ describe("werift adapter", () => {
 
   it("sees every datagram ICE receives, and drops werift's default STUN server", () => {
     expect(incomingData).toBeGreaterThan(0);
-    expect(stunBefore.some((s) => s !== undefined), "werift still sets a default STUN server").toBe(true);
+    expect(
+      stunBefore.some((s) => s !== undefined),
+      "werift still sets a default STUN server",
+    ).toBe(true);
     expect(server.iceTransports.map((t) => t.connection.stunServer)).toEqual(server.iceTransports.map(() => undefined));
   });
 

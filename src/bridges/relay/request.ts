@@ -33,7 +33,17 @@ export interface RelaySource {
 }
 
 export type Gravity = "TOP_LEFT" | "TOP_CENTER" | "TOP_RIGHT" | "CENTER_LEFT" | "CENTER" | "CENTER_RIGHT" | "BOTTOM_LEFT" | "BOTTOM_CENTER" | "BOTTOM_RIGHT";
-const GRAVITIES: readonly Gravity[] = ["TOP_LEFT", "TOP_CENTER", "TOP_RIGHT", "CENTER_LEFT", "CENTER", "CENTER_RIGHT", "BOTTOM_LEFT", "BOTTOM_CENTER", "BOTTOM_RIGHT"];
+const GRAVITIES: readonly Gravity[] = [
+  "TOP_LEFT",
+  "TOP_CENTER",
+  "TOP_RIGHT",
+  "CENTER_LEFT",
+  "CENTER",
+  "CENTER_RIGHT",
+  "BOTTOM_LEFT",
+  "BOTTOM_CENTER",
+  "BOTTOM_RIGHT",
+];
 
 export interface Watermark {
   image: string;
@@ -225,10 +235,14 @@ function checkCodecsFor(target: RelayTarget, fops: Transcode | undefined, where:
   if (!fops) return;
   const v = VIDEO_CODECS[fops.vcodec]!;
   if (!v[target.kind]) {
-    bad(`${where}: ${fops.vcodec} cannot be carried ${target.kind === "rtmp" ? "over RTMP (FLV carries H.264: use libx264)" : "into a WebRTC room (use libx264)"}`);
+    bad(
+      `${where}: ${fops.vcodec} cannot be carried ${target.kind === "rtmp" ? "over RTMP (FLV carries H.264: use libx264)" : "into a WebRTC room (use libx264)"}`,
+    );
   }
   if (fops.acodec !== undefined && !AUDIO_CODECS[fops.acodec]![target.kind]) {
-    bad(`${where}: ${fops.acodec} cannot be carried ${target.kind === "rtmp" ? "over RTMP (use aac or libmp3lame)" : "into a WebRTC room (its audio is Opus: use libopus or leave acodec out)"}`);
+    bad(
+      `${where}: ${fops.acodec} cannot be carried ${target.kind === "rtmp" ? "over RTMP (use aac or libmp3lame)" : "into a WebRTC room (its audio is Opus: use libopus or leave acodec out)"}`,
+    );
   }
 }
 

@@ -33,7 +33,8 @@ export async function resolveWatermarkImage(raw: string, policy: SourcePolicy): 
   if (!IMAGE_FILE_TYPES.includes(fileType(raw))) throw fail("invalid_input", "wmimage must be a .png or .jpg image");
   if (/^https?:\/\//i.test(raw)) {
     const verdict = checkUrl(raw, "image", policy.allowedHosts);
-    if (!verdict.ok && verdict.problem === "host_not_allowed") throw fail("invalid_input", `wmimage: host "${verdict.host ?? ""}" is not in INGEST_ALLOWED_HOSTS`);
+    if (!verdict.ok && verdict.problem === "host_not_allowed")
+      throw fail("invalid_input", `wmimage: host "${verdict.host ?? ""}" is not in INGEST_ALLOWED_HOSTS`);
     if (!verdict.ok) throw fail("invalid_input", "wmimage: invalid URL");
     return { kind: "http", input: raw, display: raw, protocols: ["http", "https", "tcp", "tls"], live: false };
   }
@@ -56,7 +57,8 @@ export async function resolveRelaySources(spec: RelayTaskSpec, policy: SourcePol
       if (isDomainError(err)) throw fail(err.kind, `src[${i}]: ${err.message}`);
       throw err;
     }
-    if (src.kind === "rtmp" || src.kind === "hls") throw fail("invalid_input", `src[${i}]: a relay plays files (.mp4, .flv, … under MEDIA_DIR, or http(s) .mp4/.flv), not live or HLS sources`);
+    if (src.kind === "rtmp" || src.kind === "hls")
+      throw fail("invalid_input", `src[${i}]: a relay plays files (.mp4, .flv, … under MEDIA_DIR, or http(s) .mp4/.flv), not live or HLS sources`);
     sources.push(src);
   }
   const protocols = new Set(["file"]);

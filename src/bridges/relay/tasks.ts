@@ -77,7 +77,8 @@ export class RelayTasks implements TaskHost {
       await task.prepare();
       if (this.closed) return false;
     } catch (err) {
-      for (const t of rec.targets) if (t.state === "running" || t.state === "scheduled") Object.assign(t, { state: "failed", lastError: (err as Error).message });
+      for (const t of rec.targets)
+        if (t.state === "running" || t.state === "scheduled") Object.assign(t, { state: "failed", lastError: (err as Error).message });
       this.tasks.set(task.id, task);
       return true;
     }
@@ -140,7 +141,10 @@ export class RelayTasks implements TaskHost {
         old.dispose();
       }
       this.tasks.set(task.id, task);
-      this.opts.log.info({ relay: task.id, targets: task.runners.length, files: task.spec.src.length, loop: task.spec.loop ?? "forever" }, "relay task started");
+      this.opts.log.info(
+        { relay: task.id, targets: task.runners.length, files: task.spec.src.length, loop: task.spec.loop ?? "forever" },
+        "relay task started",
+      );
       task.arm();
     }
   }
@@ -168,7 +172,10 @@ export class RelayTasks implements TaskHost {
   private async replaceLists(command: RelayCommand): Promise<void> {
     for (const spec of command.tasks) {
       const task = this.taskOf(spec.id);
-      const next = new RelayTask(this, { ...task.rec, spec: { ...task.spec, src: spec.src, loop: spec.loop ?? task.spec.loop, index: spec.index, watermark: spec.watermark ?? task.spec.watermark } });
+      const next = new RelayTask(this, {
+        ...task.rec,
+        spec: { ...task.spec, src: spec.src, loop: spec.loop ?? task.spec.loop, index: spec.index, watermark: spec.watermark ?? task.spec.watermark },
+      });
       await next.prepare();
       task.oldEntries = task.entries;
       task.rec.spec = next.spec;
