@@ -359,8 +359,9 @@ export class ClusterNode implements RoomDirectory {
   // ---- drain ------------------------------------------------------------------------------------
 
   /**
-   * Takes no new sessions from now on (the HTTP layer sends them elsewhere); viewers are closed
-   * after `graceMs` (players reconnect through the balancer to another node); publishers stay
+   * Takes no new sessions from now on (the HTTP layer sends them elsewhere); viewers are told to
+   * reconnect (WHEP events) and closed after `graceMs` (players reconnect through the balancer to
+   * another node); publishers stay
    * until they leave or `maxMs` is up. Resolves when nothing is left or the time is up.
    */
   async drain(maxMs: number, graceMs = Math.min(5000, maxMs)): Promise<void> {
@@ -370,6 +371,11 @@ export class ClusterNode implements RoomDirectory {
     const rooms = this.rooms;
     if (!rooms) return;
     const started = performance.now();
+    // Players that follow the WHEP events move at once (the `reconnect` event); the rest are
+    // closed after the grace.
+    for (const room of rooms.all()) {
+      for (const id of room.subscribers.keys()) if (!this.edgeSessions.has(id)) room.events.emit({ type: "reconnect", session: id });
+    }
     await sleep(graceMs);
     for (const room of rooms.all()) {
       for (const [id, sub] of room.subscribers) if (!this.edgeSessions.has(id)) void sub.close("shutdown");
