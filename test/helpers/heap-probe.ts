@@ -72,9 +72,37 @@ export class HeapProbe {
 }
 
 interface HeapSnapshotFile {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
+  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]]; edge_fields: string[]; edge_types: [string[], ...unknown[]] } };
   nodes: number[];
+  edges: number[];
   strings: string[];
+}
+
+/**
+ * The backing hash tables of WeakMaps and WeakSets (node offsets). Their size is the table's
+ * capacity, which follows the most entries the collection ever held at once (prom-client's label
+ * cache gets one per series at each scrape, Node's DOMException internals one per abort) and
+ * shrinks only when it is rehashed; the objects it keeps alive are counted themselves.
+ */
+function weakTables(s: HeapSnapshotFile): Set<number> {
+  const fields = s.snapshot.meta.node_fields;
+  const width = fields.length;
+  const [nameAt, countAt] = [fields.indexOf("name"), fields.indexOf("edge_count")];
+  const edgeFields = s.snapshot.meta.edge_fields;
+  const edgeWidth = edgeFields.length;
+  const [edgeTypeAt, edgeNameAt, edgeToAt] = [edgeFields.indexOf("type"), edgeFields.indexOf("name_or_index"), edgeFields.indexOf("to_node")];
+  const edgeTypes = s.snapshot.meta.edge_types[0];
+  const tables = new Set<number>();
+  let e = 0;
+  for (let i = 0; i < s.nodes.length; i += width) {
+    const count = s.nodes[i + countAt]!;
+    const name = s.strings[s.nodes[i + nameAt]!];
+    const weak = name === "WeakMap" || name === "WeakSet";
+    for (let k = 0; k < count; k++, e += edgeWidth) {
+      if (weak && edgeTypes[s.edges[e + edgeTypeAt]!] === "internal" && s.strings[s.edges[e + edgeNameAt]!] === "table") tables.add(s.edges[e + edgeToAt]!);
+    }
+  }
+  return tables;
 }
 
 /** V8's compiled code (bytecode, feedback, machine code) and object layouts, memory outside the heap. */
@@ -93,7 +121,8 @@ export interface HeapCount {
 /**
  * Counts a heap snapshot. Compiled code and its bookkeeping are left out (they grow as functions
  * get optimised, not with what the program keeps), and so are the lists of code depending on an
- * object layout (V8's WeakArrayLists, more of them as more code is optimised).
+ * object layout (V8's WeakArrayLists, more of them as more code is optimised) and the capacity of
+ * weak collections' hash tables (weakTables()).
  */
 export function readSnapshot(file: string, classes: readonly string[] = []): HeapCount {
   const s = JSON.parse(readFileSync(file, "utf8")) as HeapSnapshotFile;
@@ -102,12 +131,13 @@ export function readSnapshot(file: string, classes: readonly string[] = []): Hea
   const [typeAt, nameAt, sizeAt] = [fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")];
   const types = s.snapshot.meta.node_types[0];
   const wanted = new Set(classes);
+  const tables = weakTables(s);
   const instances = new Map(classes.map((c) => [c, 0]));
   let objectBytes = 0;
   let stringBytes = 0;
   for (let i = 0; i < s.nodes.length; i += width) {
     const type = types[s.nodes[i + typeAt]!]!;
-    if (NOT_OBJECTS.has(type)) continue;
+    if (NOT_OBJECTS.has(type) || tables.has(i)) continue;
     const size = s.nodes[i + sizeAt]!;
     if (STRINGS.has(type)) {
       stringBytes += size;
